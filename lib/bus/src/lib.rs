@@ -1,0 +1,26 @@
+//! `vigil-bus` owns Vigil's contract with NATS JetStream.
+//!
+//! Every subject string, stream, durable consumer and header that crosses a
+//! service boundary is defined here and nowhere else:
+//!
+//! * [`subject`]: subject builders and the wildcards operators filter with;
+//! * [`topology`]: stream and consumer definitions, created idempotently;
+//! * [`codec`]: protobuf payloads in and out, with errors that say where;
+//! * [`trace`]: W3C trace context carried in message headers;
+//! * [`connect`]: connecting with back-off and checking the server version;
+//! * [`publish`]: de-duplicated, traced JetStream publishing;
+//! * [`consume`]: the one consume loop: decode, handle, then ack, retry or reject.
+
+pub mod codec;
+pub mod connect;
+pub mod consume;
+pub mod publish;
+pub mod subject;
+pub mod topology;
+pub mod trace;
+
+pub use async_nats;
+pub use connect::{BusConnection, ConnectError, ConnectOptions};
+pub use consume::{Delivery, Disposition};
+pub use publish::{PublishError, Publisher};
+pub use trace::TraceContext;

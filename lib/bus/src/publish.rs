@@ -1,0 +1,73 @@
+//! Publishing to JetStream with a message id (de-duplication) and trace context.
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, context::PublishAckFuture, message::PublishMessage, publish::PublishAck},
+};
+use bytes::Bytes;
+
+use crate::trace::{TRACEPARENT, TraceContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("publish to {subject} failed: {source}")]
+    Send {
+        subject: String,
+        #[source]
+        source: jetstream::context::PublishError,
+    },
+    #[error("JetStream did not confirm message {message_id} on {subject}: {source}")]
+    Confirm {
+        subject: String,
+        message_id: String,
+        #[source]
+        source: jetstream::context::PublishError,
+    },
+}
+
+/// Publishes Vigil messages. Every message carries `Nats-Msg-Id`, so a
+/// repeat within the stream's duplicate window is stored once.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    jetstream: jetstream::Context,
+}
+
+impl Publisher {
+    pub fn new(jetstream: jetstream::Context) -> Self {
+        Self { jetstream }
+    }
+
+    /// Sends a message and returns the future of its acknowledgement, so
+    /// callers can pipeline many publishes and await them in windows.
+    pub async fn send(
+        &self,
+        subject: String,
+        message_id: &str,
+        trace: &TraceContext,
+        payload: Bytes,
+    ) -> Result<PublishAckFuture, PublishError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, trace.to_traceparent().as_str());
+        let message = PublishMessage::build().payload(payload).headers(headers).message_id(message_id);
+        self.jetstream
+            .send_publish(subject.clone(), message)
+            .await
+            .map_err(|source| PublishError::Send { subject, source })
+    }
+
+    /// Sends a message and waits until JetStream has stored it.
+    pub async fn publish(
+        &self,
+        subject: String,
+        message_id: &str,
+        trace: &TraceContext,
+        payload: Bytes,
+    ) -> Result<PublishAck, PublishError> {
+        let ack = self.send(subject.clone(), message_id, trace, payload).await?;
+        ack.await.map_err(|source| PublishError::Confirm {
+            subject,
+            message_id: message_id.to_owned(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! Streams and durable consumers, created idempotently by the services.
+//!
+//! The publishing service owns a stream; consuming services ensure it too,
+//! from this same definition, so start order never matters. Each consuming
+//! service creates its own durable pull consumer with explicit acks.
+//!
+//! | stream          | subjects            | retention                     |
+//! |-----------------|---------------------|-------------------------------|
+//! | `VIGIL_EVENTS`  | `vigil.events.>`    | limits: 1 h, 2 GiB, drop old  |
+//! | `VIGIL_FINDINGS`| `vigil.findings.>`  | limits: 7 days, 1 GiB         |
+//! | `VIGIL_ACTIONS` | `vigil.actions.>`   | limits: 90 days (audit trail) |
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    stream::{DiscardPolicy, RetentionPolicy, StorageType},
+};
+
+use crate::subject;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A stream definition.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subjects: &'static str,
+    pub description: &'static str,
+    pub max_age: Duration,
+    pub max_bytes: i64,
+    /// Window in which a repeated `Nats-Msg-Id` is discarded.
+    pub duplicate_window: Duration,
+}
+
+pub const EVENTS: StreamSpec = StreamSpec {
+    name: "VIGIL_EVENTS",
+    subjects: subject::EVENTS_ALL,
+    description: "Event batches from the collectors; a short buffer, not an archive.",
+    max_age: HOUR,
+    max_bytes: 2 << 30,
+    duplicate_window: Duration::from_secs(120),
+};
+
+pub const FINDINGS: StreamSpec = StreamSpec {
+    name: "VIGIL_FINDINGS",
+    subjects: subject::FINDINGS_ALL,
+    description: "Findings from rules and anomaly models.",
+    max_age: Duration::from_secs(7 * DAY.as_secs()),
+    max_bytes: 1 << 30,
+    duplicate_window: Duration::from_secs(600),
+};
+
+pub const ACTIONS: StreamSpec = StreamSpec {
+    name: "VIGIL_ACTIONS",
+    subjects: subject::ACTIONS_ALL,
+    description: "Audit trail: every action the responder took or refused.",
+    max_age: Duration::from_secs(90 * DAY.as_secs()),
+    max_bytes: 1 << 30,
+    duplicate_window: Duration::from_secs(600),
+};
+
+/// A durable pull consumer definition.
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    pub stream: &'static StreamSpec,
+    pub durable_name: String,
+    pub filter_subject: String,
+    /// How long a delivered message may stay unacknowledged before redelivery.
+    pub ack_wait: Duration,
+    /// Deliveries before JetStream gives up on a message that keeps failing.
+    pub max_deliver: i64,
+    pub max_ack_pending: i64,
+}
+
+/// The detectors' shared consumer: every instance pulls from it, so each
+/// batch is evaluated by exactly one instance.
+pub fn detectors_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        stream: &EVENTS,
+        durable_name: "detectors".to_owned(),
+        filter_subject: subject::EVENTS_ALL.to_owned(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 20,
+        max_ack_pending: 10_000,
+    }
+}
+
+/// The responder agent on `node` reads every finding and acts on those of
+/// its own node.
+pub fn responder_consumer(node: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: &FINDINGS,
+        durable_name: format!("responder-{}", subject::token(node)),
+        filter_subject: subject::FINDINGS_ALL.to_owned(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 20,
+        max_ack_pending: 1_000,
+    }
+}
+
+/// Stream or consumer creation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("cannot create or update stream {stream}: {source}")]
+    Stream {
+        stream: &'static str,
+        #[source]
+        source: jetstream::context::CreateStreamError,
+    },
+    #[error("cannot look up stream {stream}: {source}")]
+    GetStream {
+        stream: &'static str,
+        #[source]
+        source: jetstream::context::GetStreamError,
+    },
+    #[error("cannot create consumer {consumer} on stream {stream}: {source}")]
+    Consumer {
+        stream: &'static str,
+        consumer: String,
+        #[source]
+        source: jetstream::stream::ConsumerError,
+    },
+}
+
+/// Creates the stream, or updates it to this definition; `replicas` is 1 on
+/// a single server and 3 on a JetStream cluster.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    spec: &StreamSpec,
+    replicas: usize,
+) -> Result<(), TopologyError> {
+    let config = jetstream::stream::Config {
+        name: spec.name.to_owned(),
+        subjects: vec![spec.subjects.to_owned()],
+        description: Some(spec.description.to_owned()),
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        storage: StorageType::File,
+        max_age: spec.max_age,
+        max_bytes: spec.max_bytes,
+        duplicate_window: spec.duplicate_window,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    };
+    js.create_or_update_stream(config)
+        .await
+        .map(|_| ())
+        .map_err(|source| TopologyError::Stream { stream: spec.name, source })
+}
+
+/// Ensures the consumer's stream and the consumer itself, and returns it.
+pub async fn ensure_consumer(
+    js: &jetstream::Context,
+    spec: &ConsumerSpec,
+    replicas: usize,
+) -> Result<PullConsumer, TopologyError> {
+    ensure_stream(js, spec.stream, replicas).await?;
+    let stream = js
+        .get_stream(spec.stream.name)
+        .await
+        .map_err(|source| TopologyError::GetStream { stream: spec.stream.name, source })?;
+    let config = pull::Config {
+        durable_name: Some(spec.durable_name.clone()),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::All,
+        ack_wait: spec.ack_wait,
+        max_deliver: spec.max_deliver,
+        max_ack_pending: spec.max_ack_pending,
+        filter_subject: spec.filter_subject.clone(),
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.map_err(|source| TopologyError::Consumer {
+        stream: spec.stream.name,
+        consumer: spec.durable_name.clone(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stream_captures_its_own_subjects_only() {
+        let streams = [&EVENTS, &FINDINGS, &ACTIONS];
+        for (i, a) in streams.iter().enumerate() {
+            for b in &streams[i + 1..] {
+                assert_ne!(a.subjects, b.subjects);
+                assert_ne!(a.name, b.name);
+            }
+        }
+        assert!(EVENTS.max_age < FINDINGS.max_age && FINDINGS.max_age < ACTIONS.max_age);
+        assert!(DAY < FINDINGS.max_age);
+    }
+}

@@ -1,0 +1,260 @@
+//! Configuration: a TOML file, then environment overrides, then validation.
+//!
+//! An override names its key path with double underscores:
+//! `VIGIL_RESPONDER__NATS__URL=nats://10.0.0.1:4222` sets `nats.url` of the
+//! responder. The environment is passed in as pairs, so tests never touch
+//! the process environment and nothing else reads it.
+
+use std::{fmt, net::SocketAddr, path::Path};
+
+use figment::{
+    Figment,
+    providers::{Format, Toml},
+    value::Value,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Problems found in a configuration, each naming its key.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    /// Records that `key` is invalid.
+    pub fn add(&mut self, key: &str, message: impl fmt::Display) {
+        self.0.push(format!("{key}: {message}"));
+    }
+
+    /// Checks that `value` is positive.
+    pub fn positive(&mut self, key: &str, value: u64) {
+        if value == 0 {
+            self.add(key, "must be greater than 0");
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Semantic checks beyond what the types enforce.
+pub trait Validate {
+    fn validate(&self, problems: &mut Problems);
+}
+
+/// The configuration could not be loaded; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration for {service} ({} problem(s)):\n  - {}", problems.len(), problems.join("\n  - "))]
+pub struct ConfigError {
+    pub service: String,
+    pub problems: Vec<String>,
+}
+
+/// Environment variable prefix of `service`: `anomaly-scorer` → `VIGIL_ANOMALY_SCORER__`.
+pub fn env_prefix(service: &str) -> String {
+    format!("VIGIL_{}__", service.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Loads `T` from defaults, then `file` (if any), then the `env` pairs that
+/// carry this service's prefix, and validates the result.
+pub fn load<T>(
+    service: &str,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    let mut problems = Vec::new();
+    let mut figment = Figment::from(figment::providers::Serialized::defaults(T::default()));
+    if let Some(file) = file {
+        if file.is_file() {
+            figment = figment.merge(Toml::file_exact(file));
+        } else {
+            problems.push(format!("config file {}: not found", file.display()));
+        }
+    }
+    let prefix = env_prefix(service);
+    for (name, raw) in env {
+        if let Some(path) = name.strip_prefix(&prefix) {
+            let key = path.to_ascii_lowercase().replace("__", ".");
+            let value: Value = raw.parse().unwrap_or_else(|never| match never {});
+            figment = figment.merge((key, value));
+        }
+    }
+    match figment.extract::<T>() {
+        Ok(config) => {
+            let mut semantic = Problems::default();
+            config.validate(&mut semantic);
+            problems.extend(semantic.0);
+            if problems.is_empty() {
+                return Ok(config);
+            }
+        }
+        Err(errors) => problems.extend(errors.into_iter().map(|e| describe(&e))),
+    }
+    Err(ConfigError { service: service.to_owned(), problems })
+}
+
+fn describe(error: &figment::Error) -> String {
+    let key = error.path.join(".");
+    let origin = error
+        .metadata
+        .as_ref()
+        .and_then(|m| m.source.as_ref())
+        .map(|s| format!(" (from {s})"))
+        .unwrap_or_default();
+    if key.is_empty() { format!("{}{origin}", error.kind) } else { format!("{key}: {}{origin}", error.kind) }
+}
+
+/// The node this process runs on: the kernel's host name.
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `[nats]`: how every service reaches the bus.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// `nats://host:port`; several, comma-separated, for a cluster.
+    pub url: String,
+    /// Stream replicas: 1 on a single server, 3 on a JetStream cluster.
+    pub stream_replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self { url: "nats://127.0.0.1:4222".to_owned(), stream_replicas: 1 }
+    }
+}
+
+impl Validate for NatsConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if !self.url.split(',').all(|u| u.trim().starts_with("nats://") || u.trim().starts_with("tls://")) {
+            problems.add("nats.url", format!("{:?} is not a nats:// or tls:// URL", self.url));
+        }
+        if !matches!(self.stream_replicas, 1 | 3 | 5) {
+            problems.add("nats.stream_replicas", "must be 1, 3 or 5");
+        }
+    }
+}
+
+/// `[admin]`: the HTTP endpoint for `/metrics` and `/healthz`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)) }
+    }
+}
+
+/// `[log]`: structured logging.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A tracing filter, such as `info` or `info,vigil_collector=debug`.
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, filter: "info".to_owned() }
+    }
+}
+
+impl Validate for LogConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.filter) {
+            problems.add("log.filter", error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Sample {
+        nats: NatsConfig,
+        log: LogConfig,
+        batch_max_events: u64,
+    }
+
+    impl Validate for Sample {
+        fn validate(&self, problems: &mut Problems) {
+            self.nats.validate(problems);
+            self.log.validate(problems);
+            problems.positive("batch_max_events", self.batch_max_events);
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = std::env::temp_dir().join(format!("vigil-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sample.toml");
+        std::fs::write(&file, "batch_max_events = 10\n[nats]\nurl = \"nats://file:4222\"\n").unwrap();
+        let config: Sample = load(
+            "sample-svc",
+            Some(&file),
+            env(&[("VIGIL_SAMPLE_SVC__NATS__URL", "nats://env:4222"), ("OTHER__NATS__URL", "x")]),
+        )
+        .unwrap();
+        assert_eq!(config.nats.url, "nats://env:4222");
+        assert_eq!(config.batch_max_events, 10);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let error = load::<Sample>(
+            "sample-svc",
+            None,
+            env(&[
+                ("VIGIL_SAMPLE_SVC__NATS__URL", "http://wrong"),
+                ("VIGIL_SAMPLE_SVC__NATS__STREAM_REPLICAS", "2"),
+                ("VIGIL_SAMPLE_SVC__LOG__FILTER", "info,=[bad"),
+            ]),
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 4, "{text}");
+        for key in ["nats.url", "nats.stream_replicas", "log.filter", "batch_max_events"] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let mistyped = load::<Sample>("sample-svc", None, env(&[("VIGIL_SAMPLE_SVC__BATCH_MAX_EVENTS", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(mistyped.contains("batch_max_events") && mistyped.contains("lots"), "{mistyped}");
+        let unknown = load::<Sample>("sample-svc", None, env(&[("VIGIL_SAMPLE_SVC__NATS__URLS", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("urls"), "{unknown}");
+    }
+}

@@ -1,0 +1,17 @@
+//! What every Vigil service shares, so each `main.rs` stays short:
+//!
+//! * [`config`]: typed configuration from a TOML file plus `VIGIL_<SERVICE>__…`
+//!   environment overrides, with every problem reported at once;
+//! * [`telemetry`]: structured logs (text or JSON) through `tracing`;
+//! * [`admin`]: the `/metrics` (Prometheus) and `/healthz` endpoints;
+//! * [`shutdown`]: a cancellation token fired by SIGINT or SIGTERM.
+//!
+//! The rules every service follows are in `docs/specs/service.md`.
+
+pub mod admin;
+pub mod config;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use admin::{AdminServer, Health};
+pub use config::{AdminConfig, ConfigError, LogConfig, NatsConfig, Problems, Validate};

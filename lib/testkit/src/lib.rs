@@ -1,0 +1,61 @@
+//! Fixtures for Vigil's tests. Everything here is real: a `nats-server`
+//! process per test, cgroups and namespaces created by root.
+//!
+//! * [`NatsServer`]: JetStream on a free loopback port with a temporary store;
+//!   can be stopped and restarted on the same port and store.
+//! * [`PodSandbox`]: a kubepods-style cgroup (v2 and v1 freezer) whose
+//!   processes run in their own network and mount namespaces.
+//! * [`require_root`]: privileged tests call it first; without root it skips
+//!   loudly, and fails when `VIGIL_REQUIRE_ROOT=1` (set by CI).
+//! * [`wait_until`]: polls a condition against a deadline.
+
+mod nats;
+mod sandbox;
+
+use std::time::{Duration, Instant};
+
+pub use nats::NatsServer;
+pub use sandbox::PodSandbox;
+
+/// Returns true when running as root. Otherwise prints why the test is
+/// skipped, or panics when `VIGIL_REQUIRE_ROOT=1` so CI can never skip.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY-free check: the effective uid is in /proc/self/status.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        if std::env::var("VIGIL_REQUIRE_ROOT").is_ok_and(|v| v == "1") {
+            panic!("{test} needs root (cgroups, namespaces, BPF) and VIGIL_REQUIRE_ROOT=1 forbids skipping");
+        }
+        eprintln!("SKIPPED {test}: needs root (cgroups, namespaces, BPF); set VIGIL_REQUIRE_ROOT=1 to make this a failure");
+    }
+    root
+}
+
+/// Polls `condition` every 10 ms until it returns `Some` or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A random 64-hex container id.
+pub fn random_container_id() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
+}
