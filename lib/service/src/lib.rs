@@ -9,6 +9,7 @@
 //! The rules every service follows are in `docs/specs/service.md`.
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod shutdown;
 pub mod telemetry;

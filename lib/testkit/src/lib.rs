@@ -59,3 +59,14 @@ pub fn random_container_id() -> String {
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     hex::encode(bytes)
 }
+
+/// Path of a workspace binary (`vigil-collector`, …) built by
+/// `cargo build --bins` next to the running test executable.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("test executable lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(path.is_file(), "{} not built: run `cargo build --bins` first (scripts/test does)", path.display());
+    path
+}
