@@ -47,6 +47,9 @@ mod tests {
     fn decode_error_names_type_subject_and_sequence() {
         let error = decode::<EventBatch>(&[0xff, 0xff, 0xff], "vigil.events.n1", 9).unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("malformed EventBatch on subject vigil.events.n1 (stream sequence 9)"), "{text}");
+        assert!(
+            text.starts_with("malformed EventBatch on subject vigil.events.n1 (stream sequence 9)"),
+            "{text}"
+        );
     }
 }

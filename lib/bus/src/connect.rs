@@ -79,11 +79,16 @@ pub async fn connect(
     };
     let info = client.server_info();
     if !version_at_least(&info.version, MIN_SERVER_VERSION) {
-        return Err(ConnectError::ServerTooOld { url: options.url.clone(), version: info.version });
+        return Err(ConnectError::ServerTooOld {
+            url: options.url.clone(),
+            version: info.version,
+        });
     }
     let jetstream = jetstream::new(client.clone());
     if jetstream.query_account().await.is_err() {
-        return Err(ConnectError::NoJetStream { url: options.url.clone() });
+        return Err(ConnectError::NoJetStream {
+            url: options.url.clone(),
+        });
     }
     tracing::info!(message = "Connected to NATS.", url = %options.url, server_version = %info.version, attempts = attempt);
     Ok(BusConnection { client, jetstream })
@@ -103,7 +108,10 @@ fn event_label(event: &async_nats::Event) -> &'static str {
 
 /// True when `version` ("2.10.7", "v2.15.1-beta") is at least `min`.
 fn version_at_least(version: &str, min: (u64, u64)) -> bool {
-    let mut parts = version.trim_start_matches('v').split(['.', '-']).map(|p| p.parse::<u64>().ok());
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().ok());
     match (parts.next().flatten(), parts.next().flatten()) {
         (Some(major), Some(minor)) => (major, minor) >= min,
         _ => false,

@@ -61,7 +61,12 @@ where
     H: FnMut(Delivery) -> F,
     F: Future<Output = Disposition>,
 {
-    let name = consumer.cached_info().config.durable_name.clone().unwrap_or_default();
+    let name = consumer
+        .cached_info()
+        .config
+        .durable_name
+        .clone()
+        .unwrap_or_default();
     while !shutdown.is_cancelled() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
@@ -96,7 +101,8 @@ where
                 headers: message.headers.clone(),
                 stream_sequence,
                 delivered,
-                trace: TraceContext::from_headers(message.headers.as_ref()).unwrap_or_else(TraceContext::new_root),
+                trace: TraceContext::from_headers(message.headers.as_ref())
+                    .unwrap_or_else(TraceContext::new_root),
             };
             let subject = delivery.subject.clone();
             let disposition = handle(delivery).await;

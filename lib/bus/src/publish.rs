@@ -48,7 +48,10 @@ impl Publisher {
     ) -> Result<PublishAckFuture, PublishError> {
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, trace.to_traceparent().as_str());
-        let message = PublishMessage::build().payload(payload).headers(headers).message_id(message_id);
+        let message = PublishMessage::build()
+            .payload(payload)
+            .headers(headers)
+            .message_id(message_id);
         self.jetstream
             .send_publish(subject.clone(), message)
             .await
@@ -63,7 +66,9 @@ impl Publisher {
         trace: &TraceContext,
         payload: Bytes,
     ) -> Result<PublishAck, PublishError> {
-        let ack = self.send(subject.clone(), message_id, trace, payload).await?;
+        let ack = self
+            .send(subject.clone(), message_id, trace, payload)
+            .await?;
         ack.await.map_err(|source| PublishError::Confirm {
             subject,
             message_id: message_id.to_owned(),

@@ -71,13 +71,19 @@ mod tests {
 
     #[test]
     fn findings_subject_can_be_filtered_by_priority_and_namespace() {
-        assert_eq!(findings(Priority::Critical, "shop"), "vigil.findings.critical.shop");
+        assert_eq!(
+            findings(Priority::Critical, "shop"),
+            "vigil.findings.critical.shop"
+        );
         assert_eq!(findings(Priority::Warning, ""), "vigil.findings.warning._");
     }
 
     #[test]
     fn tokens_cannot_break_the_hierarchy() {
         assert_eq!(events("node.a *>"), "vigil.events.node_a___");
-        assert_eq!(actions("n1", ActionOutcome::DryRun), "vigil.actions.n1.dry_run");
+        assert_eq!(
+            actions("n1", ActionOutcome::DryRun),
+            "vigil.actions.n1.dry_run"
+        );
     }
 }

@@ -148,7 +148,10 @@ pub async fn ensure_stream(
     js.create_or_update_stream(config)
         .await
         .map(|_| ())
-        .map_err(|source| TopologyError::Stream { stream: spec.name, source })
+        .map_err(|source| TopologyError::Stream {
+            stream: spec.name,
+            source,
+        })
 }
 
 /// Ensures the consumer's stream and the consumer itself, and returns it.
@@ -158,10 +161,13 @@ pub async fn ensure_consumer(
     replicas: usize,
 ) -> Result<PullConsumer, TopologyError> {
     ensure_stream(js, spec.stream, replicas).await?;
-    let stream = js
-        .get_stream(spec.stream.name)
-        .await
-        .map_err(|source| TopologyError::GetStream { stream: spec.stream.name, source })?;
+    let stream =
+        js.get_stream(spec.stream.name)
+            .await
+            .map_err(|source| TopologyError::GetStream {
+                stream: spec.stream.name,
+                source,
+            })?;
     let config = pull::Config {
         durable_name: Some(spec.durable_name.clone()),
         ack_policy: AckPolicy::Explicit,
@@ -172,11 +178,14 @@ pub async fn ensure_consumer(
         filter_subject: spec.filter_subject.clone(),
         ..Default::default()
     };
-    stream.create_consumer(config).await.map_err(|source| TopologyError::Consumer {
-        stream: spec.stream.name,
-        consumer: spec.durable_name.clone(),
-        source,
-    })
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|source| TopologyError::Consumer {
+            stream: spec.stream.name,
+            consumer: spec.durable_name.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -31,7 +31,10 @@ impl TraceContext {
     pub fn child(&self) -> Self {
         let mut span_id = [0u8; 8];
         rand::rng().fill_bytes(&mut span_id);
-        Self { trace_id: self.trace_id, span_id }
+        Self {
+            trace_id: self.trace_id,
+            span_id,
+        }
     }
 
     pub fn trace_id_hex(&self) -> String {
@@ -40,14 +43,19 @@ impl TraceContext {
 
     /// The `traceparent` header value: version 00, sampled.
     pub fn to_traceparent(&self) -> String {
-        format!("00-{}-{}-01", hex::encode(self.trace_id), hex::encode(self.span_id))
+        format!(
+            "00-{}-{}-01",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id)
+        )
     }
 
     /// Parses a `traceparent` value; `None` for anything malformed or all-zero,
     /// which the spec says to treat as absent.
     pub fn from_traceparent(value: &str) -> Option<Self> {
         let mut parts = value.trim().split('-');
-        let (version, trace, span, _flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (version, trace, span, _flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if version.len() != 2 || version == "ff" {
             return None;
         }
@@ -92,6 +100,11 @@ mod tests {
         ] {
             assert_eq!(TraceContext::from_traceparent(bad), None, "{bad}");
         }
-        assert!(TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
+        assert!(
+            TraceContext::from_traceparent(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )
+            .is_some()
+        );
     }
 }

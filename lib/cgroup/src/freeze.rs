@@ -5,8 +5,7 @@
 //! reads back `FROZEN` (it passes through `FREEZING`).
 
 use std::{
-    fs,
-    io,
+    fs, io,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -40,20 +39,32 @@ pub enum FreezeError {
         source: io::Error,
     },
     #[error("cgroup {cgroup} did not reach the {state} state within {timeout:?}")]
-    Timeout { cgroup: String, state: &'static str, timeout: Duration },
+    Timeout {
+        cgroup: String,
+        state: &'static str,
+        timeout: Duration,
+    },
 }
 
 impl Hierarchies {
     /// The mechanism that can freeze `cgroup`: v2 where the cgroup exists
     /// there, else the v1 freezer.
     pub fn freezer_for(&self, cgroup: &str) -> Result<(Freezer, PathBuf), FreezeError> {
-        if let Some(dir) = self.unified_dir(cgroup).filter(|d| d.join("cgroup.freeze").is_file()) {
+        if let Some(dir) = self
+            .unified_dir(cgroup)
+            .filter(|d| d.join("cgroup.freeze").is_file())
+        {
             return Ok((Freezer::V2, dir));
         }
-        if let Some(dir) = self.freezer_dir(cgroup).filter(|d| d.join("freezer.state").is_file()) {
+        if let Some(dir) = self
+            .freezer_dir(cgroup)
+            .filter(|d| d.join("freezer.state").is_file())
+        {
             return Ok((Freezer::V1, dir));
         }
-        Err(FreezeError::NoSuchCgroup { cgroup: cgroup.to_owned() })
+        Err(FreezeError::NoSuchCgroup {
+            cgroup: cgroup.to_owned(),
+        })
     }
 
     /// Freezes `cgroup` and waits until every process in it has stopped.
@@ -72,7 +83,12 @@ impl Hierarchies {
         is_frozen(freezer, &dir)
     }
 
-    fn set_frozen(&self, cgroup: &str, frozen: bool, timeout: Duration) -> Result<FreezeOutcome, FreezeError> {
+    fn set_frozen(
+        &self,
+        cgroup: &str,
+        frozen: bool,
+        timeout: Duration,
+    ) -> Result<FreezeOutcome, FreezeError> {
         let (freezer, dir) = self.freezer_for(cgroup)?;
         if is_frozen(freezer, &dir)? == frozen {
             return Ok(FreezeOutcome::AlreadyInState(freezer));
@@ -101,15 +117,23 @@ impl Hierarchies {
 
 fn is_frozen(freezer: Freezer, dir: &Path) -> Result<bool, FreezeError> {
     match freezer {
-        Freezer::V2 => Ok(read(&dir.join("cgroup.events"))?.lines().any(|line| line.trim() == "frozen 1")),
+        Freezer::V2 => Ok(read(&dir.join("cgroup.events"))?
+            .lines()
+            .any(|line| line.trim() == "frozen 1")),
         Freezer::V1 => Ok(read(&dir.join("freezer.state"))?.trim() == "FROZEN"),
     }
 }
 
 fn read(path: &Path) -> Result<String, FreezeError> {
-    fs::read_to_string(path).map_err(|source| FreezeError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| FreezeError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn write(path: &Path, value: &str) -> Result<(), FreezeError> {
-    fs::write(path, value).map_err(|source| FreezeError::Io { path: path.to_owned(), source })
+    fs::write(path, value).map_err(|source| FreezeError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }

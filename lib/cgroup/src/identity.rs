@@ -30,7 +30,10 @@ pub fn identify(cgroup_path: &str) -> Option<ContainerIdentity> {
     let mut components = cgroup_path.split('/').filter(|c| !c.is_empty());
     let container_id = components.clone().rev().find_map(container_id_of)?;
     let pod_uid = components.find_map(pod_uid_of).unwrap_or_default();
-    Some(ContainerIdentity { container_id: container_id.to_owned(), pod_uid })
+    Some(ContainerIdentity {
+        container_id: container_id.to_owned(),
+        pod_uid,
+    })
 }
 
 fn container_id_of(component: &str) -> Option<&str> {
@@ -38,15 +41,24 @@ fn container_id_of(component: &str) -> Option<&str> {
     if name.starts_with("crio-conmon-") {
         return None;
     }
-    let id = ["cri-containerd-", "crio-", "docker-", "containerd-", "libpod-"]
-        .iter()
-        .find_map(|prefix| name.strip_prefix(prefix))
-        .unwrap_or(name);
+    let id = [
+        "cri-containerd-",
+        "crio-",
+        "docker-",
+        "containerd-",
+        "libpod-",
+    ]
+    .iter()
+    .find_map(|prefix| name.strip_prefix(prefix))
+    .unwrap_or(name);
     is_container_id(id).then_some(id)
 }
 
 fn is_container_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn pod_uid_of(component: &str) -> Option<String> {
@@ -86,7 +98,10 @@ mod tests {
     #[test]
     fn kubepods_systemd_containerd_and_crio() {
         let underscored = UID.replace('-', "_");
-        for leaf in [format!("cri-containerd-{ID}.scope"), format!("crio-{ID}.scope")] {
+        for leaf in [
+            format!("cri-containerd-{ID}.scope"),
+            format!("crio-{ID}.scope"),
+        ] {
             let path = format!(
                 "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{underscored}.slice/{leaf}"
             );
@@ -98,7 +113,10 @@ mod tests {
 
     #[test]
     fn docker_outside_kubernetes() {
-        for path in [format!("/docker/{ID}"), format!("/system.slice/docker-{ID}.scope")] {
+        for path in [
+            format!("/docker/{ID}"),
+            format!("/system.slice/docker-{ID}.scope"),
+        ] {
             let found = identify(&path).unwrap();
             assert_eq!(found.container_id, ID);
             assert_eq!(found.pod_uid, "");

@@ -39,13 +39,24 @@ impl Hierarchies {
     pub fn detect_under(root: &Path) -> Self {
         let unified = [root.to_path_buf(), root.join("unified")]
             .into_iter()
-            .find(|dir| dir.join("cgroup.controllers").is_file() || dir.join("cgroup.freeze").exists() || is_v2_root(dir));
+            .find(|dir| {
+                dir.join("cgroup.controllers").is_file()
+                    || dir.join("cgroup.freeze").exists()
+                    || is_v2_root(dir)
+            });
         let freezer = root.join("freezer");
-        let freezer_v1 = freezer.join("freezer.state").exists().then_some(()).or_else(|| {
-            // The root cgroup of v1 has no freezer.state; a mounted freezer has tasks.
-            freezer.join("tasks").is_file().then_some(())
-        });
-        Self { unified, freezer_v1: freezer_v1.map(|()| freezer) }
+        let freezer_v1 = freezer
+            .join("freezer.state")
+            .exists()
+            .then_some(())
+            .or_else(|| {
+                // The root cgroup of v1 has no freezer.state; a mounted freezer has tasks.
+                freezer.join("tasks").is_file().then_some(())
+            });
+        Self {
+            unified,
+            freezer_v1: freezer_v1.map(|()| freezer),
+        }
     }
 
     /// Directory of `relative` in the unified hierarchy.
@@ -55,7 +66,9 @@ impl Hierarchies {
 
     /// Directory of `relative` in the v1 freezer hierarchy.
     pub fn freezer_dir(&self, relative: &str) -> Option<PathBuf> {
-        self.freezer_v1.as_ref().map(|root| root.join(trim(relative)))
+        self.freezer_v1
+            .as_ref()
+            .map(|root| root.join(trim(relative)))
     }
 
     /// The cgroup path (relative) of the v2 cgroup with inode `id`, which is
@@ -66,12 +79,16 @@ impl Hierarchies {
         let root = self.unified.as_ref()?;
         let mut pending = vec![root.clone()];
         while let Some(dir) = pending.pop() {
-            let Ok(meta) = std::fs::metadata(&dir) else { continue };
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
             if meta.ino() == id {
                 let relative = dir.strip_prefix(root).ok()?;
                 return Some(relative.to_string_lossy().into_owned());
             }
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             pending.extend(
                 entries
                     .flatten()

@@ -59,22 +59,32 @@ struct AdminState {
 impl AdminServer {
     /// Installs the process's Prometheus recorder and serves the endpoints
     /// until `shutdown` fires.
-    pub async fn start(config: &AdminConfig, shutdown: CancellationToken) -> Result<Self, AdminError> {
+    pub async fn start(
+        config: &AdminConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, AdminError> {
         let metrics = PrometheusBuilder::new()
             .install_recorder()
             .map_err(|error| AdminError::Recorder(error.to_string()))?;
         let health = Health::default();
-        let state = AdminState { health: health.clone(), metrics };
+        let state = AdminState {
+            health: health.clone(),
+            metrics,
+        };
         let app = Router::new()
             .route("/metrics", get(render_metrics))
             .route("/healthz", get(health_status))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| AdminError::Bind { addr: config.listen, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| AdminError::Bind { addr: config.listen, source })?;
+            .map_err(|source| AdminError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| AdminError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -15,7 +15,10 @@ pub fn monotonic_ns() -> u64 {
 
 /// Wall-clock now, in nanoseconds since the Unix epoch.
 pub fn wall_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Converts a CLOCK_MONOTONIC timestamp to wall-clock ns, using the current

@@ -92,7 +92,10 @@ where
         }
         Err(errors) => problems.extend(errors.into_iter().map(|e| describe(&e))),
     }
-    Err(ConfigError { service: service.to_owned(), problems })
+    Err(ConfigError {
+        service: service.to_owned(),
+        problems,
+    })
 }
 
 fn describe(error: &figment::Error) -> String {
@@ -103,7 +106,11 @@ fn describe(error: &figment::Error) -> String {
         .and_then(|m| m.source.as_ref())
         .map(|s| format!(" (from {s})"))
         .unwrap_or_default();
-    if key.is_empty() { format!("{}{origin}", error.kind) } else { format!("{key}: {}{origin}", error.kind) }
+    if key.is_empty() {
+        format!("{}{origin}", error.kind)
+    } else {
+        format!("{key}: {}{origin}", error.kind)
+    }
 }
 
 /// The node this process runs on: the kernel's host name.
@@ -127,14 +134,24 @@ pub struct NatsConfig {
 
 impl Default for NatsConfig {
     fn default() -> Self {
-        Self { url: "nats://127.0.0.1:4222".to_owned(), stream_replicas: 1 }
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream_replicas: 1,
+        }
     }
 }
 
 impl Validate for NatsConfig {
     fn validate(&self, problems: &mut Problems) {
-        if !self.url.split(',').all(|u| u.trim().starts_with("nats://") || u.trim().starts_with("tls://")) {
-            problems.add("nats.url", format!("{:?} is not a nats:// or tls:// URL", self.url));
+        if !self
+            .url
+            .split(',')
+            .all(|u| u.trim().starts_with("nats://") || u.trim().starts_with("tls://"))
+        {
+            problems.add(
+                "nats.url",
+                format!("{:?} is not a nats:// or tls:// URL", self.url),
+            );
         }
         if !matches!(self.stream_replicas, 1 | 3 | 5) {
             problems.add("nats.stream_replicas", "must be 1, 3 or 5");
@@ -152,7 +169,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
     }
 }
 
@@ -175,7 +194,10 @@ pub enum LogFormat {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, filter: "info".to_owned() }
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
     }
 }
 
@@ -208,7 +230,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -216,11 +241,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("sample.toml");
-        std::fs::write(&file, "batch_max_events = 10\n[nats]\nurl = \"nats://file:4222\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "batch_max_events = 10\n[nats]\nurl = \"nats://file:4222\"\n",
+        )
+        .unwrap();
         let config: Sample = load(
             "sample-svc",
             Some(&file),
-            env(&[("VIGIL_SAMPLE_SVC__NATS__URL", "nats://env:4222"), ("OTHER__NATS__URL", "x")]),
+            env(&[
+                ("VIGIL_SAMPLE_SVC__NATS__URL", "nats://env:4222"),
+                ("OTHER__NATS__URL", "x"),
+            ]),
         )
         .unwrap();
         assert_eq!(config.nats.url, "nats://env:4222");
@@ -241,20 +273,36 @@ mod tests {
         .unwrap_err();
         let text = error.to_string();
         assert_eq!(error.problems.len(), 4, "{text}");
-        for key in ["nats.url", "nats.stream_replicas", "log.filter", "batch_max_events"] {
+        for key in [
+            "nats.url",
+            "nats.stream_replicas",
+            "log.filter",
+            "batch_max_events",
+        ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
     }
 
     #[test]
     fn unknown_and_mistyped_keys_are_named() {
-        let mistyped = load::<Sample>("sample-svc", None, env(&[("VIGIL_SAMPLE_SVC__BATCH_MAX_EVENTS", "lots")]))
-            .unwrap_err()
-            .to_string();
-        assert!(mistyped.contains("batch_max_events") && mistyped.contains("lots"), "{mistyped}");
-        let unknown = load::<Sample>("sample-svc", None, env(&[("VIGIL_SAMPLE_SVC__NATS__URLS", "x")]))
-            .unwrap_err()
-            .to_string();
+        let mistyped = load::<Sample>(
+            "sample-svc",
+            None,
+            env(&[("VIGIL_SAMPLE_SVC__BATCH_MAX_EVENTS", "lots")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            mistyped.contains("batch_max_events") && mistyped.contains("lots"),
+            "{mistyped}"
+        );
+        let unknown = load::<Sample>(
+            "sample-svc",
+            None,
+            env(&[("VIGIL_SAMPLE_SVC__NATS__URLS", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(unknown.contains("urls"), "{unknown}");
     }
 }

@@ -32,9 +32,13 @@ pub fn require_root(test: &str) -> bool {
         .unwrap_or(false);
     if !root {
         if std::env::var("VIGIL_REQUIRE_ROOT").is_ok_and(|v| v == "1") {
-            panic!("{test} needs root (cgroups, namespaces, BPF) and VIGIL_REQUIRE_ROOT=1 forbids skipping");
+            panic!(
+                "{test} needs root (cgroups, namespaces, BPF) and VIGIL_REQUIRE_ROOT=1 forbids skipping"
+            );
         }
-        eprintln!("SKIPPED {test}: needs root (cgroups, namespaces, BPF); set VIGIL_REQUIRE_ROOT=1 to make this a failure");
+        eprintln!(
+            "SKIPPED {test}: needs root (cgroups, namespaces, BPF); set VIGIL_REQUIRE_ROOT=1 to make this a failure"
+        );
     }
     root
 }
@@ -65,8 +69,15 @@ pub fn random_container_id() -> String {
 pub fn binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("path of the test executable");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("test executable lives in target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
     let path = profile_dir.join(name);
-    assert!(path.is_file(), "{} not built: run `cargo build --bins` first (scripts/test does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} not built: run `cargo build --bins` first (scripts/test does)",
+        path.display()
+    );
     path
 }

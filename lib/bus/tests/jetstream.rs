@@ -1,0 +1,302 @@
+//! vigil-bus against a real nats-server: topology, de-duplication, trace
+//! context, the consume loop's dispositions, reconnects.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use vigil_bus::{
+    ConnectOptions, Disposition, Publisher, TraceContext, codec,
+    connect::connect,
+    consume, subject,
+    topology::{self, EVENTS},
+};
+use vigil_proto::v1::EventBatch;
+use vigil_testkit::NatsServer;
+
+fn options(server: &NatsServer) -> ConnectOptions {
+    ConnectOptions {
+        url: server.url(),
+        client_name: "bus-test".to_owned(),
+    }
+}
+
+fn batch(sequence: u64) -> EventBatch {
+    EventBatch {
+        node: "n1".into(),
+        sequence,
+        run_id: "run".into(),
+        ..Default::default()
+    }
+}
+
+async fn wait_for(seen: &Arc<Mutex<Vec<u64>>>, count: usize) -> Vec<u64> {
+    for _ in 0..1000 {
+        if seen.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn topology_is_idempotent_and_duplicates_are_discarded() {
+    let server = NatsServer::start();
+    let bus = connect(&options(&server), &CancellationToken::new())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        topology::ensure_stream(&bus.jetstream, &EVENTS, 1)
+            .await
+            .unwrap();
+        topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
+            .await
+            .unwrap();
+    }
+    let publisher = Publisher::new(bus.jetstream.clone());
+    let trace = TraceContext::new_root();
+    let first = publisher
+        .publish(
+            subject::events("n1"),
+            "run:1",
+            &trace,
+            codec::encode(&batch(1)),
+        )
+        .await
+        .unwrap();
+    let again = publisher
+        .publish(
+            subject::events("n1"),
+            "run:1",
+            &trace,
+            codec::encode(&batch(1)),
+        )
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(
+        again.duplicate,
+        "same message id within the window must be discarded"
+    );
+    let mut stream = bus.jetstream.get_stream(EVENTS.name).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+}
+
+#[tokio::test]
+async fn consume_acks_good_rejects_malformed_and_carries_the_trace() {
+    let server = NatsServer::start();
+    let bus = connect(&options(&server), &CancellationToken::new())
+        .await
+        .unwrap();
+    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
+        .await
+        .unwrap();
+    let publisher = Publisher::new(bus.jetstream.clone());
+    let trace = TraceContext::new_root();
+    publisher
+        .publish(
+            subject::events("n1"),
+            "bad",
+            &trace,
+            Bytes::from_static(&[0xff, 0xff]),
+        )
+        .await
+        .unwrap();
+    publisher
+        .publish(
+            subject::events("n1"),
+            "run:2",
+            &trace,
+            codec::encode(&batch(2)),
+        )
+        .await
+        .unwrap();
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rejected = Arc::new(Mutex::new(Vec::new()));
+    let traces = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let (seen, rejected, traces, shutdown) = (
+            seen.clone(),
+            rejected.clone(),
+            traces.clone(),
+            shutdown.clone(),
+        );
+        consume::run(consumer, shutdown, move |delivery| {
+            let (seen, rejected, traces) = (seen.clone(), rejected.clone(), traces.clone());
+            async move {
+                traces.lock().unwrap().push(delivery.trace.trace_id);
+                match codec::decode::<EventBatch>(
+                    &delivery.payload,
+                    &delivery.subject,
+                    delivery.stream_sequence,
+                ) {
+                    Ok(batch) => {
+                        seen.lock().unwrap().push(batch.sequence);
+                        Disposition::Ack
+                    }
+                    Err(error) => {
+                        rejected
+                            .lock()
+                            .unwrap()
+                            .push((delivery.stream_sequence, delivery.delivered));
+                        Disposition::Reject {
+                            reason: error.to_string(),
+                        }
+                    }
+                }
+            }
+        })
+    });
+    assert_eq!(wait_for(&seen, 1).await, vec![2]);
+    // Give JetStream time to redeliver the malformed one if it were going to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        *rejected.lock().unwrap(),
+        vec![(1, 1)],
+        "malformed message delivered once, then terminated"
+    );
+    assert!(
+        traces.lock().unwrap().iter().all(|t| *t == trace.trace_id),
+        "traceparent travels in headers"
+    );
+
+    let mut consumer = bus
+        .jetstream
+        .get_stream(EVENTS.name)
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("detectors")
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.num_pending, 0);
+}
+
+#[tokio::test]
+async fn connect_retries_until_the_server_starts() {
+    let mut server = NatsServer::start();
+    server.stop();
+    let opts = options(&server);
+    let connecting = tokio::spawn(async move { connect(&opts, &CancellationToken::new()).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !connecting.is_finished(),
+        "no server yet, so connect must still be retrying"
+    );
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let bus = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(bus.client.server_info().version.starts_with("2."));
+    drop(server);
+}
+
+#[tokio::test]
+async fn connect_gives_up_on_shutdown() {
+    let mut server = NatsServer::start();
+    server.stop();
+    let shutdown = CancellationToken::new();
+    let opts = options(&server);
+    let connecting = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { connect(&opts, &shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    let error = connecting.await.unwrap().unwrap_err();
+    assert!(
+        error.to_string().contains("shut down before NATS"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn consuming_survives_a_server_restart_without_losing_acknowledged_messages() {
+    let mut server = NatsServer::start();
+    let bus = connect(&options(&server), &CancellationToken::new())
+        .await
+        .unwrap();
+    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
+        .await
+        .unwrap();
+    let publisher = Publisher::new(bus.jetstream.clone());
+    let trace = TraceContext::new_root();
+    for sequence in 1..=5 {
+        publisher
+            .publish(
+                subject::events("n1"),
+                &format!("run:{sequence}"),
+                &trace,
+                codec::encode(&batch(sequence)),
+            )
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let (seen, shutdown) = (seen.clone(), shutdown.clone());
+        consume::run(consumer, shutdown, move |delivery| {
+            let seen = seen.clone();
+            async move {
+                let batch: EventBatch =
+                    codec::decode(&delivery.payload, &delivery.subject, 0).unwrap();
+                seen.lock().unwrap().push(batch.sequence);
+                Disposition::Ack
+            }
+        })
+    });
+    assert_eq!(wait_for(&seen, 5).await.len(), 5);
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    // Published after the restart, once the client has reconnected.
+    for sequence in 6..=10 {
+        let mut attempts = 0;
+        while publisher
+            .publish(
+                subject::events("n1"),
+                &format!("run:{sequence}"),
+                &trace,
+                codec::encode(&batch(sequence)),
+            )
+            .await
+            .is_err()
+        {
+            attempts += 1;
+            assert!(attempts < 100, "publisher never reconnected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut all = wait_for(&seen, 10).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all,
+        (1..=10).collect::<Vec<_>>(),
+        "every acknowledged message handled across the restart"
+    );
+    drop(server);
+}
