@@ -1,26 +1,29 @@
-//! Fixtures for Vigil's tests. Everything here is real: a `nats-server`
+//! Fixtures for Vigil's tests, demo and benchmarks. Everything here is real: a `nats-server`
 //! process per test, cgroups and namespaces created by root.
 //!
 //! * [`NatsServer`]: JetStream on a free loopback port with a temporary store;
 //!   can be stopped and restarted on the same port and store.
 //! * [`PodSandbox`]: a kubepods-style cgroup (v2 and v1 freezer) whose
 //!   processes run in their own network and mount namespaces.
+//! * [`Pipeline`]: NATS plus the service binaries as processes, healthy.
 //! * [`require_root`]: privileged tests call it first; without root it skips
 //!   loudly, and fails when `VIGIL_REQUIRE_ROOT=1` (set by CI).
 //! * [`wait_until`]: polls a condition against a deadline.
 
 mod nats;
+mod pipeline;
 mod sandbox;
 
 use std::time::{Duration, Instant};
 
 pub use nats::NatsServer;
+pub use pipeline::{Pipeline, ServiceProcess, ServiceSpec, http_get};
 pub use sandbox::PodSandbox;
 
 /// Returns true when running as root. Otherwise prints why the test is
 /// skipped, or panics when `VIGIL_REQUIRE_ROOT=1` so CI can never skip.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY-free check: the effective uid is in /proc/self/status.
+    // The effective uid is the second field of Uid: in /proc/self/status.
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
