@@ -73,7 +73,10 @@ mod tests {
         let batch = EventBatch {
             node: "n1".into(),
             sequence: 7,
-            events: vec![Event { pid: 42, ..Default::default() }],
+            events: vec![Event {
+                pid: 42,
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let mut bytes = batch.encode_to_vec();

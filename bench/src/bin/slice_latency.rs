@@ -1,0 +1,93 @@
+//! Syscall-to-freeze latency of the foundation slice.
+//!
+//! Each run creates a pod-like sandbox whose process opens /etc/shadow; the
+//! collector (eBPF), detectors and responder run as processes against a
+//! private nats-server. The responder's action record carries the syscall's
+//! kernel timestamp and the CLOCK_MONOTONIC times at which it received the
+//! finding and finished freezing, so the latencies need no clock sync.
+//!
+//! Baseline, same run: one JetStream hop (publish → ordered consumer) on the
+//! same server, so the ratio reads "the slice costs N bus hops".
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use vigil_bench::{Report, quantile, results_path};
+use vigil_bus::{ConnectOptions, Publisher, TraceContext, connect::connect, subject, topology::ACTIONS};
+use vigil_e2e::{Tail, scenario};
+use vigil_proto::v1::{ActionOutcome, ActionRecord, EventBatch};
+use vigil_testkit::{Pipeline, PodSandbox, ServiceSpec};
+
+const NODE: &str = "bench-node";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let runs: usize = std::env::var("VIGIL_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let binaries = std::env::current_exe()?.parent().context("binary directory")?.to_owned();
+    let pipeline = Pipeline::start(
+        &binaries,
+        NODE,
+        &[ServiceSpec::new("vigil-collector"), ServiceSpec::new("vigil-detectors"), ServiceSpec::new("vigil-responder")],
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let bus = connect(&ConnectOptions { url: pipeline.nats.url(), client_name: "bench".into() }, &CancellationToken::new()).await?;
+
+    let mut actions = Tail::<ActionRecord>::from_now(&bus.jetstream, &ACTIONS).await?;
+    let (mut to_finding, mut to_freeze) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for run in 0..runs {
+        let sandbox = PodSandbox::create()?;
+        let mut attacker = scenario::start_shadow_read(&sandbox)?;
+        let action = actions
+            .next_matching(Duration::from_secs(10), |a| {
+                a.container_id == sandbox.container_id && a.outcome() == ActionOutcome::Succeeded
+            })
+            .await
+            .with_context(|| format!("run {run}: no freeze within 10 s"))?;
+        let t = action.timings.unwrap_or_default();
+        to_finding.push(t.finding_received_ns.saturating_sub(t.event_kernel_time_ns) as f64 / 1e6);
+        to_freeze.push(t.action_completed_ns.saturating_sub(t.event_kernel_time_ns) as f64 / 1e6);
+        drop(sandbox);
+        let _ = attacker.wait();
+    }
+
+    let mut hop = bus_hop_latency(&bus, 500).await?;
+    let hop_p50 = quantile(&mut hop, 0.5);
+    let hop_p99 = quantile(&mut hop, 0.99);
+    let mut report = Report::default();
+    report.add("slice_latency.runs", runs as f64, "runs");
+    report.add_with_baseline("slice_latency.syscall_to_finding_p50", quantile(&mut to_finding, 0.5), "ms", hop_p50);
+    report.add_with_baseline("slice_latency.syscall_to_finding_p99", quantile(&mut to_finding, 0.99), "ms", hop_p99);
+    report.add_with_baseline("slice_latency.syscall_to_freeze_p50", quantile(&mut to_freeze, 0.5), "ms", hop_p50);
+    report.add_with_baseline("slice_latency.syscall_to_freeze_p99", quantile(&mut to_freeze, 0.99), "ms", hop_p99);
+    report.add("slice_latency.jetstream_hop_p50", hop_p50, "ms");
+    report.write(&results_path())?;
+    Ok(())
+}
+
+/// Latency of one JetStream hop: publish a small message, receive it on an
+/// ordered consumer; `samples` times, one at a time.
+async fn bus_hop_latency(bus: &vigil_bus::BusConnection, samples: usize) -> Result<Vec<f64>> {
+    let publisher = Publisher::new(bus.jetstream.clone());
+    let stream = bus.jetstream.get_stream(vigil_bus::topology::EVENTS.name).await?;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+            filter_subject: subject::events("baseline"),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let payload = vigil_bus::codec::encode(&EventBatch { node: "baseline".into(), ..Default::default() });
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let started = std::time::Instant::now();
+        publisher.publish(subject::events("baseline"), &format!("hop-{i}"), &TraceContext::new_root(), payload.clone()).await?;
+        match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+            Ok(Some(Ok(_))) => latencies.push(started.elapsed().as_secs_f64() * 1e3),
+            _ => bail!("baseline message {i} not delivered"),
+        }
+    }
+    Ok(latencies)
+}
