@@ -39,8 +39,8 @@ async fn bus(pipeline: &Pipeline) -> vigil_bus::BusConnection {
 /// its freeze and its action record.
 async fn attack_is_detected_and_contained(pipeline: &Pipeline) {
     let bus = bus(pipeline).await;
-    let mut findings = Tail::<Finding>::from_start(&bus.jetstream, &FINDINGS).await.unwrap();
-    let mut actions = Tail::<ActionRecord>::from_start(&bus.jetstream, &ACTIONS).await.unwrap();
+    let mut findings = Tail::<Finding>::from_start(&bus.jetstream, &FINDINGS).await.expect("follow findings");
+    let mut actions = Tail::<ActionRecord>::from_start(&bus.jetstream, &ACTIONS).await.expect("follow actions");
     let sandbox = PodSandbox::create().expect("create the pod sandbox");
     let mut attacker = scenario::start_shadow_read(&sandbox).expect("start the attack");
 

@@ -57,7 +57,7 @@ fn batch(sequence: u64, size: usize) -> EventBatch {
     let events = (0..size)
         .map(|i| {
             let n = sequence as usize * size + i;
-            let in_container = n % 4 == 0;
+            let in_container = n.is_multiple_of(4);
             let (kind, args) = match n % 20 {
                 0 => (EventType::Exec, Args { path: "/bin/sh".into(), argv: vec!["sh".into(), "-c".into(), "id".into()], ..Default::default() }),
                 1..=3 => (EventType::Exec, Args { path: "/usr/bin/python3".into(), argv: vec!["python3".into(), "app.py".into()], ..Default::default() }),

@@ -1,6 +1,8 @@
 //! vigil-bus against a real nats-server: topology, de-duplication, trace
 //! context, the consume loop's dispositions, reconnects.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
