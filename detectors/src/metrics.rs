@@ -1,0 +1,23 @@
+//! Metric names, defined once (`vigil_<service>_<noun>_<unit>[_total]`).
+
+/// Events evaluated.
+pub const EVENTS: &str = "vigil_detectors_events_total";
+/// Event batches evaluated.
+pub const BATCHES: &str = "vigil_detectors_batches_total";
+/// Findings stored by JetStream (duplicates not counted), by `rule`.
+pub const FINDINGS: &str = "vigil_detectors_findings_total";
+/// Errors by `error_type` and `stage`.
+pub const ERRORS: &str = "vigil_detectors_errors_total";
+
+/// Registers descriptions, so `/metrics` explains each series.
+pub fn describe() {
+    metrics::describe_counter!(EVENTS, "Events evaluated against the rules.");
+    metrics::describe_counter!(BATCHES, "Event batches evaluated.");
+    metrics::describe_counter!(FINDINGS, "Findings published and stored, by rule.");
+    metrics::describe_counter!(ERRORS, "Errors, by error_type and stage.");
+}
+
+/// Counts one error.
+pub fn error(error_type: &'static str, stage: &'static str) {
+    metrics::counter!(ERRORS, "error_type" => error_type, "stage" => stage).increment(1);
+}
