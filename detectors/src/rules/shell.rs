@@ -57,10 +57,17 @@ impl Rule for ShellInContainer {
     fn matches(&self, event: &Event) -> bool {
         event.r#type() == EventType::Exec
             && !event.container_id.is_empty()
-            && (is_shell(basename(&event.exe_path))
+            && (is_shell(basename(executed(event)))
+                || is_shell(basename(&event.exe_path))
                 || is_shell(&event.comm)
                 || is_busybox_shell(event))
     }
+}
+
+/// The path passed to execve: what was asked for, before symlinks, so a
+/// `/bin/sh` that links to busybox or dash still reads as `sh`.
+fn executed(event: &Event) -> &str {
+    event.args.as_ref().map_or("", |a| a.path.as_str())
 }
 
 fn is_shell(name: &str) -> bool {
@@ -68,10 +75,13 @@ fn is_shell(name: &str) -> bool {
 }
 
 /// `busybox sh …`: the image is busybox and its first argument names a shell.
-/// (`/bin/sh` linked to busybox is caught by `comm`, which the kernel takes
-/// from the name executed, not the link target.)
 fn is_busybox_shell(event: &Event) -> bool {
-    let busybox = basename(&event.exe_path) == "busybox" || event.comm == "busybox";
+    let busybox = [
+        basename(executed(event)),
+        basename(&event.exe_path),
+        &event.comm,
+    ]
+    .contains(&"busybox");
     busybox
         && event
             .args
@@ -89,12 +99,17 @@ mod tests {
     const CONTAINER: &str = "3f4a1c2b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
 
     fn exec(exe: &str, comm: &str, argv: &[&str], container: &str) -> Event {
+        exec_path("", exe, comm, argv, container)
+    }
+
+    fn exec_path(path: &str, exe: &str, comm: &str, argv: &[&str], container: &str) -> Event {
         Event {
             r#type: EventType::Exec as i32,
             exe_path: exe.into(),
             comm: comm.into(),
             container_id: container.into(),
             args: Some(Args {
+                path: path.into(),
                 argv: argv.iter().map(|a| (*a).to_owned()).collect(),
                 ..Default::default()
             }),
@@ -120,6 +135,9 @@ mod tests {
             ),
             // A renamed copy of bash still shows its comm.
             exec("/tmp/x", "bash", &["/tmp/x"], CONTAINER),
+            // /bin/sh linking to dash: the executed path says sh.
+            exec_path("/bin/sh", "/usr/bin/dash", "dash", &["sh"], CONTAINER),
+            exec_path("/bin/ash", "/bin/busybox", "x", &["x"], CONTAINER),
         ] {
             assert!(rule().matches(&event), "{event:?}");
         }
@@ -139,6 +157,13 @@ mod tests {
             exec("/usr/bin/bashbug", "bashbug", &["bashbug"], CONTAINER),
             exec("/bin/busybox", "busybox", &["busybox", "ls"], CONTAINER),
             exec("/usr/bin/python3", "python3", &["python3", "sh"], CONTAINER),
+            exec_path(
+                "/usr/bin/sha256sum",
+                "/usr/bin/sha256sum",
+                "sha256sum",
+                &["sh"],
+                CONTAINER,
+            ),
         ] {
             assert!(!rule().matches(&event), "{event:?}");
         }
