@@ -1,0 +1,34 @@
+//! `vigil-responder --config <file>`: see the library for what it does.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use vigil_responder::{Config, SERVICE, run};
+use vigil_service::{AdminServer, shutdown, telemetry};
+
+/// Contains the pods that findings name (cgroup freeze) and records every action.
+#[derive(Parser)]
+#[command(name = "vigil-responder", version)]
+struct Args {
+    /// TOML configuration file; `VIGIL_RESPONDER__<KEY>` variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config: Config = vigil_service::config::load(SERVICE, args.config.as_deref(), env())?;
+    telemetry::init_logging(&config.log);
+    let shutdown = shutdown::on_signal().context("cannot install signal handlers")?;
+    let admin = AdminServer::start(&config.admin, shutdown.clone()).await?;
+    run(config, admin.health, shutdown).await?;
+    Ok(())
+}
+
+/// The process environment, skipping variables that are not UTF-8 (which
+/// `std::env::vars` would panic on).
+fn env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
