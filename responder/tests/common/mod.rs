@@ -1,0 +1,212 @@
+//! Shared by the responder's service tests: the service in-process against a
+//! per-test nats-server, hand-built findings, and stream inspection.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vigil_bus::{
+    BusConnection, ConnectOptions, Publisher, TraceContext,
+    async_nats::jetstream::{consumer, message::StreamMessage},
+    codec,
+    connect::connect,
+    subject,
+    topology::{ACTIONS, FINDINGS, StreamSpec},
+};
+use vigil_proto::v1::{ActionRecord, Event, EventType, Finding, FindingSource, Priority};
+use vigil_responder::{Config, Error, run};
+use vigil_service::{Health, NatsConfig, clock};
+use vigil_testkit::NatsServer;
+
+pub const NODE: &str = "node-1";
+/// The durable consumer of the responder on NODE.
+pub const CONSUMER: &str = "responder-node-1";
+const PATIENCE: Duration = Duration::from_secs(15);
+
+pub fn config(server: &NatsServer) -> Config {
+    Config {
+        node_name: NODE.into(),
+        nats: NatsConfig {
+            url: server.url(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The service running in a task of this test's runtime.
+pub struct Running {
+    pub health: Health,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    pub async fn start(config: Config, health: Health) -> Self {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(config, health.clone(), shutdown.clone()));
+        poll("the service to become ready", || async {
+            health.is_ready().then_some(())
+        })
+        .await;
+        Self {
+            health,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Shuts down as on SIGTERM and checks that `run` returned Ok.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("run returns promptly on shutdown")
+            .expect("run does not panic");
+        result.expect("run returns Ok on shutdown");
+    }
+}
+
+pub async fn bus(server: &NatsServer) -> BusConnection {
+    let options = ConnectOptions {
+        url: server.url(),
+        client_name: "responder-test".into(),
+    };
+    connect(&options, &CancellationToken::new())
+        .await
+        .expect("connect")
+}
+
+/// A finding as the detectors would publish it, for a process in `cgroup_path`.
+pub fn finding(
+    id: &str,
+    cgroup_path: &str,
+    container_id: &str,
+    pod_uid: &str,
+    namespace: &str,
+) -> Finding {
+    Finding {
+        id: id.into(),
+        time_ns: clock::wall_ns(),
+        source: FindingSource::Rule as i32,
+        name: "Read of /etc/shadow".into(),
+        priority: Priority::Warning as i32,
+        container_id: container_id.into(),
+        namespace: namespace.into(),
+        node: NODE.into(),
+        cgroup_path: cgroup_path.into(),
+        pod_uid: pod_uid.into(),
+        events: vec![Event {
+            kernel_time_ns: clock::monotonic_ns(),
+            node: NODE.into(),
+            r#type: EventType::Open as i32,
+            cgroup_path: cgroup_path.into(),
+            container_id: container_id.into(),
+            pod_uid: pod_uid.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Publishes `finding` under `message_id`; returns whether JetStream
+/// discarded it as a duplicate.
+pub async fn publish_finding(
+    bus: &BusConnection,
+    finding: &Finding,
+    message_id: &str,
+    trace: &TraceContext,
+) -> bool {
+    Publisher::new(bus.jetstream.clone())
+        .publish(
+            subject::findings(finding.priority(), &finding.namespace),
+            message_id,
+            trace,
+            codec::encode(finding),
+        )
+        .await
+        .expect("publish finding")
+        .duplicate
+}
+
+/// Polls `check` every 20 ms until it yields a value; panics after 15 s.
+pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn consumer_info(bus: &BusConnection) -> consumer::Info {
+    bus.jetstream
+        .get_stream(FINDINGS.name)
+        .await
+        .expect("findings stream")
+        .consumer_info(CONSUMER)
+        .await
+        .expect("consumer info")
+}
+
+/// Waits until the responder has settled every finding up to stream
+/// sequence `sequence` (acked or terminated) and holds nothing pending.
+pub async fn wait_settled(bus: &BusConnection, sequence: u64) -> consumer::Info {
+    poll("the responder to settle its findings", || async {
+        let info = consumer_info(bus).await;
+        (info.ack_floor.stream_sequence >= sequence && info.num_ack_pending == 0).then_some(info)
+    })
+    .await
+}
+
+async fn stored(bus: &BusConnection, stream: &StreamSpec) -> Vec<StreamMessage> {
+    let Ok(mut handle) = bus.jetstream.get_stream(stream.name).await else {
+        return Vec::new();
+    };
+    let state = handle.info().await.expect("stream info").state.clone();
+    let mut messages = Vec::new();
+    for sequence in state.first_sequence..=state.last_sequence {
+        if let Ok(message) = handle.get_raw_message(sequence).await {
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+/// Every action record stored, with its subject.
+pub async fn records(bus: &BusConnection) -> Vec<(String, ActionRecord)> {
+    stored(bus, &ACTIONS)
+        .await
+        .iter()
+        .map(|m| {
+            let record =
+                codec::decode(&m.payload, m.subject.as_str(), m.sequence).expect("an ActionRecord");
+            (m.subject.to_string(), record)
+        })
+        .collect()
+}
+
+/// Waits until exactly `count` action records are stored, then returns them.
+pub async fn wait_records(bus: &BusConnection, count: usize) -> Vec<(String, ActionRecord)> {
+    poll("action records", || async {
+        let found = records(bus).await;
+        assert!(
+            found.len() <= count,
+            "{} records, expected {count}: {found:?}",
+            found.len()
+        );
+        (found.len() == count).then_some(found)
+    })
+    .await
+}
