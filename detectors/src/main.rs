@@ -1,6 +1,6 @@
 //! `vigil-detectors --config <file>`: see the library for what it does.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,9 +16,20 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// Exit code 0 after a clean shutdown, 1 with the error chain on stderr
+/// (a configuration error lists every bad key).
+fn main() -> ExitCode {
+    match serve(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vigil-detectors: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn serve(args: Args) -> anyhow::Result<()> {
     let config: Config = vigil_service::config::load(SERVICE, args.config.as_deref(), env())?;
     telemetry::init_logging(&config.log);
     let shutdown = shutdown::on_signal().context("cannot install signal handlers")?;
