@@ -1,0 +1,137 @@
+//! Decoded events → complete events: node, wall time, cgroup path and the
+//! container and pod it belongs to, executable, absolute paths.
+
+mod cgroup;
+mod process;
+
+pub use cgroup::CgroupPaths;
+use vigil_cgroup::Hierarchies;
+use vigil_proto::v1::Event;
+
+use crate::decode::Decoded;
+
+/// Adds what the kernel record does not carry. Keeps a cgroup-path cache,
+/// so one instance serves the whole stream.
+#[derive(Debug)]
+pub struct Enricher {
+    node: String,
+    cgroups: CgroupPaths,
+}
+
+impl Enricher {
+    pub fn new(node: &str, hierarchies: Hierarchies) -> Self {
+        Self {
+            node: node.to_owned(),
+            cgroups: CgroupPaths::new(hierarchies, cgroup::DEFAULT_CAPACITY),
+        }
+    }
+
+    pub fn enrich(&mut self, decoded: Decoded) -> Event {
+        let Decoded {
+            mut event, dirfd, ..
+        } = decoded;
+        event.node.clone_from(&self.node);
+        event.wall_time_ns = vigil_service::clock::monotonic_to_wall_ns(event.kernel_time_ns);
+        self.attribute(&mut event);
+        event.exe_path = process::exe_path(event.pid).unwrap_or_default();
+        absolutize(&mut event, dirfd);
+        event
+    }
+
+    fn attribute(&mut self, event: &mut Event) {
+        let Some(path) = self.cgroups.path_of(event.cgroup_id) else {
+            return;
+        };
+        if let Some(identity) = vigil_cgroup::identify(&path) {
+            event.container_id = identity.container_id;
+            event.pod_uid = identity.pod_uid;
+        }
+        event.cgroup_path = path;
+    }
+}
+
+/// Makes a relative path argument absolute, recording the cwd when read.
+/// Exec paths are relative to the cwd; open paths to their dirfd.
+fn absolutize(event: &mut Event, dirfd: Option<i32>) {
+    let (pid, tid) = (event.pid, event.tid);
+    let Some(args) = event.args.as_mut() else {
+        return;
+    };
+    if args.path.is_empty() || args.path.starts_with('/') {
+        return;
+    }
+    let dirfd = dirfd.unwrap_or(crate::kernel::abi::AT_FDCWD);
+    let Some(base) = process::base_dir(pid, tid, dirfd) else {
+        return;
+    };
+    args.path = process::resolve(&base, &args.path);
+    if dirfd == crate::kernel::abi::AT_FDCWD {
+        event.cwd = base;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_proto::v1::{Args, EventType};
+
+    use super::*;
+
+    fn decoded_open(path: &str) -> Decoded {
+        let pid = std::process::id();
+        Decoded {
+            event: Event {
+                r#type: EventType::Open.into(),
+                pid,
+                tid: pid,
+                kernel_time_ns: vigil_service::clock::monotonic_ns(),
+                cgroup_id: u64::MAX,
+                args: Some(Args {
+                    path: path.to_owned(),
+                    ..Args::default()
+                }),
+                ..Event::default()
+            },
+            dirfd: Some(crate::kernel::abi::AT_FDCWD),
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn relative_open_paths_become_absolute_and_node_and_time_are_set() {
+        let mut enricher = Enricher::new(
+            "node-a",
+            Hierarchies {
+                unified: None,
+                freezer_v1: None,
+            },
+        );
+        let event = enricher.enrich(decoded_open("Cargo.toml"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            event.args.unwrap().path,
+            cwd.join("Cargo.toml").to_string_lossy()
+        );
+        assert_eq!(event.cwd, cwd.to_string_lossy());
+        assert_eq!(event.node, "node-a");
+        assert!(event.wall_time_ns.abs_diff(vigil_service::clock::wall_ns()) < 5_000_000_000);
+        assert_eq!(
+            event.exe_path,
+            std::env::current_exe().unwrap().to_string_lossy()
+        );
+        assert_eq!(event.cgroup_path, "");
+    }
+
+    #[test]
+    fn absolute_paths_are_left_alone() {
+        let mut enricher = Enricher::new(
+            "n",
+            Hierarchies {
+                unified: None,
+                freezer_v1: None,
+            },
+        );
+        let event = enricher.enrich(decoded_open("/etc/hostname"));
+        assert_eq!(event.args.unwrap().path, "/etc/hostname");
+        assert_eq!(event.cwd, "");
+    }
+}

@@ -1,0 +1,359 @@
+//! Loads and attaches the BPF programs and reads their ring buffer on a
+//! dedicated thread.
+//!
+//! Everything libbpf owns (skeleton, links, ring buffer) lives on that one
+//! thread: the skeleton borrows its storage, and keeping it on the thread's
+//! stack avoids both self-referential structs and sharing libbpf handles
+//! across threads. The thread reports the outcome of load + attach before it
+//! starts polling, so callers learn at once whether the kernel side runs.
+
+use std::{
+    io,
+    mem::MaybeUninit,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use libbpf_rs::{
+    MapCore, MapFlags, PrintLevel, RingBufferBuilder,
+    skel::{OpenSkel, Skel, SkelBuilder},
+};
+
+use super::{abi, skel::VigilSkelBuilder};
+
+/// Where the kernel publishes its BTF; CO-RE relocations need it.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Where libbpf looks for tracepoint ids when debugfs is not mounted.
+const TRACEFS: &str = "/sys/kernel/tracing";
+const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
+/// How often the per-CPU drop counters are summed into `KernelDrops`.
+const COUNTER_INTERVAL: Duration = Duration::from_millis(50);
+/// Lines of libbpf output kept to explain a failed load.
+const LOG_LINES: usize = 60;
+
+/// How to run the kernel side.
+#[derive(Clone, Debug)]
+pub struct KernelOptions {
+    /// Size of the BPF ring buffer: a power of two, at least a page.
+    pub ring_buffer_bytes: u32,
+    /// A process whose events are ignored in the kernel: the collector's
+    /// own, so that its reads of /proc cause no events of their own.
+    pub ignore_tgid: u32,
+    /// Longest wait for records before the thread checks for shutdown.
+    pub poll_timeout: Duration,
+}
+
+impl KernelOptions {
+    /// Options that ignore this process.
+    pub fn for_this_process(ring_buffer_bytes: u32) -> Self {
+        Self {
+            ring_buffer_bytes,
+            ignore_tgid: std::process::id(),
+            poll_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The kernel side could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "this kernel has no BTF ({VMLINUX_BTF} is missing), which the collector's CO-RE programs need; use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf,
+    #[error(
+        "loading eBPF programs needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for tracefs); running as uid {euid}: {source}"
+    )]
+    NotPermitted {
+        euid: u32,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed: {source}")]
+    Tracefs {
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot {stage} the eBPF programs: {source}{log}")]
+    Libbpf {
+        stage: &'static str,
+        #[source]
+        source: libbpf_rs::Error,
+        /// libbpf's own output (the verifier log on a rejected program).
+        log: String,
+    },
+    #[error("cannot start the ring-buffer thread: {0}")]
+    Thread(#[source] io::Error),
+    #[error("the ring-buffer thread ended before the programs were attached")]
+    ThreadExited,
+}
+
+/// Records the kernel dropped, by reason, summed over all CPUs since load.
+#[derive(Debug, Default)]
+pub struct KernelDrops {
+    counts: [AtomicU64; abi::DROP_REASONS.len()],
+}
+
+impl KernelDrops {
+    /// Total drops for every reason, with its metric label.
+    pub fn by_reason(&self) -> Vec<(&'static str, u64)> {
+        abi::DROP_REASONS
+            .iter()
+            .zip(&self.counts)
+            .map(|((_, label), count)| (*label, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Total drops for all reasons.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The running kernel side. Stops and detaches on [`KernelSource::stop`] or drop.
+#[derive(Debug)]
+pub struct KernelSource {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    drops: Arc<KernelDrops>,
+}
+
+impl KernelSource {
+    /// Loads and attaches the programs, then calls `on_record` with every
+    /// ring-buffer record, on the ring-buffer thread, until stopped. Returns
+    /// once the programs are attached, or with the reason they are not.
+    pub fn start<F>(options: KernelOptions, on_record: F) -> Result<Self, LoadError>
+    where
+        F: FnMut(&[u8]) + Send + 'static,
+    {
+        if !Path::new(VMLINUX_BTF).exists() {
+            return Err(LoadError::NoBtf);
+        }
+        ensure_tracefs()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let drops = Arc::new(KernelDrops::default());
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("vigil-ringbuf".to_owned())
+            .spawn({
+                let (stop, drops) = (stop.clone(), drops.clone());
+                move || ring_thread(&options, on_record, &stop, &drops, &ready_tx)
+            })
+            .map_err(LoadError::Thread)?;
+        let mut source = Self {
+            stop,
+            thread: Some(thread),
+            drops,
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(source),
+            Ok(Err(error)) => {
+                source.stop();
+                Err(error)
+            }
+            Err(_) => {
+                source.stop();
+                Err(LoadError::ThreadExited)
+            }
+        }
+    }
+
+    /// The kernel's drop counters, refreshed by the ring-buffer thread.
+    pub fn drops(&self) -> Arc<KernelDrops> {
+        self.drops.clone()
+    }
+
+    /// Detaches the programs and waits for the thread. `on_record` is
+    /// dropped once this returns.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!(message = "The ring-buffer thread panicked.");
+        }
+    }
+}
+
+impl Drop for KernelSource {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The body of the ring-buffer thread: load, report, poll until stopped.
+fn ring_thread<F>(
+    options: &KernelOptions,
+    mut on_record: F,
+    stop: &AtomicBool,
+    drops: &KernelDrops,
+    ready: &mpsc::SyncSender<Result<(), LoadError>>,
+) where
+    F: FnMut(&[u8]),
+{
+    let mut storage = MaybeUninit::uninit();
+    let skel = match load_and_attach(options, &mut storage) {
+        Ok(skel) => skel,
+        Err(error) => {
+            let _receiver_gone = ready.send(Err(error));
+            return;
+        }
+    };
+    let mut builder = RingBufferBuilder::new();
+    let added = builder.add(&skel.maps.events, |record: &[u8]| {
+        on_record(record);
+        0
+    });
+    let ring = match added.map(|_| ()).and_then(|()| builder.build()) {
+        Ok(ring) => ring,
+        Err(source) => {
+            let _receiver_gone = ready.send(Err(libbpf_error("read the ring buffer of", source)));
+            return;
+        }
+    };
+    let _receiver_gone = ready.send(Ok(()));
+    tracing::info!(
+        message = "eBPF programs attached.",
+        ring_buffer_bytes = options.ring_buffer_bytes,
+        ignored_tgid = options.ignore_tgid
+    );
+    let mut counted_at = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(error) = ring.poll(options.poll_timeout)
+            && error.kind() != libbpf_rs::ErrorKind::Interrupted
+        {
+            tracing::warn!(message = "Ring buffer poll failed.", %error);
+            std::thread::sleep(options.poll_timeout);
+        }
+        if counted_at.elapsed() >= COUNTER_INTERVAL {
+            refresh_drops(&skel.maps.drops, drops);
+            counted_at = Instant::now();
+        }
+    }
+    // Drain what is left so that a stop loses nothing already delivered.
+    let _drained = ring.consume();
+    refresh_drops(&skel.maps.drops, drops);
+}
+
+fn load_and_attach<'obj>(
+    options: &KernelOptions,
+    storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> Result<super::skel::VigilSkel<'obj>, LoadError> {
+    capture_libbpf_output();
+    let mut open = VigilSkelBuilder::default()
+        .open(storage)
+        .map_err(|source| libbpf_error("open", source))?;
+    if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+        rodata.self_tgid = options.ignore_tgid;
+    }
+    open.maps
+        .events
+        .set_max_entries(options.ring_buffer_bytes)
+        .map_err(|source| libbpf_error("size the ring buffer of", source))?;
+    let mut skel = open.load().map_err(|source| classify("load", source))?;
+    skel.attach().map_err(|source| classify("attach", source))?;
+    Ok(skel)
+}
+
+/// Sums each reason's per-CPU counters into `drops`.
+fn refresh_drops(map: &dyn MapCore, drops: &KernelDrops) {
+    for ((reason, _), total) in abi::DROP_REASONS.iter().zip(&drops.counts) {
+        match map.lookup_percpu(&reason.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => {
+                let sum = per_cpu
+                    .iter()
+                    .filter_map(|bytes| bytes.get(..8)?.try_into().ok())
+                    .map(u64::from_ne_bytes)
+                    .sum();
+                total.store(sum, Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(message = "Cannot read the drop counters.", %error),
+        }
+    }
+}
+
+/// libbpf finds tracepoint ids in tracefs; hosts that boot without it
+/// mounted (this is common on minimal VMs) get it mounted where the kernel
+/// documents it.
+fn ensure_tracefs() -> Result<(), LoadError> {
+    let mounted = [TRACEFS, DEBUGFS_TRACING]
+        .iter()
+        .any(|dir| Path::new(dir).join("events").is_dir());
+    if mounted {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|source| LoadError::Tracefs { source })?;
+    tracing::info!(message = "Mounted tracefs.", path = TRACEFS);
+    Ok(())
+}
+
+fn classify(stage: &'static str, source: libbpf_rs::Error) -> LoadError {
+    let euid = nix::unistd::geteuid();
+    let denied = matches!(source.kind(), libbpf_rs::ErrorKind::PermissionDenied);
+    if denied && !euid.is_root() {
+        return LoadError::NotPermitted {
+            euid: euid.as_raw(),
+            source,
+        };
+    }
+    libbpf_error(stage, source)
+}
+
+fn libbpf_error(stage: &'static str, source: libbpf_rs::Error) -> LoadError {
+    let lines = take_libbpf_output();
+    let log = if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\nlibbpf said:\n{}", lines.join("\n"))
+    };
+    LoadError::Libbpf { stage, source, log }
+}
+
+/// libbpf's recent output: its print callback is a plain function, so the
+/// lines go through a global.
+static LIBBPF_OUTPUT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn capture_libbpf_output() {
+    if let Ok(mut lines) = LIBBPF_OUTPUT.lock() {
+        lines.clear();
+    }
+    libbpf_rs::set_print(Some((PrintLevel::Info, on_libbpf_output)));
+}
+
+fn on_libbpf_output(level: PrintLevel, text: String) {
+    let text = text.trim_end();
+    match level {
+        PrintLevel::Warn => tracing::warn!(message = "libbpf", output = %text),
+        PrintLevel::Info => tracing::debug!(message = "libbpf", output = %text),
+        PrintLevel::Debug => tracing::trace!(message = "libbpf", output = %text),
+    }
+    if level == PrintLevel::Debug {
+        return;
+    }
+    if let Ok(mut lines) = LIBBPF_OUTPUT.lock() {
+        lines.extend(text.lines().map(str::to_owned));
+        let excess = lines.len().saturating_sub(LOG_LINES);
+        lines.drain(..excess);
+    }
+}
+
+fn take_libbpf_output() -> Vec<String> {
+    LIBBPF_OUTPUT
+        .lock()
+        .map(|mut lines| std::mem::take(&mut *lines))
+        .unwrap_or_default()
+}

@@ -1,0 +1,30 @@
+//! Metric names, defined once (`vigil_<service>_<noun>_<unit>[_total]`).
+
+/// Events decoded and handed to the publisher, by `kind`.
+pub const EVENTS: &str = "vigil_collector_events_total";
+/// Ring-buffer records that did not decode, by `reason`.
+pub const RECORDS_INVALID: &str = "vigil_collector_records_invalid_total";
+/// Batches stored by JetStream.
+pub const BATCHES_PUBLISHED: &str = "vigil_collector_batches_published_total";
+/// Events the kernel could not deliver, by `reason` (`ringbuf_full`, `pending_full`).
+pub const KERNEL_DROPS: &str = "vigil_collector_kernel_drops_total";
+/// Events dropped in user space because the publisher fell behind.
+pub const USERSPACE_DROPS: &str = "vigil_collector_userspace_drops_total";
+/// Publish attempts that failed, by `stage` (`send`, `confirm`).
+pub const PUBLISH_ERRORS: &str = "vigil_collector_publish_errors_total";
+
+/// Registers descriptions, so `/metrics` explains each series.
+pub fn describe() {
+    metrics::describe_counter!(EVENTS, "Events decoded from the kernel, by kind.");
+    metrics::describe_counter!(
+        RECORDS_INVALID,
+        "Kernel records that did not decode, by reason."
+    );
+    metrics::describe_counter!(BATCHES_PUBLISHED, "Event batches stored by JetStream.");
+    metrics::describe_counter!(KERNEL_DROPS, "Events the kernel dropped, by reason.");
+    metrics::describe_counter!(
+        USERSPACE_DROPS,
+        "Events dropped because publishing fell behind."
+    );
+    metrics::describe_counter!(PUBLISH_ERRORS, "Failed publish attempts, by stage.");
+}
