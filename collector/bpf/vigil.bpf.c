@@ -166,21 +166,19 @@ static __always_inline void read_argv(struct vigil_exec_record *rec, struct task
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	unsigned long start = BPF_CORE_READ(mm, arg_start);
 	unsigned long end = BPF_CORE_READ(mm, arg_end);
-	__u32 len = 0;
+	__u64 len;
 
 	rec->exec.argv_len = 0;
 	if (end <= start)
 		return;
-	if (end - start > VIGIL_ARGV_LEN) {
+	len = end - start;
+	if (len > VIGIL_ARGV_LEN) {
 		rec->hdr.flags |= VIGIL_FLAG_ARGV_TRUNCATED;
 		len = VIGIL_ARGV_LEN;
-	} else {
-		len = end - start;
 	}
-	/* The mask restates the bound in a form the verifier keeps. */
-	len &= (VIGIL_ARGV_LEN << 1) - 1;
-	if (len > VIGIL_ARGV_LEN)
-		return;
+	/* Without the barrier clang may pass the unclamped copy of len, which
+	 * the verifier rejects as unbounded. */
+	barrier_var(len);
 	if (bpf_probe_read_user(rec->exec.argv, len, (const void *)start) < 0) {
 		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
 		return;
@@ -306,7 +304,7 @@ static __always_inline void read_sockaddr(struct connect_pending *pending, const
 	struct vigil_connect_body *body = &pending->body;
 	struct vigil_sockaddr_in6 in6 = {};
 	struct vigil_sockaddr_in in = {};
-	__u32 len;
+	__u64 len;
 
 	if (bpf_probe_read_user(&body->family, sizeof(body->family), uaddr) < 0) {
 		pending->hdr_flags |= VIGIL_FLAG_READ_FAILED;
@@ -331,9 +329,7 @@ static __always_inline void read_sockaddr(struct connect_pending *pending, const
 		len = body->addrlen - sizeof(__u16);
 		if (len > VIGIL_UNIX_PATH_LEN)
 			len = VIGIL_UNIX_PATH_LEN;
-		len &= 0xFF;
-		if (len > VIGIL_UNIX_PATH_LEN)
-			return;
+		barrier_var(len); /* see read_argv */
 		if (bpf_probe_read_user(body->unix_path, len, uaddr + sizeof(__u16)) < 0)
 			break;
 		return;
