@@ -36,6 +36,8 @@ const volatile struct {
 	enum vigil_kind kinds[0];
 	enum vigil_flag flags[0];
 	enum vigil_drop_reason drop_reasons[0];
+	/* The kernel's BTF check rejects a variable of size zero. */
+	__u32 nonzero;
 } vigil_abi_anchor = {};
 
 /* Sized by the loader (config ring_buffer_bytes) before load. */
