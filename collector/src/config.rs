@@ -6,7 +6,7 @@
 //! | `node_name` | host name | node token of `vigil.events.<node>` and `Event.node` |
 //! | `source` | `ebpf` | where events come from (only `ebpf` for now) |
 //! | `batch_max_events` | 256 | a batch is published when it holds this many events |
-//! | `flush_interval_ms` | 20 | ... or when its oldest event is this old |
+//! | `flush_interval_ms` | 20 | a partly filled batch (or one reporting only drops) is published at least this often |
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
 //! | `ring_buffer_bytes` | 4194304 | BPF ring buffer size: a power of two, 4 KiB to 1 GiB |
 
@@ -33,7 +33,7 @@ pub struct Config {
     pub source: Source,
     /// Events per batch at most.
     pub batch_max_events: usize,
-    /// A partly filled batch is published after this many milliseconds.
+    /// A partly filled batch waits at most this many milliseconds.
     pub flush_interval_ms: u64,
     /// Events buffered between the ring-buffer thread and the publisher.
     pub channel_capacity: usize,
