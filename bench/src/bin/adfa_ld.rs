@@ -57,7 +57,11 @@ const PARITY_TREES: usize = 1000;
 /// Test rows scored one per call, for the streaming latency.
 const SINGLE_ROWS: usize = 200;
 const SKLEARN_REQUIREMENT: &str = "scikit-learn==1.9.1";
-const EXPECTED: [(&str, usize); 3] = [("Training_Data_Master", 833), ("Validation_Data_Master", 4372), ("Attack_Data_Master", 746)];
+const EXPECTED: [(&str, usize); 3] = [
+    ("Training_Data_Master", 833),
+    ("Validation_Data_Master", 4372),
+    ("Attack_Data_Master", 746),
+];
 
 fn main() -> Result<()> {
     let dir = dataset_dir()?;
@@ -67,7 +71,11 @@ fn main() -> Result<()> {
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let mut report = Report::default();
     report.add("adfa_ld.traces.training", data.train.len() as f64, "traces");
-    report.add("adfa_ld.traces.validation", data.validation.len() as f64, "traces");
+    report.add(
+        "adfa_ld.traces.validation",
+        data.validation.len() as f64,
+        "traces",
+    );
     report.add("adfa_ld.traces.attack", data.attack.len() as f64, "traces");
 
     let started = Instant::now();
@@ -93,11 +101,23 @@ fn main() -> Result<()> {
         write_npy(&test, &set.test)?;
         for trees in [TREES, PARITY_TREES] {
             let single_rows = if trees == TREES { SINGLE_ROWS } else { 0 };
-            jobs.push(Job { name: job_name(set.name, trees), train: train.clone(), test: test.clone(), seeds: SEEDS.to_vec(), n_estimators: trees, single_rows });
+            jobs.push(Job {
+                name: job_name(set.name, trees),
+                train: train.clone(),
+                test: test.clone(),
+                seeds: SEEDS.to_vec(),
+                n_estimators: trees,
+                single_rows,
+            });
         }
     }
     let sklearn = run_sklearn(&python, &work, &jobs)?;
-    eprintln!("scikit-learn {} (numpy {}), {} jobs", sklearn.sklearn, sklearn.numpy, jobs.len());
+    eprintln!(
+        "scikit-learn {} (numpy {}), {} jobs",
+        sklearn.sklearn,
+        sklearn.numpy,
+        jobs.len()
+    );
 
     let labels = &data.family;
     let n_normal = data.validation.len();
@@ -105,15 +125,37 @@ fn main() -> Result<()> {
     for set in &sets {
         let ours = fit_and_score(set, TREES, &single)?;
         let theirs = sklearn.job(&job_name(set.name, TREES))?;
-        let ours_eval: Vec<Eval> = ours.iter().map(|run| Eval::of(&anomaly(&run.scores), n_normal, labels)).collect();
-        let theirs_eval: Vec<Eval> = theirs.runs.iter().map(|run| Eval::of(&anomaly(&run.scores), n_normal, labels)).collect();
-        report_detection(&mut report, &format!("adfa_ld.{}.if", set.name), &ours_eval, Some(&theirs_eval));
+        let ours_eval: Vec<Eval> = ours
+            .iter()
+            .map(|run| Eval::of(&anomaly(&run.scores), n_normal, labels))
+            .collect();
+        let theirs_eval: Vec<Eval> = theirs
+            .runs
+            .iter()
+            .map(|run| Eval::of(&anomaly(&run.scores), n_normal, labels))
+            .collect();
+        report_detection(
+            &mut report,
+            &format!("adfa_ld.{}.if", set.name),
+            &ours_eval,
+            Some(&theirs_eval),
+        );
         let diff = (mean(&aucs(&ours_eval)) - mean(&aucs(&theirs_eval))).abs();
-        report.add(&format!("adfa_ld.{}.if.auc_abs_diff_vs_sklearn", set.name), diff, "auc");
+        report.add(
+            &format!("adfa_ld.{}.if.auc_abs_diff_vs_sklearn", set.name),
+            diff,
+            "auc",
+        );
         // What seed noise alone makes of that difference: the standard error
         // of a difference of two 5-seed means.
-        let se = ((std_dev(&aucs(&ours_eval)).powi(2) + std_dev(&aucs(&theirs_eval)).powi(2)) / SEEDS.len() as f64).sqrt();
-        report.add(&format!("adfa_ld.{}.if.auc_diff_standard_error", set.name), se, "auc");
+        let se = ((std_dev(&aucs(&ours_eval)).powi(2) + std_dev(&aucs(&theirs_eval)).powi(2))
+            / SEEDS.len() as f64)
+            .sqrt();
+        report.add(
+            &format!("adfa_ld.{}.if.auc_diff_standard_error", set.name),
+            se,
+            "auc",
+        );
         summary.push((format!("{} IF (ours)", set.name), ours_eval));
         summary.push((format!("{} IF (scikit-learn)", set.name), theirs_eval));
 
@@ -123,52 +165,142 @@ fn main() -> Result<()> {
         let score_ours = median(ours.iter().map(|r| r.score_seconds).collect());
         let fit_theirs = median(theirs.runs.iter().map(|r| r.fit_seconds).collect());
         let score_theirs = median(theirs.runs.iter().map(|r| r.score_seconds).collect());
-        report.add_with_baseline(&format!("adfa_ld.{}.fit_ms_1thread", set.name), fit_ours * 1e3, "ms", fit_theirs * 1e3);
-        report.add_with_baseline(&format!("adfa_ld.{}.score_ms_1thread", set.name), score_ours * 1e3, "ms", score_theirs * 1e3);
-        report.add(&format!("adfa_ld.{}.fit_speedup_vs_sklearn_1thread", set.name), fit_theirs / fit_ours, "x");
-        report.add(&format!("adfa_ld.{}.score_speedup_vs_sklearn_1thread", set.name), score_theirs / score_ours, "x");
+        report.add_with_baseline(
+            &format!("adfa_ld.{}.fit_ms_1thread", set.name),
+            fit_ours * 1e3,
+            "ms",
+            fit_theirs * 1e3,
+        );
+        report.add_with_baseline(
+            &format!("adfa_ld.{}.score_ms_1thread", set.name),
+            score_ours * 1e3,
+            "ms",
+            score_theirs * 1e3,
+        );
+        report.add(
+            &format!("adfa_ld.{}.fit_speedup_vs_sklearn_1thread", set.name),
+            fit_theirs / fit_ours,
+            "x",
+        );
+        report.add(
+            &format!("adfa_ld.{}.score_speedup_vs_sklearn_1thread", set.name),
+            score_theirs / score_ours,
+            "x",
+        );
         let pooled = fit_and_score_pooled(set, TREES)?;
         for (a, b) in ours.iter().zip(&pooled) {
-            ensure!(a.scores == b.scores, "seed {}: scores differ between 1 and {} threads", a.seed, rayon::current_num_threads());
+            ensure!(
+                a.scores == b.scores,
+                "seed {}: scores differ between 1 and {} threads",
+                a.seed,
+                rayon::current_num_threads()
+            );
         }
         let threads = rayon::current_num_threads();
         let fit_pooled = median(pooled.iter().map(|r| r.fit_seconds).collect());
         let score_pooled = median(pooled.iter().map(|r| r.score_seconds).collect());
-        report.add_with_baseline(&format!("adfa_ld.{}.fit_ms_{threads}threads", set.name), fit_pooled * 1e3, "ms", fit_theirs * 1e3);
-        report.add_with_baseline(&format!("adfa_ld.{}.score_ms_{threads}threads", set.name), score_pooled * 1e3, "ms", score_theirs * 1e3);
-        report.add(&format!("adfa_ld.{}.test_rows_per_second_1thread", set.name), set.test.nrows() as f64 / score_ours, "rows/s");
+        report.add_with_baseline(
+            &format!("adfa_ld.{}.fit_ms_{threads}threads", set.name),
+            fit_pooled * 1e3,
+            "ms",
+            fit_theirs * 1e3,
+        );
+        report.add_with_baseline(
+            &format!("adfa_ld.{}.score_ms_{threads}threads", set.name),
+            score_pooled * 1e3,
+            "ms",
+            score_theirs * 1e3,
+        );
+        report.add(
+            &format!("adfa_ld.{}.test_rows_per_second_1thread", set.name),
+            set.test.nrows() as f64 / score_ours,
+            "rows/s",
+        );
         if set.name == "novelty" {
-            let model = IsolationForest::params().seed(0).fit(&DatasetBase::from(set.train.view()))?;
+            let model = IsolationForest::params()
+                .seed(0)
+                .fit(&DatasetBase::from(set.train.view()))?;
             let rows = set.test.nrows().min(SINGLE_ROWS);
             let started = Instant::now();
             for row in set.test.rows().into_iter().take(rows) {
                 std::hint::black_box(model.score_sample(&row)?);
             }
             let ours_row = started.elapsed().as_secs_f64() / rows as f64;
-            let theirs_row = theirs.single_row_seconds.context("scikit-learn single-row timing missing")?;
-            report.add_with_baseline("adfa_ld.novelty.score_us_per_single_row", ours_row * 1e6, "us", theirs_row * 1e6);
-            report.add("adfa_ld.novelty.single_row_speedup_vs_sklearn", theirs_row / ours_row, "x");
+            let theirs_row = theirs
+                .single_row_seconds
+                .context("scikit-learn single-row timing missing")?;
+            report.add_with_baseline(
+                "adfa_ld.novelty.score_us_per_single_row",
+                ours_row * 1e6,
+                "us",
+                theirs_row * 1e6,
+            );
+            report.add(
+                "adfa_ld.novelty.single_row_speedup_vs_sklearn",
+                theirs_row / ours_row,
+                "x",
+            );
         }
 
         // Parity at 1,000 trees: less forest noise, so the AUCs and the
         // seed-averaged scores must agree closely.
         let ours_big = fit_and_score_pooled(set, PARITY_TREES)?;
         let theirs_big = sklearn.job(&job_name(set.name, PARITY_TREES))?;
-        let ours_big_auc: Vec<f64> = ours_big.iter().map(|r| Eval::of(&anomaly(&r.scores), n_normal, labels).auc).collect();
-        let theirs_big_auc: Vec<f64> = theirs_big.runs.iter().map(|r| Eval::of(&anomaly(&r.scores), n_normal, labels).auc).collect();
-        report.add_with_baseline(&format!("adfa_ld.{}.if1000.auc", set.name), mean(&ours_big_auc), "auc", mean(&theirs_big_auc));
-        report.add(&format!("adfa_ld.{}.if1000.auc_abs_diff_vs_sklearn", set.name), (mean(&ours_big_auc) - mean(&theirs_big_auc)).abs(), "auc");
-        let se = ((std_dev(&ours_big_auc).powi(2) + std_dev(&theirs_big_auc).powi(2)) / SEEDS.len() as f64).sqrt();
-        report.add(&format!("adfa_ld.{}.if1000.auc_diff_standard_error", set.name), se, "auc");
+        let ours_big_auc: Vec<f64> = ours_big
+            .iter()
+            .map(|r| Eval::of(&anomaly(&r.scores), n_normal, labels).auc)
+            .collect();
+        let theirs_big_auc: Vec<f64> = theirs_big
+            .runs
+            .iter()
+            .map(|r| Eval::of(&anomaly(&r.scores), n_normal, labels).auc)
+            .collect();
+        report.add_with_baseline(
+            &format!("adfa_ld.{}.if1000.auc", set.name),
+            mean(&ours_big_auc),
+            "auc",
+            mean(&theirs_big_auc),
+        );
+        report.add(
+            &format!("adfa_ld.{}.if1000.auc_abs_diff_vs_sklearn", set.name),
+            (mean(&ours_big_auc) - mean(&theirs_big_auc)).abs(),
+            "auc",
+        );
+        let se = ((std_dev(&ours_big_auc).powi(2) + std_dev(&theirs_big_auc).powi(2))
+            / SEEDS.len() as f64)
+            .sqrt();
+        report.add(
+            &format!("adfa_ld.{}.if1000.auc_diff_standard_error", set.name),
+            se,
+            "auc",
+        );
         let ours_avg = average_scores(ours_big.iter().map(|r| r.scores.as_slice()));
         let theirs_avg = average_scores(theirs_big.runs.iter().map(|r| r.scores.as_slice()));
-        report.add(&format!("adfa_ld.{}.if1000.spearman_vs_sklearn", set.name), spearman(&ours_avg, &theirs_avg), "rho");
-        let mean_abs: f64 = ours_avg.iter().zip(&theirs_avg).map(|(a, b)| (a - b).abs()).sum::<f64>() / ours_avg.len() as f64;
-        report.add(&format!("adfa_ld.{}.if1000.mean_abs_score_diff_vs_sklearn", set.name), mean_abs, "score");
+        report.add(
+            &format!("adfa_ld.{}.if1000.spearman_vs_sklearn", set.name),
+            spearman(&ours_avg, &theirs_avg),
+            "rho",
+        );
+        let mean_abs: f64 = ours_avg
+            .iter()
+            .zip(&theirs_avg)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / ours_avg.len() as f64;
+        report.add(
+            &format!("adfa_ld.{}.if1000.mean_abs_score_diff_vs_sklearn", set.name),
+            mean_abs,
+            "score",
+        );
     }
 
     let stide_eval = Eval::of(&stide, n_normal, labels);
-    report_detection(&mut report, "adfa_ld.stide6", std::slice::from_ref(&stide_eval), None);
+    report_detection(
+        &mut report,
+        "adfa_ld.stide6",
+        std::slice::from_ref(&stide_eval),
+        None,
+    );
     summary.push(("STIDE (unseen 6-grams)".into(), vec![stide_eval]));
     print_summary(&summary);
     report.write(&results_path())?;
@@ -187,7 +319,9 @@ struct Dataset {
 }
 
 fn dataset_dir() -> Result<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("repository root")?;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("repository root")?;
     let dir = match std::env::var_os("VIGIL_ADFA_LD") {
         Some(dir) => PathBuf::from(dir),
         None => repo.join("../shared/datasets/adfa-ld"),
@@ -215,10 +349,15 @@ impl Dataset {
         let mut family = vec![None; validation.len()];
         let mut per_family: BTreeMap<String, usize> = BTreeMap::new();
         for folder in folders {
-            let name = folder.file_name().and_then(|n| n.to_str()).context("attack folder name")?;
+            let name = folder
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("attack folder name")?;
             // `Hydra_FTP_3` → `Hydra_FTP`.
             let name = match name.rsplit_once('_') {
-                Some((stem, run)) if !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit()) => stem,
+                Some((stem, run)) if !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit()) => {
+                    stem
+                }
                 _ => bail!("attack folder {name} is not <Family>_<n>"),
             };
             let traces = read_folder(&folder)?;
@@ -226,12 +365,34 @@ impl Dataset {
             family.extend(std::iter::repeat_n(Some(name.to_owned()), traces.len()));
             attack.extend(traces);
         }
-        for ((folder, expected), got) in EXPECTED.iter().zip([train.len(), validation.len(), attack.len()]) {
-            ensure!(got == *expected, "{} holds {got} traces, the official split has {expected}", dir.join(folder).display());
+        for ((folder, expected), got) in
+            EXPECTED
+                .iter()
+                .zip([train.len(), validation.len(), attack.len()])
+        {
+            ensure!(
+                got == *expected,
+                "{} holds {got} traces, the official split has {expected}",
+                dir.join(folder).display()
+            );
         }
-        ensure!(per_family.len() == 6, "expected 6 attack families, found {per_family:?}");
-        eprintln!("ADFA-LD at {}: {} training, {} validation, {} attack traces {per_family:?}", dir.display(), train.len(), validation.len(), attack.len());
-        Ok(Self { train, validation, attack, family })
+        ensure!(
+            per_family.len() == 6,
+            "expected 6 attack families, found {per_family:?}"
+        );
+        eprintln!(
+            "ADFA-LD at {}: {} training, {} validation, {} attack traces {per_family:?}",
+            dir.display(),
+            train.len(),
+            validation.len(),
+            attack.len()
+        );
+        Ok(Self {
+            train,
+            validation,
+            attack,
+            family,
+        })
     }
 
     fn test(&self) -> impl Iterator<Item = &Vec<u16>> {
@@ -251,7 +412,8 @@ fn read_folder(dir: &Path) -> Result<Vec<Vec<u16>>> {
 }
 
 fn read_trace(path: &Path) -> Result<Vec<u16>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let calls = text
         .split_ascii_whitespace()
         .map(|token| match token.parse::<u16>() {
@@ -273,8 +435,19 @@ struct FeatureSet {
 }
 
 fn frequency_features(data: &Dataset) -> FeatureSet {
-    let vocabulary: Vec<u16> = data.train.iter().flatten().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let column: HashMap<u16, usize> = vocabulary.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let vocabulary: Vec<u16> = data
+        .train
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let column: HashMap<u16, usize> = vocabulary
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i))
+        .collect();
     let rows = |traces: Vec<&Vec<u16>>| {
         let mut m = Array2::<f32>::zeros((traces.len(), vocabulary.len()));
         for (i, trace) in traces.iter().enumerate() {
@@ -288,7 +461,11 @@ fn frequency_features(data: &Dataset) -> FeatureSet {
         }
         m
     };
-    FeatureSet { name: "frequency", train: rows(data.train.iter().collect()), test: rows(data.test().collect()) }
+    FeatureSet {
+        name: "frequency",
+        train: rows(data.train.iter().collect()),
+        test: rows(data.test().collect()),
+    }
 }
 
 /// Cheap hashing for k-gram keys (the default SipHash dominates otherwise).
@@ -320,7 +497,10 @@ type GramCounts = HashMap<u128, u32, BuildHasherDefault<GramHasher>>;
 
 /// The k-grams of a trace as keys (10 bits per syscall, k ≤ 12).
 fn grams(trace: &[u16], k: usize) -> impl Iterator<Item = u128> + '_ {
-    trace.windows(k).map(|w| w.iter().fold(0u128, |key, &call| (key << 10) | u128::from(call)))
+    trace.windows(k).map(|w| {
+        w.iter()
+            .fold(0u128, |key, &call| (key << 10) | u128::from(call))
+    })
 }
 
 /// What a set of normal traces says about k-grams: in how many traces each occurs.
@@ -348,7 +528,10 @@ impl NgramBaseline {
                 df
             })
             .collect();
-        Self { traces: traces.len(), df }
+        Self {
+            traces: traces.len(),
+            df,
+        }
     }
 
     /// (share of unseen k-grams, mean rarity) of a trace.
@@ -361,7 +544,11 @@ impl NgramBaseline {
             unseen += usize::from(df == 0);
             rarity += ((self.traces + 1) as f64 / f64::from(df + 1)).ln() / top;
         }
-        if total == 0 { (0.0, 0.0) } else { (unseen as f64 / total as f64, rarity / total as f64) }
+        if total == 0 {
+            (0.0, 0.0)
+        } else {
+            (unseen as f64 / total as f64, rarity / total as f64)
+        }
     }
 
     fn features(&self, trace: &[u16]) -> Vec<f32> {
@@ -382,10 +569,21 @@ fn novelty_features(data: &Dataset) -> FeatureSet {
     // Training rows: each against the baseline of the other folds.
     let mut train = Array2::<f32>::zeros((data.train.len(), width));
     for fold in 0..FOLDS {
-        let rest: Vec<&Vec<u16>> = data.train.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).map(|(_, t)| t).collect();
+        let rest: Vec<&Vec<u16>> = data
+            .train
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % FOLDS != fold)
+            .map(|(_, t)| t)
+            .collect();
         let baseline = NgramBaseline::learn(&rest, max_k);
-        let rows: Vec<(usize, Vec<f32>)> =
-            data.train.par_iter().enumerate().filter(|(i, _)| i % FOLDS == fold).map(|(i, t)| (i, baseline.features(t))).collect();
+        let rows: Vec<(usize, Vec<f32>)> = data
+            .train
+            .par_iter()
+            .enumerate()
+            .filter(|(i, _)| i % FOLDS == fold)
+            .map(|(i, t)| (i, baseline.features(t)))
+            .collect();
         for (i, row) in rows {
             train.row_mut(i).assign(&ndarray::ArrayView1::from(&row));
         }
@@ -393,12 +591,21 @@ fn novelty_features(data: &Dataset) -> FeatureSet {
     // Test rows: against the whole training set.
     let all: Vec<&Vec<u16>> = data.train.iter().collect();
     let baseline = NgramBaseline::learn(&all, max_k);
-    let test_rows: Vec<Vec<f32>> = data.test().collect::<Vec<_>>().par_iter().map(|t| baseline.features(t)).collect();
+    let test_rows: Vec<Vec<f32>> = data
+        .test()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|t| baseline.features(t))
+        .collect();
     let mut test = Array2::<f32>::zeros((test_rows.len(), width));
     for (i, row) in test_rows.iter().enumerate() {
         test.row_mut(i).assign(&ndarray::ArrayView1::from(row));
     }
-    FeatureSet { name: "novelty", train, test }
+    FeatureSet {
+        name: "novelty",
+        train,
+        test,
+    }
 }
 
 /// STIDE: share of a test trace's 6-grams never seen in training (higher is
@@ -406,7 +613,11 @@ fn novelty_features(data: &Dataset) -> FeatureSet {
 fn stide_scores(data: &Dataset) -> Vec<f64> {
     let all: Vec<&Vec<u16>> = data.train.iter().collect();
     let baseline = NgramBaseline::learn(&all, STIDE_K);
-    data.test().collect::<Vec<_>>().par_iter().map(|t| baseline.novelty(t, STIDE_K).0).collect()
+    data.test()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|t| baseline.novelty(t, STIDE_K).0)
+        .collect()
 }
 
 // ----------------------------------------------------------- the forests
@@ -429,12 +640,20 @@ fn fit_and_score_pooled(set: &FeatureSet, trees: usize) -> Result<Vec<Run>> {
         .iter()
         .map(|&seed| {
             let started = Instant::now();
-            let model = IsolationForest::params().n_estimators(trees).seed(seed).fit(&DatasetBase::from(set.train.view()))?;
+            let model = IsolationForest::params()
+                .n_estimators(trees)
+                .seed(seed)
+                .fit(&DatasetBase::from(set.train.view()))?;
             let fit_seconds = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let scores = model.score_samples(&set.test)?;
             let score_seconds = started.elapsed().as_secs_f64();
-            Ok(Run { seed, fit_seconds, score_seconds, scores: scores.to_vec() })
+            Ok(Run {
+                seed,
+                fit_seconds,
+                score_seconds,
+                scores: scores.to_vec(),
+            })
         })
         .collect()
 }
@@ -494,7 +713,9 @@ struct SklearnRun {
 
 impl SklearnOutput {
     fn job(&self, name: &str) -> Result<&SklearnJob> {
-        self.jobs.get(name).with_context(|| format!("scikit-learn did not run job {name}"))
+        self.jobs
+            .get(name)
+            .with_context(|| format!("scikit-learn did not run job {name}"))
     }
 }
 
@@ -505,7 +726,9 @@ fn ensure_sklearn(python: &str) -> Result<()> {
         Command::new(python)
             .args(["-c", "import sklearn; print(sklearn.__version__)"])
             .output()
-            .map(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == wanted)
+            .map(|out| {
+                out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == wanted
+            })
             .unwrap_or(false)
     };
     if installed() {
@@ -513,10 +736,20 @@ fn ensure_sklearn(python: &str) -> Result<()> {
     }
     eprintln!("installing {SKLEARN_REQUIREMENT} with pip");
     let status = Command::new(python)
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", SKLEARN_REQUIREMENT])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            SKLEARN_REQUIREMENT,
+        ])
         .status()
         .with_context(|| format!("running {python} -m pip"))?;
-    ensure!(status.success() && installed(), "could not install {SKLEARN_REQUIREMENT} for {python}");
+    ensure!(
+        status.success() && installed(),
+        "could not install {SKLEARN_REQUIREMENT} for {python}"
+    );
     Ok(())
 }
 
@@ -536,13 +769,20 @@ fn run_sklearn(python: &str, work: &Path, jobs: &[Job]) -> Result<SklearnOutput>
         .status()
         .with_context(|| format!("running {python} {}", script.display()))?;
     ensure!(status.success(), "{} failed: {status}", script.display());
-    eprintln!("scikit-learn jobs: {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "scikit-learn jobs: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(serde_json::from_slice(&std::fs::read(&out_path)?)?)
 }
 
 /// Writes a float32 C-order `.npy` (format 1.0).
 fn write_npy(path: &Path, m: &Array2<f32>) -> Result<()> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", m.nrows(), m.ncols());
+    let dict = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        m.nrows(),
+        m.ncols()
+    );
     let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
     let header = format!("{dict}{}\n", " ".repeat(pad));
     let mut bytes = Vec::with_capacity(10 + header.len() + 4 * m.len());
@@ -572,24 +812,43 @@ impl Eval {
     fn of(scores: &[f64], n_normal: usize, families: &[Option<String>]) -> Self {
         let (normal, attack) = scores.split_at(n_normal);
         let thresholds = FPRS.map(|(fpr, _)| threshold(normal, fpr));
-        let detected = |attack: &[f64]| thresholds.map(|t| attack.iter().filter(|&&s| s > t).count() as f64 / attack.len() as f64);
+        let detected = |attack: &[f64]| {
+            thresholds
+                .map(|t| attack.iter().filter(|&&s| s > t).count() as f64 / attack.len() as f64)
+        };
         let mut by_family: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (score, family) in attack.iter().zip(&families[n_normal..]) {
             if let Some(family) = family {
                 by_family.entry(family.clone()).or_default().push(*score);
             }
         }
-        let family = by_family.into_iter().map(|(name, s)| (name, (auc(normal, &s), detected(&s)))).collect();
-        Self { auc: auc(normal, attack), dr: detected(attack), family }
+        let family = by_family
+            .into_iter()
+            .map(|(name, s)| (name, (auc(normal, &s), detected(&s))))
+            .collect();
+        Self {
+            auc: auc(normal, attack),
+            dr: detected(attack),
+            family,
+        }
     }
 }
 
 /// ROC AUC (Mann–Whitney, ties counted half).
 fn auc(normal: &[f64], attack: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = normal.iter().map(|&s| (s, false)).chain(attack.iter().map(|&s| (s, true))).collect();
+    let mut all: Vec<(f64, bool)> = normal
+        .iter()
+        .map(|&s| (s, false))
+        .chain(attack.iter().map(|&s| (s, true)))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let ranks = midranks(&all.iter().map(|x| x.0).collect::<Vec<_>>());
-    let attack_ranks: f64 = all.iter().zip(&ranks).filter(|(x, _)| x.1).map(|(_, r)| r).sum();
+    let attack_ranks: f64 = all
+        .iter()
+        .zip(&ranks)
+        .filter(|(x, _)| x.1)
+        .map(|(_, r)| r)
+        .sum();
     let (na, nn) = (attack.len() as f64, normal.len() as f64);
     (attack_ranks - na * (na + 1.0) / 2.0) / (na * nn)
 }
@@ -655,7 +914,11 @@ fn std_dev(v: &[f64]) -> f64 {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn aucs(evals: &[Eval]) -> Vec<f64> {
@@ -668,7 +931,12 @@ fn report_detection(report: &mut Report, prefix: &str, ours: &[Eval], baseline: 
     let add = |report: &mut Report, name: String, unit: &str, pick: &dyn Fn(&Eval) -> f64| {
         let value = mean(&ours.iter().map(pick).collect::<Vec<_>>());
         match baseline {
-            Some(b) => report.add_with_baseline(&name, value, unit, mean(&b.iter().map(pick).collect::<Vec<_>>())),
+            Some(b) => report.add_with_baseline(
+                &name,
+                value,
+                unit,
+                mean(&b.iter().map(pick).collect::<Vec<_>>()),
+            ),
             None => report.add(&name, value, unit),
         }
     };
@@ -676,32 +944,70 @@ fn report_detection(report: &mut Report, prefix: &str, ours: &[Eval], baseline: 
     if ours.len() > 1 {
         let a = aucs(ours);
         report.add(&format!("{prefix}.auc_std"), std_dev(&a), "auc");
-        report.add(&format!("{prefix}.auc_min"), a.iter().copied().fold(f64::INFINITY, f64::min), "auc");
-        report.add(&format!("{prefix}.auc_max"), a.iter().copied().fold(f64::NEG_INFINITY, f64::max), "auc");
+        report.add(
+            &format!("{prefix}.auc_min"),
+            a.iter().copied().fold(f64::INFINITY, f64::min),
+            "auc",
+        );
+        report.add(
+            &format!("{prefix}.auc_max"),
+            a.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            "auc",
+        );
         if let Some(b) = baseline {
             let b = aucs(b);
             report.add(&format!("{prefix}.sklearn_auc_std"), std_dev(&b), "auc");
-            report.add(&format!("{prefix}.sklearn_auc_min"), b.iter().copied().fold(f64::INFINITY, f64::min), "auc");
-            report.add(&format!("{prefix}.sklearn_auc_max"), b.iter().copied().fold(f64::NEG_INFINITY, f64::max), "auc");
+            report.add(
+                &format!("{prefix}.sklearn_auc_min"),
+                b.iter().copied().fold(f64::INFINITY, f64::min),
+                "auc",
+            );
+            report.add(
+                &format!("{prefix}.sklearn_auc_max"),
+                b.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                "auc",
+            );
         }
     }
     for (i, (_, label)) in FPRS.iter().enumerate() {
-        add(report, format!("{prefix}.dr_at_fpr_{label}"), "share", &|e| e.dr[i]);
+        add(
+            report,
+            format!("{prefix}.dr_at_fpr_{label}"),
+            "share",
+            &|e| e.dr[i],
+        );
         if ours.len() > 1 {
-            report.add(&format!("{prefix}.dr_at_fpr_{label}_std"), std_dev(&ours.iter().map(|e| e.dr[i]).collect::<Vec<_>>()), "share");
+            report.add(
+                &format!("{prefix}.dr_at_fpr_{label}_std"),
+                std_dev(&ours.iter().map(|e| e.dr[i]).collect::<Vec<_>>()),
+                "share",
+            );
         }
     }
     let families: Vec<String> = ours[0].family.keys().cloned().collect();
     for family in families {
-        add(report, format!("{prefix}.family.{family}.auc"), "auc", &|e| e.family[&family].0);
+        add(
+            report,
+            format!("{prefix}.family.{family}.auc"),
+            "auc",
+            &|e| e.family[&family].0,
+        );
         for (i, (_, label)) in FPRS.iter().enumerate() {
-            add(report, format!("{prefix}.family.{family}.dr_at_fpr_{label}"), "share", &|e| e.family[&family].1[i]);
+            add(
+                report,
+                format!("{prefix}.family.{family}.dr_at_fpr_{label}"),
+                "share",
+                &|e| e.family[&family].1[i],
+            );
         }
     }
 }
 
 fn print_summary(rows: &[(String, Vec<Eval>)]) {
-    eprintln!("\n{:<30} {:>22} {:>13} {:>13} {:>13}", "scorer (seeds 0-4)", "AUC mean ± sd [min-max]", "DR@1%FPR", "DR@5%FPR", "DR@10%FPR");
+    eprintln!(
+        "\n{:<30} {:>22} {:>13} {:>13} {:>13}",
+        "scorer (seeds 0-4)", "AUC mean ± sd [min-max]", "DR@1%FPR", "DR@5%FPR", "DR@10%FPR"
+    );
     for (name, evals) in rows {
         let a = aucs(evals);
         let min = a.iter().copied().fold(f64::INFINITY, f64::min);
@@ -710,12 +1016,34 @@ fn print_summary(rows: &[(String, Vec<Eval>)]) {
             let v: Vec<f64> = evals.iter().map(|e| e.dr[i]).collect();
             format!("{:.3}±{:.3}", mean(&v), std_dev(&v))
         };
-        eprintln!("{name:<30} {:.3}±{:.3} [{min:.3}-{max:.3}] {:>13} {:>13} {:>13}", mean(&a), std_dev(&a), dr(0), dr(1), dr(2));
+        eprintln!(
+            "{name:<30} {:.3}±{:.3} [{min:.3}-{max:.3}] {:>13} {:>13} {:>13}",
+            mean(&a),
+            std_dev(&a),
+            dr(0),
+            dr(1),
+            dr(2)
+        );
         let families: Vec<&String> = evals[0].family.keys().collect();
         for family in families {
             let fa: Vec<f64> = evals.iter().map(|e| e.family[family].0).collect();
-            let fd = |i: usize| mean(&evals.iter().map(|e| e.family[family].1[i]).collect::<Vec<_>>());
-            eprintln!("  {family:<28} {:.3}±{:.3}{:13} {:>13.3} {:>13.3} {:>13.3}", mean(&fa), std_dev(&fa), "", fd(0), fd(1), fd(2));
+            let fd = |i: usize| {
+                mean(
+                    &evals
+                        .iter()
+                        .map(|e| e.family[family].1[i])
+                        .collect::<Vec<_>>(),
+                )
+            };
+            eprintln!(
+                "  {family:<28} {:.3}±{:.3}{:13} {:>13.3} {:>13.3} {:>13.3}",
+                mean(&fa),
+                std_dev(&fa),
+                "",
+                fd(0),
+                fd(1),
+                fd(2)
+            );
         }
     }
     eprintln!();
@@ -740,7 +1068,10 @@ mod tests {
         assert_eq!(normal.iter().filter(|&&s| s > t).count(), 5);
         // Ties at the threshold are not flagged.
         let tied = vec![0.0; 100];
-        assert_eq!(tied.iter().filter(|&&s| s > threshold(&tied, 0.1)).count(), 0);
+        assert_eq!(
+            tied.iter().filter(|&&s| s > threshold(&tied, 0.1)).count(),
+            0
+        );
     }
 
     #[test]

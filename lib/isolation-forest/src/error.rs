@@ -37,7 +37,9 @@ pub enum IsolationForestError {
     Params(#[from] ParamsError),
     #[error(transparent)]
     Linfa(#[from] linfa::Error),
-    #[error("cannot fit on {rows} rows of {columns} features: at least one row and one feature are needed")]
+    #[error(
+        "cannot fit on {rows} rows of {columns} features: at least one row and one feature are needed"
+    )]
     EmptyDataset { rows: usize, columns: usize },
     #[error("max_samples {ratio} of {rows} rows selects no row")]
     NoSamplesSelected { ratio: f64, rows: usize },
@@ -48,7 +50,11 @@ pub enum IsolationForestError {
     #[error("{columns} features are more than an isolation tree can index")]
     FeatureIndexOverflow { columns: usize },
     #[error("row {row}, feature {column} is not finite ({value})")]
-    NonFinite { row: usize, column: usize, value: f64 },
+    NonFinite {
+        row: usize,
+        column: usize,
+        value: f64,
+    },
     #[error("the model was fitted on {expected} features, the records have {got}")]
     FeatureCount { expected: usize, got: usize },
     #[error("invalid model: {0}")]

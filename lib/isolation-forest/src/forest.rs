@@ -9,9 +9,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::params::{Contamination, IsolationForestParams, IsolationForestValidParams, MaxFeatures, MaxSamples};
-use crate::tree::{Tree, average_path_length, depth_limit};
 use crate::IsolationForestError;
+use crate::params::{
+    Contamination, IsolationForestParams, IsolationForestValidParams, MaxFeatures, MaxSamples,
+};
+use crate::tree::{CompleteTree, Tree, average_path_length, depth_limit};
 
 /// Rows scored together: each tree is walked for the whole block while its
 /// nodes are in cache, and blocks are what runs in parallel.
@@ -29,6 +31,9 @@ pub struct IsolationForest {
     max_samples: usize,
     offset: f64,
     trees: Vec<Tree>,
+    /// The trees laid out for batch scoring (derived, not serialised).
+    #[serde(skip)]
+    complete: Vec<Option<CompleteTree>>,
 }
 
 /// The serialised form, checked before it becomes a model.
@@ -50,20 +55,48 @@ impl TryFrom<ForestData> for IsolationForest {
             return Err(invalid("no trees".into()));
         }
         if data.n_features == 0 || data.max_samples == 0 {
-            return Err(invalid(format!("{} features, max_samples {}", data.n_features, data.max_samples)));
+            return Err(invalid(format!(
+                "{} features, max_samples {}",
+                data.n_features, data.max_samples
+            )));
         }
         if !data.offset.is_finite() {
             return Err(invalid(format!("offset {}", data.offset)));
         }
         for (i, tree) in data.trees.iter().enumerate() {
-            tree.validate(data.n_features).map_err(|why| invalid(format!("tree {i}: {why}")))?;
+            tree.validate(data.n_features)
+                .map_err(|why| invalid(format!("tree {i}: {why}")))?;
         }
-        let ForestData { params, n_features, max_samples, offset, trees } = data;
-        Ok(Self { params, n_features, max_samples, offset, trees })
+        let ForestData {
+            params,
+            n_features,
+            max_samples,
+            offset,
+            trees,
+        } = data;
+        Ok(Self::new(params, n_features, max_samples, offset, trees))
     }
 }
 
 impl IsolationForest {
+    fn new(
+        params: IsolationForestValidParams,
+        n_features: usize,
+        max_samples: usize,
+        offset: f64,
+        trees: Vec<Tree>,
+    ) -> Self {
+        let complete = trees.iter().map(CompleteTree::of).collect();
+        Self {
+            params,
+            n_features,
+            max_samples,
+            offset,
+            trees,
+            complete,
+        }
+    }
+
     /// Hyper-parameters with scikit-learn's defaults.
     pub fn params() -> IsolationForestParams {
         IsolationForestParams::default()
@@ -94,17 +127,28 @@ impl IsolationForest {
     }
 
     /// Mean path length of each row over the trees, E[h(x)].
-    pub fn mean_path_lengths<F: Float, D: Data<Elem = F>>(&self, x: &ArrayBase<D, Ix2>) -> Result<Array1<f64>, IsolationForestError> {
+    pub fn mean_path_lengths<F: Float, D: Data<Elem = F>>(
+        &self,
+        x: &ArrayBase<D, Ix2>,
+    ) -> Result<Array1<f64>, IsolationForestError> {
         if x.ncols() != self.n_features {
-            return Err(IsolationForestError::FeatureCount { expected: self.n_features, got: x.ncols() });
+            return Err(IsolationForestError::FeatureCount {
+                expected: self.n_features,
+                got: x.ncols(),
+            });
         }
         let x = x.view();
         let blocks = x.nrows().div_ceil(BLOCK_ROWS);
-        let block = |b: usize| self.block_path_lengths(&x, b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(x.nrows()));
+        let block = |b: usize| {
+            self.block_path_lengths(&x, b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(x.nrows()))
+        };
         let lengths = if blocks <= 1 {
             block(0)?
         } else {
-            let parts = (0..blocks).into_par_iter().map(block).collect::<Result<Vec<_>, _>>()?;
+            let parts = (0..blocks)
+                .into_par_iter()
+                .map(block)
+                .collect::<Result<Vec<_>, _>>()?;
             parts.concat()
         };
         Ok(Array1::from(lengths))
@@ -112,38 +156,67 @@ impl IsolationForest {
 
     /// scikit-learn's `score_samples`: −2^(−E[h(x)] / c(max_samples)), in
     /// [−1, 0); the lower, the more anomalous.
-    pub fn score_samples<F: Float, D: Data<Elem = F>>(&self, x: &ArrayBase<D, Ix2>) -> Result<Array1<f64>, IsolationForestError> {
+    pub fn score_samples<F: Float, D: Data<Elem = F>>(
+        &self,
+        x: &ArrayBase<D, Ix2>,
+    ) -> Result<Array1<f64>, IsolationForestError> {
         let normaliser = average_path_length(self.max_samples);
         Ok(self.mean_path_lengths(x)?.mapv(|h| score(h, normaliser)))
     }
 
     /// `score_samples` of one row, without going through rayon: the
     /// streaming path.
-    pub fn score_sample<F: Float, D: Data<Elem = F>>(&self, row: &ArrayBase<D, Ix1>) -> Result<f64, IsolationForestError> {
+    pub fn score_sample<F: Float, D: Data<Elem = F>>(
+        &self,
+        row: &ArrayBase<D, Ix1>,
+    ) -> Result<f64, IsolationForestError> {
         if row.len() != self.n_features {
-            return Err(IsolationForestError::FeatureCount { expected: self.n_features, got: row.len() });
+            return Err(IsolationForestError::FeatureCount {
+                expected: self.n_features,
+                got: row.len(),
+            });
         }
         let mut values = Vec::with_capacity(row.len());
         for (column, &v) in row.iter().enumerate() {
             values.push(finite(v, 0, column)?);
         }
-        let total: f64 = self.trees.iter().map(|tree| tree.path_length(&values)).sum();
-        Ok(score(total / self.trees.len() as f64, average_path_length(self.max_samples)))
+        let total: f64 = self
+            .trees
+            .iter()
+            .map(|tree| tree.path_length(&values))
+            .sum();
+        Ok(score(
+            total / self.trees.len() as f64,
+            average_path_length(self.max_samples),
+        ))
     }
 
     /// scikit-learn's `decision_function`: `score_samples − offset`;
     /// negative means outlier.
-    pub fn decision_function<F: Float, D: Data<Elem = F>>(&self, x: &ArrayBase<D, Ix2>) -> Result<Array1<f64>, IsolationForestError> {
+    pub fn decision_function<F: Float, D: Data<Elem = F>>(
+        &self,
+        x: &ArrayBase<D, Ix2>,
+    ) -> Result<Array1<f64>, IsolationForestError> {
         Ok(self.score_samples(x)? - self.offset)
     }
 
     /// +1 for inliers, −1 for outliers (decision function below 0).
-    pub fn try_predict<F: Float, D: Data<Elem = F>>(&self, x: &ArrayBase<D, Ix2>) -> Result<Array1<i8>, IsolationForestError> {
-        Ok(self.decision_function(x)?.mapv(|d| if d < 0.0 { -1 } else { 1 }))
+    pub fn try_predict<F: Float, D: Data<Elem = F>>(
+        &self,
+        x: &ArrayBase<D, Ix2>,
+    ) -> Result<Array1<i8>, IsolationForestError> {
+        Ok(self
+            .decision_function(x)?
+            .mapv(|d| if d < 0.0 { -1 } else { 1 }))
     }
 
     /// Path lengths of rows `start..end`, tree by tree over the block.
-    fn block_path_lengths<F: Float>(&self, x: &ArrayView2<F>, start: usize, end: usize) -> Result<Vec<f64>, IsolationForestError> {
+    fn block_path_lengths<F: Float>(
+        &self,
+        x: &ArrayView2<F>,
+        start: usize,
+        end: usize,
+    ) -> Result<Vec<f64>, IsolationForestError> {
         let d = self.n_features;
         let mut rows = Vec::with_capacity((end - start) * d);
         for r in start..end {
@@ -152,9 +225,14 @@ impl IsolationForest {
             }
         }
         let mut totals = vec![0.0; end - start];
-        for tree in &self.trees {
-            for (total, row) in totals.iter_mut().zip(rows.chunks_exact(d)) {
-                *total += tree.path_length(row);
+        for (tree, complete) in self.trees.iter().zip(&self.complete) {
+            match complete {
+                Some(complete) => complete.add_path_lengths(&rows, d, &mut totals),
+                None => {
+                    for (total, row) in totals.iter_mut().zip(rows.chunks_exact(d)) {
+                        *total += tree.path_length(row);
+                    }
+                }
             }
         }
         let n = self.trees.len() as f64;
@@ -164,13 +242,21 @@ impl IsolationForest {
 
 fn score(mean_path_length: f64, normaliser: f64) -> f64 {
     // With one training row c(1) = 0; scikit-learn then uses a ratio of 1.
-    let ratio = if normaliser > 0.0 { mean_path_length / normaliser } else { 1.0 };
+    let ratio = if normaliser > 0.0 {
+        mean_path_length / normaliser
+    } else {
+        1.0
+    };
     -(-ratio).exp2()
 }
 
 fn finite<F: Float>(v: F, row: usize, column: usize) -> Result<f64, IsolationForestError> {
     let value = v.to_f64().unwrap_or(f64::NAN);
-    if value.is_finite() { Ok(value) } else { Err(IsolationForestError::NonFinite { row, column, value }) }
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(IsolationForestError::NonFinite { row, column, value })
+    }
 }
 
 /// `numpy.percentile(values, q)` with its default linear interpolation.
@@ -181,17 +267,29 @@ fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
     let above = (below + 1).min(values.len() - 1);
     let (a, b, t) = (values[below], values[above], position - below as f64);
     // numpy's _lerp, which interpolates from the nearer end.
-    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
+    if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    }
 }
 
-impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestError> for IsolationForestValidParams {
+impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestError>
+    for IsolationForestValidParams
+{
     type Object = IsolationForest;
 
-    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<IsolationForest, IsolationForestError> {
+    fn fit(
+        &self,
+        dataset: &DatasetBase<ArrayBase<D, Ix2>, T>,
+    ) -> Result<IsolationForest, IsolationForestError> {
         let x = dataset.records().view();
         let (n, d) = x.dim();
         if n == 0 || d == 0 {
-            return Err(IsolationForestError::EmptyDataset { rows: n, columns: d });
+            return Err(IsolationForestError::EmptyDataset {
+                rows: n,
+                columns: d,
+            });
         }
         if u32::try_from(d).is_err() || u32::try_from(n).is_err() {
             return Err(IsolationForestError::FeatureIndexOverflow { columns: d });
@@ -208,7 +306,12 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
             },
         };
         let tree_features = match self.max_features {
-            MaxFeatures::Absolute(k) if k > d => return Err(IsolationForestError::TooManyFeatures { requested: k, columns: d }),
+            MaxFeatures::Absolute(k) if k > d => {
+                return Err(IsolationForestError::TooManyFeatures {
+                    requested: k,
+                    columns: d,
+                });
+            }
             MaxFeatures::Absolute(k) => k,
             MaxFeatures::Ratio(ratio) => ((ratio * d as f64) as usize).max(1),
         };
@@ -228,7 +331,10 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
                 let features: Vec<u32> = if tree_features == d {
                     (0..d as u32).collect()
                 } else {
-                    let mut drawn: Vec<u32> = index::sample(&mut rng, d, tree_features).into_iter().map(|f| f as u32).collect();
+                    let mut drawn: Vec<u32> = index::sample(&mut rng, d, tree_features)
+                        .into_iter()
+                        .map(|f| f as u32)
+                        .collect();
                     drawn.sort_unstable();
                     drawn
                 };
@@ -243,7 +349,7 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
             })
             .collect();
 
-        let mut model = IsolationForest { params: self.clone(), n_features: d, max_samples, offset: -0.5, trees };
+        let mut model = IsolationForest::new(self.clone(), d, max_samples, -0.5, trees);
         if let Contamination::Ratio(contamination) = self.contamination {
             let scores = model.score_samples(&x)?;
             model.offset = percentile(scores.to_vec(), 100.0 * contamination);
@@ -259,9 +365,15 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
 /// On records with the wrong number of features or a non-finite value, as
 /// linfa's models do on shape errors; [`IsolationForest::try_predict`]
 /// returns these as errors instead.
-impl<F: Float, D: Data<Elem = F>> PredictInplace<ArrayBase<D, Ix2>, Array1<i8>> for IsolationForest {
+impl<F: Float, D: Data<Elem = F>> PredictInplace<ArrayBase<D, Ix2>, Array1<i8>>
+    for IsolationForest
+{
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<i8>) {
-        assert_eq!(x.nrows(), y.len(), "the number of records and of targets differ");
+        assert_eq!(
+            x.nrows(),
+            y.len(),
+            "the number of records and of targets differ"
+        );
         match self.try_predict(x) {
             Ok(labels) => y.assign(&labels),
             Err(error) => panic!("isolation forest cannot predict: {error}"),
@@ -291,7 +403,9 @@ mod tests {
     /// of three uniforms on [-1, 1]), reproducible.
     fn blob(n: usize, d: usize, seed: u64) -> Array2<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        Array2::from_shape_fn((n, d), |_| (0..3).map(|_| rng.random_range(-1.0..1.0)).sum::<f64>())
+        Array2::from_shape_fn((n, d), |_| {
+            (0..3).map(|_| rng.random_range(-1.0..1.0)).sum::<f64>()
+        })
     }
 
     fn fit(params: IsolationForestParams, x: &Array2<f64>) -> IsolationForest {
@@ -304,7 +418,10 @@ mod tests {
         let a = fit(IsolationForest::params().seed(3), &x);
         let b = fit(IsolationForest::params().seed(3), &x);
         assert_eq!(a, b);
-        assert_eq!(a.score_samples(&x).expect("score"), b.score_samples(&x).expect("score"));
+        assert_eq!(
+            a.score_samples(&x).expect("score"),
+            b.score_samples(&x).expect("score")
+        );
         let c = fit(IsolationForest::params().seed(4), &x);
         assert_ne!(a, c);
     }
@@ -312,8 +429,14 @@ mod tests {
     #[test]
     fn thread_count_does_not_change_the_model() {
         let x = blob(700, 3, 2);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
         let a = one.install(|| fit(IsolationForest::params().seed(9), &x));
         let b = three.install(|| fit(IsolationForest::params().seed(9), &x));
         assert_eq!(a, b);
@@ -333,14 +456,21 @@ mod tests {
         let mut sorted = inlier_scores.to_vec();
         sorted.sort_by(f64::total_cmp);
         for s in &outlier_scores {
-            assert!(*s < sorted[0], "outlier {s} not below every inlier (lowest {})", sorted[0]);
+            assert!(
+                *s < sorted[0],
+                "outlier {s} not below every inlier (lowest {})",
+                sorted[0]
+            );
             assert!(*s < -0.5);
         }
         assert_eq!(model.predict(&outliers), array![-1, -1, -1]);
         // The paper's threshold flags the blob's fringe: scikit-learn 1.9.1
         // flags 51–84 of 300 such rows (10 draws, seeds 0–9).
         let flagged = model.predict(&x).iter().filter(|&&l| l == -1).count();
-        assert!((30..=110).contains(&flagged), "{flagged} of 300 inliers flagged");
+        assert!(
+            (30..=110).contains(&flagged),
+            "{flagged} of 300 inliers flagged"
+        );
         // The outliers also stand out when they are part of the training data.
         x.append(ndarray::Axis(0), outliers.view()).expect("append");
         let model = fit(IsolationForest::params().seed(1), &x);
@@ -361,12 +491,16 @@ mod tests {
         let x = array![[0.0, 7.0], [0.0, 7.0], [0.0, 7.0], [10.0, 7.0]];
         let model = fit(IsolationForest::params().seed(11).n_estimators(50), &x);
         assert_eq!(model.max_samples(), 4);
-        let h = model.mean_path_lengths(&array![[0.0, 7.0], [10.0, 7.0], [-3.0, 0.0], [25.0, 100.0]]).expect("h");
+        let h = model
+            .mean_path_lengths(&array![[0.0, 7.0], [10.0, 7.0], [-3.0, 0.0], [25.0, 100.0]])
+            .expect("h");
         let inner = 1.0 + average_path_length(3);
         for (got, want) in h.iter().zip([inner, 1.0, inner, 1.0]) {
             assert!(close(*got, want), "{got} vs {want}");
         }
-        let scores = model.score_samples(&array![[0.0, 7.0], [10.0, 7.0]]).expect("score");
+        let scores = model
+            .score_samples(&array![[0.0, 7.0], [10.0, 7.0]])
+            .expect("score");
         let c4 = average_path_length(4);
         assert!(close(scores[0], -(2f64).powf(-inner / c4)));
         assert!(close(scores[1], -(2f64).powf(-1.0 / c4)));
@@ -380,21 +514,50 @@ mod tests {
     fn degenerate_training_sets() {
         // One row: c(1) = 0 and scikit-learn scores everything −0.5.
         let model = fit(IsolationForest::params(), &array![[1.0, 2.0]]);
-        assert_eq!(model.score_samples(&array![[1.0, 2.0], [5.0, 5.0]]).expect("score"), array![-0.5, -0.5]);
+        assert_eq!(
+            model
+                .score_samples(&array![[1.0, 2.0], [5.0, 5.0]])
+                .expect("score"),
+            array![-0.5, -0.5]
+        );
         // Two rows: one split at depth 1, c(2) = 1, so every score is −2^−1.
         let model = fit(IsolationForest::params(), &array![[0.0], [1.0]]);
-        assert_eq!(model.score_samples(&array![[0.5], [-4.0], [4.0]]).expect("score"), array![-0.5, -0.5, -0.5]);
+        assert_eq!(
+            model
+                .score_samples(&array![[0.5], [-4.0], [4.0]])
+                .expect("score"),
+            array![-0.5, -0.5, -0.5]
+        );
         // All rows equal: the root is a leaf of n rows, h = c(n) = c(max_samples).
         let model = fit(IsolationForest::params(), &Array2::from_elem((10, 3), 1.5));
-        assert!(close(model.score_samples(&array![[9.0, 9.0, 9.0]]).expect("score")[0], -0.5));
+        assert!(close(
+            model
+                .score_samples(&array![[9.0, 9.0, 9.0]])
+                .expect("score")[0],
+            -0.5
+        ));
     }
 
     #[test]
     fn max_samples_and_depth() {
         let x = blob(1000, 2, 3);
         assert_eq!(fit(IsolationForest::params(), &x).max_samples(), 256);
-        assert_eq!(fit(IsolationForest::params().max_samples(MaxSamples::Absolute(5000)), &x).max_samples(), 1000);
-        assert_eq!(fit(IsolationForest::params().max_samples(MaxSamples::Ratio(0.1)), &x).max_samples(), 100);
+        assert_eq!(
+            fit(
+                IsolationForest::params().max_samples(MaxSamples::Absolute(5000)),
+                &x
+            )
+            .max_samples(),
+            1000
+        );
+        assert_eq!(
+            fit(
+                IsolationForest::params().max_samples(MaxSamples::Ratio(0.1)),
+                &x
+            )
+            .max_samples(),
+            100
+        );
         let small = blob(100, 2, 3);
         let model = fit(IsolationForest::params(), &small);
         assert_eq!(model.max_samples(), 100);
@@ -409,17 +572,30 @@ mod tests {
             }
             assert!(depth.iter().all(|&d| d <= 7));
         }
-        let err = IsolationForest::params().max_samples(MaxSamples::Ratio(0.001)).fit(&DatasetBase::from(small.clone()));
-        assert!(matches!(err, Err(IsolationForestError::NoSamplesSelected { .. })));
+        let err = IsolationForest::params()
+            .max_samples(MaxSamples::Ratio(0.001))
+            .fit(&DatasetBase::from(small.clone()));
+        assert!(matches!(
+            err,
+            Err(IsolationForestError::NoSamplesSelected { .. })
+        ));
     }
 
     #[test]
     fn contamination_sets_the_offset_to_a_percentile() {
         let x = blob(400, 3, 8);
-        let model = fit(IsolationForest::params().contamination(Contamination::Ratio(0.1)), &x);
+        let model = fit(
+            IsolationForest::params().contamination(Contamination::Ratio(0.1)),
+            &x,
+        );
         let scores = model.score_samples(&x).expect("score");
         assert!(close(model.offset(), percentile(scores.to_vec(), 10.0)));
-        let flagged = model.try_predict(&x).expect("predict").iter().filter(|&&l| l == -1).count();
+        let flagged = model
+            .try_predict(&x)
+            .expect("predict")
+            .iter()
+            .filter(|&&l| l == -1)
+            .count();
         assert_eq!(flagged, 40);
         let decision = model.decision_function(&x).expect("decision");
         assert!(close(decision[0], scores[0] - model.offset()));
@@ -430,8 +606,18 @@ mod tests {
     fn percentile_interpolates_like_numpy() {
         // numpy.percentile([1, 2, 3, 4, 10], q) for q = 0, 10, 50, 90, 100.
         let v = vec![10.0, 2.0, 4.0, 1.0, 3.0];
-        for (q, want) in [(0.0, 1.0), (10.0, 1.4), (50.0, 3.0), (90.0, 7.6), (100.0, 10.0)] {
-            assert!(close(percentile(v.clone(), q), want), "q {q}: {}", percentile(v.clone(), q));
+        for (q, want) in [
+            (0.0, 1.0),
+            (10.0, 1.4),
+            (50.0, 3.0),
+            (90.0, 7.6),
+            (100.0, 10.0),
+        ] {
+            assert!(
+                close(percentile(v.clone(), q), want),
+                "q {q}: {}",
+                percentile(v.clone(), q)
+            );
         }
     }
 
@@ -439,14 +625,38 @@ mod tests {
     fn bad_parameters_are_named() {
         let cases: Vec<(IsolationForestParams, &str)> = vec![
             (IsolationForest::params().n_estimators(0), "n_estimators"),
-            (IsolationForest::params().max_samples(MaxSamples::Absolute(0)), "max_samples"),
-            (IsolationForest::params().max_samples(MaxSamples::Ratio(0.0)), "max_samples"),
-            (IsolationForest::params().max_samples(MaxSamples::Ratio(1.5)), "max_samples"),
-            (IsolationForest::params().max_samples(MaxSamples::Ratio(f64::NAN)), "max_samples"),
-            (IsolationForest::params().max_features(MaxFeatures::Absolute(0)), "max_features"),
-            (IsolationForest::params().max_features(MaxFeatures::Ratio(-0.1)), "max_features"),
-            (IsolationForest::params().contamination(Contamination::Ratio(0.0)), "contamination"),
-            (IsolationForest::params().contamination(Contamination::Ratio(0.6)), "contamination"),
+            (
+                IsolationForest::params().max_samples(MaxSamples::Absolute(0)),
+                "max_samples",
+            ),
+            (
+                IsolationForest::params().max_samples(MaxSamples::Ratio(0.0)),
+                "max_samples",
+            ),
+            (
+                IsolationForest::params().max_samples(MaxSamples::Ratio(1.5)),
+                "max_samples",
+            ),
+            (
+                IsolationForest::params().max_samples(MaxSamples::Ratio(f64::NAN)),
+                "max_samples",
+            ),
+            (
+                IsolationForest::params().max_features(MaxFeatures::Absolute(0)),
+                "max_features",
+            ),
+            (
+                IsolationForest::params().max_features(MaxFeatures::Ratio(-0.1)),
+                "max_features",
+            ),
+            (
+                IsolationForest::params().contamination(Contamination::Ratio(0.0)),
+                "contamination",
+            ),
+            (
+                IsolationForest::params().contamination(Contamination::Ratio(0.6)),
+                "contamination",
+            ),
         ];
         for (params, name) in cases {
             let error = params.clone().check().expect_err("invalid");
@@ -459,8 +669,16 @@ mod tests {
                 other => panic!("expected a parameter error, got {other:?}"),
             }
         }
-        assert!(IsolationForest::params().contamination(Contamination::Ratio(0.5)).check().is_ok());
-        assert_eq!(IsolationForest::params().n_estimators(0).check(), Err(ParamsError::NEstimators(0)));
+        assert!(
+            IsolationForest::params()
+                .contamination(Contamination::Ratio(0.5))
+                .check()
+                .is_ok()
+        );
+        assert_eq!(
+            IsolationForest::params().n_estimators(0).check(),
+            Err(ParamsError::NEstimators(0))
+        );
     }
 
     #[test]
@@ -468,24 +686,52 @@ mod tests {
         let empty = Array2::<f64>::zeros((0, 3));
         assert!(matches!(
             IsolationForest::params().fit(&DatasetBase::from(empty)),
-            Err(IsolationForestError::EmptyDataset { rows: 0, columns: 3 })
+            Err(IsolationForestError::EmptyDataset {
+                rows: 0,
+                columns: 3
+            })
         ));
         let nan = array![[1.0, 2.0], [f64::NAN, 1.0]];
         assert!(matches!(
             IsolationForest::params().fit(&DatasetBase::from(nan)),
-            Err(IsolationForestError::NonFinite { row: 1, column: 0, .. })
+            Err(IsolationForestError::NonFinite {
+                row: 1,
+                column: 0,
+                ..
+            })
         ));
-        let too_many = IsolationForest::params().max_features(MaxFeatures::Absolute(3)).fit(&DatasetBase::from(array![[1.0, 2.0]]));
-        assert!(matches!(too_many, Err(IsolationForestError::TooManyFeatures { requested: 3, columns: 2 })));
+        let too_many = IsolationForest::params()
+            .max_features(MaxFeatures::Absolute(3))
+            .fit(&DatasetBase::from(array![[1.0, 2.0]]));
+        assert!(matches!(
+            too_many,
+            Err(IsolationForestError::TooManyFeatures {
+                requested: 3,
+                columns: 2
+            })
+        ));
         let model = fit(IsolationForest::params(), &blob(50, 2, 1));
         assert!(matches!(
             model.score_samples(&array![[1.0, 2.0, 3.0]]),
-            Err(IsolationForestError::FeatureCount { expected: 2, got: 3 })
+            Err(IsolationForestError::FeatureCount {
+                expected: 2,
+                got: 3
+            })
         ));
-        assert!(matches!(model.score_sample(&array![1.0]), Err(IsolationForestError::FeatureCount { expected: 2, got: 1 })));
+        assert!(matches!(
+            model.score_sample(&array![1.0]),
+            Err(IsolationForestError::FeatureCount {
+                expected: 2,
+                got: 1
+            })
+        ));
         assert!(matches!(
             model.score_samples(&array![[0.0, 0.0], [0.0, f64::INFINITY]]),
-            Err(IsolationForestError::NonFinite { row: 1, column: 1, .. })
+            Err(IsolationForestError::NonFinite {
+                row: 1,
+                column: 1,
+                ..
+            })
         ));
     }
 
@@ -499,16 +745,60 @@ mod tests {
         }
         // f32 records fit and score through the same code.
         let x32 = x.mapv(|v| v as f32);
-        let m32 = IsolationForest::params().seed(2).fit(&DatasetBase::from(x32.view())).expect("fit");
+        let m32 = IsolationForest::params()
+            .seed(2)
+            .fit(&DatasetBase::from(x32.view()))
+            .expect("fit");
         assert_eq!(m32.score_samples(&x32).expect("score").len(), 2000);
+    }
+
+    #[test]
+    fn complete_layout_scores_like_the_walk() {
+        let x = blob(3001, 3, 12);
+        for max_samples in [
+            MaxSamples::Absolute(5),
+            MaxSamples::Auto,
+            MaxSamples::Absolute(3000),
+        ] {
+            let model = fit(
+                IsolationForest::params()
+                    .n_estimators(20)
+                    .max_samples(max_samples),
+                &x,
+            );
+            let deep = model.complete.iter().filter(|c| c.is_none()).count();
+            match max_samples {
+                MaxSamples::Absolute(3000) => assert!(deep > 0, "trees of depth 12 are walked"),
+                _ => assert_eq!(deep, 0),
+            }
+            let batch = model.mean_path_lengths(&x).expect("batch");
+            for (i, row) in x.rows().into_iter().enumerate() {
+                let values = row.to_vec();
+                let walked: f64 = model
+                    .trees
+                    .iter()
+                    .map(|t| t.path_length(&values))
+                    .sum::<f64>()
+                    / 20.0;
+                assert_eq!(batch[i], walked, "row {i}, {max_samples:?}");
+            }
+        }
     }
 
     #[test]
     fn max_features_restricts_the_split_features() {
         let x = blob(300, 6, 6);
-        let model = fit(IsolationForest::params().max_features(MaxFeatures::Absolute(2)), &x);
+        let model = fit(
+            IsolationForest::params().max_features(MaxFeatures::Absolute(2)),
+            &x,
+        );
         for tree in &model.trees {
-            let mut used: Vec<u32> = tree.nodes.iter().filter(|n| !n.is_leaf()).map(|n| n.feature).collect();
+            let mut used: Vec<u32> = tree
+                .nodes
+                .iter()
+                .filter(|n| !n.is_leaf())
+                .map(|n| n.feature)
+                .collect();
             used.sort_unstable();
             used.dedup();
             assert!(used.len() <= 2, "{used:?}");
@@ -519,17 +809,28 @@ mod tests {
     #[test]
     fn serde_round_trip_and_corrupt_models() {
         let x = blob(300, 3, 7);
-        let model = fit(IsolationForest::params().seed(5).contamination(Contamination::Ratio(0.05)), &x);
+        let model = fit(
+            IsolationForest::params()
+                .seed(5)
+                .contamination(Contamination::Ratio(0.05)),
+            &x,
+        );
         let json = serde_json::to_string(&model).expect("serialise");
         let back: IsolationForest = serde_json::from_str(&json).expect("deserialise");
         assert!(back == model, "the model changed in a JSON round trip");
-        assert_eq!(back.score_samples(&x).expect("score"), model.score_samples(&x).expect("score"));
+        assert_eq!(
+            back.score_samples(&x).expect("score"),
+            model.score_samples(&x).expect("score")
+        );
         assert_eq!(back.offset(), model.offset());
 
         let mut value: serde_json::Value = serde_json::from_str(&json).expect("json");
         value["trees"][0][0]["feature"] = serde_json::json!(99);
         let error = serde_json::from_value::<IsolationForest>(value).expect_err("corrupt");
-        assert!(error.to_string().contains("splits on feature 99"), "{error}");
+        assert!(
+            error.to_string().contains("splits on feature 99"),
+            "{error}"
+        );
         let mut value: serde_json::Value = serde_json::from_str(&json).expect("json");
         value["trees"] = serde_json::json!([]);
         assert!(serde_json::from_value::<IsolationForest>(value).is_err());

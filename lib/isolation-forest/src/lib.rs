@@ -56,7 +56,9 @@ mod tree;
 
 pub use error::{IsolationForestError, ParamsError};
 pub use forest::IsolationForest;
-pub use params::{Contamination, IsolationForestParams, IsolationForestValidParams, MaxFeatures, MaxSamples};
+pub use params::{
+    Contamination, IsolationForestParams, IsolationForestValidParams, MaxFeatures, MaxSamples,
+};
 pub use tree::average_path_length;
 
 pub use linfa::ParamGuard;

@@ -150,18 +150,24 @@ impl ParamGuard for IsolationForestParams {
             MaxSamples::Auto => {}
             MaxSamples::Absolute(0) => return Err(ParamsError::MaxSamplesAbsolute(0)),
             MaxSamples::Absolute(_) => {}
-            MaxSamples::Ratio(r) if !(r > 0.0 && r <= 1.0) => return Err(ParamsError::MaxSamplesRatio(r)),
+            MaxSamples::Ratio(r) if !(r > 0.0 && r <= 1.0) => {
+                return Err(ParamsError::MaxSamplesRatio(r));
+            }
             MaxSamples::Ratio(_) => {}
         }
         match p.max_features {
             MaxFeatures::Absolute(0) => return Err(ParamsError::MaxFeaturesAbsolute(0)),
             MaxFeatures::Absolute(_) => {}
-            MaxFeatures::Ratio(r) if !(r > 0.0 && r <= 1.0) => return Err(ParamsError::MaxFeaturesRatio(r)),
+            MaxFeatures::Ratio(r) if !(r > 0.0 && r <= 1.0) => {
+                return Err(ParamsError::MaxFeaturesRatio(r));
+            }
             MaxFeatures::Ratio(_) => {}
         }
         match p.contamination {
             Contamination::Auto => {}
-            Contamination::Ratio(c) if !(c > 0.0 && c <= 0.5) => return Err(ParamsError::Contamination(c)),
+            Contamination::Ratio(c) if !(c > 0.0 && c <= 0.5) => {
+                return Err(ParamsError::Contamination(c));
+            }
             Contamination::Ratio(_) => {}
         }
         Ok(p)

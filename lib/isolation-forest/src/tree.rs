@@ -45,7 +45,11 @@ pub(crate) struct Node {
 
 impl Node {
     fn leaf(path_length: f64) -> Self {
-        Self { value: path_length, feature: 0, left: 0 }
+        Self {
+            value: path_length,
+            feature: 0,
+            left: 0,
+        }
     }
 
     pub fn is_leaf(&self) -> bool {
@@ -73,11 +77,30 @@ impl Tree {
     /// Grows a tree on a column-major sample: `columns[j * rows + i]` is
     /// feature `features[j]` of sample row `i`. Split features are stored as
     /// the indices in `features` (columns of the full records).
-    pub fn grow(columns: &[f64], rows: usize, features: &[u32], max_depth: u32, rng: &mut impl Rng) -> Self {
+    pub fn grow(
+        columns: &[f64],
+        rows: usize,
+        features: &[u32],
+        max_depth: u32,
+        rng: &mut impl Rng,
+    ) -> Self {
         let mut order: Vec<u32> = (0..rows as u32).collect();
         let mut nodes = vec![Node::leaf(0.0)];
-        let mut stack = vec![Pending { node: 0, start: 0, end: rows, depth: 0, candidates: (0..features.len() as u32).collect() }];
-        while let Some(Pending { node, start, end, depth, mut candidates }) = stack.pop() {
+        let mut stack = vec![Pending {
+            node: 0,
+            start: 0,
+            end: rows,
+            depth: 0,
+            candidates: (0..features.len() as u32).collect(),
+        }];
+        while let Some(Pending {
+            node,
+            start,
+            end,
+            depth,
+            mut candidates,
+        }) = stack.pop()
+        {
             let reached = &mut order[start..end];
             let leaf = Node::leaf(f64::from(depth) + average_path_length(reached.len()));
             if depth >= max_depth || reached.len() < 2 {
@@ -115,9 +138,25 @@ impl Tree {
             let left = nodes.len();
             nodes.push(Node::leaf(0.0));
             nodes.push(Node::leaf(0.0));
-            nodes[node] = Node { value: threshold, feature: features[feature as usize], left: left as u32 };
-            stack.push(Pending { node: left + 1, start: mid, end, depth: depth + 1, candidates: candidates.clone() });
-            stack.push(Pending { node: left, start, end: mid, depth: depth + 1, candidates });
+            nodes[node] = Node {
+                value: threshold,
+                feature: features[feature as usize],
+                left: left as u32,
+            };
+            stack.push(Pending {
+                node: left + 1,
+                start: mid,
+                end,
+                depth: depth + 1,
+                candidates: candidates.clone(),
+            });
+            stack.push(Pending {
+                node: left,
+                start,
+                end: mid,
+                depth: depth + 1,
+                candidates,
+            });
         }
         Self { nodes }
     }
@@ -135,6 +174,18 @@ impl Tree {
         }
     }
 
+    /// Depth (in edges) of the deepest leaf; children come after parents.
+    pub fn depth(&self) -> u32 {
+        let mut depth = vec![0u32; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.is_leaf() {
+                depth[node.left as usize] = depth[i] + 1;
+                depth[node.left as usize + 1] = depth[i] + 1;
+            }
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+
     /// Checks what scoring relies on: children exist and come after their
     /// parent (so a walk ends), features are in range, values are finite.
     pub fn validate(&self, n_features: usize) -> Result<(), String> {
@@ -150,21 +201,114 @@ impl Tree {
             }
             let left = node.left as usize;
             if left <= i || left + 1 >= self.nodes.len() {
-                return Err(format!("node {i} has children {left} and {} out of order or range", left + 1));
+                return Err(format!(
+                    "node {i} has children {left} and {} out of order or range",
+                    left + 1
+                ));
             }
             if node.feature as usize >= n_features {
-                return Err(format!("node {i} splits on feature {} of {n_features}", node.feature));
+                return Err(format!(
+                    "node {i} splits on feature {} of {n_features}",
+                    node.feature
+                ));
             }
         }
         Ok(())
     }
 }
 
+/// Rows walked through a complete tree in lockstep: independent walks the
+/// processor can overlap.
+const LANES: usize = 8;
+
+/// Deepest tree laid out complete (2^10 leaves, 20 KiB); deeper ones are walked.
+const MAX_COMPLETE_DEPTH: u32 = 10;
+
+/// A tree re-laid out as the complete binary tree of its depth, for scoring
+/// without data-dependent branches: inner node `i` has children `2i + 1`
+/// and `2i + 2`, and a leaf above the bottom level is pushed down through
+/// pass-through nodes whose threshold is +∞ (every finite value goes left).
+/// Derived from [`Tree`], never serialised.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CompleteTree {
+    depth: u32,
+    /// (threshold, feature) of the 2^depth − 1 inner nodes.
+    inner: Vec<(f64, u32)>,
+    /// Path lengths of the 2^depth leaves.
+    leaves: Vec<f64>,
+}
+
+impl CompleteTree {
+    /// The complete layout of `tree`, if it is shallow enough to pay.
+    pub fn of(tree: &Tree) -> Option<Self> {
+        let depth = tree.depth();
+        if depth > MAX_COMPLETE_DEPTH {
+            return None;
+        }
+        let inner_nodes = (1usize << depth) - 1;
+        let mut complete = Self {
+            depth,
+            inner: vec![(f64::INFINITY, 0); inner_nodes],
+            leaves: vec![0.0; inner_nodes + 1],
+        };
+        complete.place(tree, 0, 0, 0);
+        Some(complete)
+    }
+
+    fn place(&mut self, tree: &Tree, node: usize, at: usize, level: u32) {
+        let n = tree.nodes[node];
+        if level == self.depth {
+            self.leaves[at - self.inner.len()] = n.value;
+        } else if n.is_leaf() {
+            self.inner[at] = (f64::INFINITY, 0);
+            self.place(tree, node, 2 * at + 1, level + 1);
+            self.place(tree, node, 2 * at + 2, level + 1);
+        } else {
+            self.inner[at] = (n.value, n.feature);
+            self.place(tree, n.left as usize, 2 * at + 1, level + 1);
+            self.place(tree, n.left as usize + 1, 2 * at + 2, level + 1);
+        }
+    }
+
+    /// Adds the path length of each row of `rows` (row-major, `width`
+    /// values each) to `totals`.
+    pub fn add_path_lengths(&self, rows: &[f64], width: usize, totals: &mut [f64]) {
+        let mut lanes = rows.chunks_exact(width * LANES);
+        let mut outs = totals.chunks_exact_mut(LANES);
+        for (block, out) in (&mut lanes).zip(&mut outs) {
+            let mut at = [0usize; LANES];
+            for _ in 0..self.depth {
+                for (lane, i) in at.iter_mut().enumerate() {
+                    let (threshold, feature) = self.inner[*i];
+                    let value = block[lane * width + feature as usize];
+                    *i = 2 * *i + 1 + usize::from(value > threshold);
+                }
+            }
+            for (total, i) in out.iter_mut().zip(at) {
+                *total += self.leaves[i - self.inner.len()];
+            }
+        }
+        for (row, total) in lanes
+            .remainder()
+            .chunks_exact(width)
+            .zip(outs.into_remainder())
+        {
+            let mut i = 0;
+            for _ in 0..self.depth {
+                let (threshold, feature) = self.inner[i];
+                i = 2 * i + 1 + usize::from(row[feature as usize] > threshold);
+            }
+            *total += self.leaves[i - self.inner.len()];
+        }
+    }
+}
+
 fn min_max(column: &[f64], rows: &[u32]) -> (f64, f64) {
-    rows.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &i| {
-        let v = column[i as usize];
-        (low.min(v), high.max(v))
-    })
+    rows.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &i| {
+            let v = column[i as usize];
+            (low.min(v), high.max(v))
+        })
 }
 
 /// Moves the rows satisfying `goes_left` to the front; returns how many.
@@ -206,21 +350,66 @@ mod tests {
 
     #[test]
     fn depth_limit_is_ceil_log2() {
-        for (m, d) in [(1, 1), (2, 1), (3, 2), (4, 2), (5, 3), (255, 8), (256, 8), (257, 9), (833, 10)] {
+        for (m, d) in [
+            (1, 1),
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 3),
+            (255, 8),
+            (256, 8),
+            (257, 9),
+            (833, 10),
+        ] {
             assert_eq!(depth_limit(m), d, "max_samples {m}");
         }
     }
 
     #[test]
     fn corrupt_trees_are_refused() {
-        let cycle = Tree { nodes: vec![Node { value: 0.5, feature: 0, left: 0 }, Node { value: 0.5, feature: 0, left: 1 }, Node::leaf(1.0)] };
+        let cycle = Tree {
+            nodes: vec![
+                Node {
+                    value: 0.5,
+                    feature: 0,
+                    left: 0,
+                },
+                Node {
+                    value: 0.5,
+                    feature: 0,
+                    left: 1,
+                },
+                Node::leaf(1.0),
+            ],
+        };
         assert!(cycle.validate(1).is_err());
-        let out_of_range = Tree { nodes: vec![Node { value: 0.5, feature: 0, left: 1 }, Node::leaf(1.0)] };
+        let out_of_range = Tree {
+            nodes: vec![
+                Node {
+                    value: 0.5,
+                    feature: 0,
+                    left: 1,
+                },
+                Node::leaf(1.0),
+            ],
+        };
         assert!(out_of_range.validate(1).is_err());
-        let bad_feature = Tree { nodes: vec![Node { value: 0.5, feature: 3, left: 1 }, Node::leaf(1.0), Node::leaf(1.0)] };
+        let bad_feature = Tree {
+            nodes: vec![
+                Node {
+                    value: 0.5,
+                    feature: 3,
+                    left: 1,
+                },
+                Node::leaf(1.0),
+                Node::leaf(1.0),
+            ],
+        };
         assert!(bad_feature.validate(3).is_err());
         assert!(bad_feature.validate(4).is_ok());
-        let nan = Tree { nodes: vec![Node::leaf(f64::NAN)] };
+        let nan = Tree {
+            nodes: vec![Node::leaf(f64::NAN)],
+        };
         assert!(nan.validate(1).is_err());
     }
 }
