@@ -43,12 +43,10 @@ pub enum IsolationForestError {
     EmptyDataset { rows: usize, columns: usize },
     #[error("max_samples {ratio} of {rows} rows selects no row")]
     NoSamplesSelected { ratio: f64, rows: usize },
-    #[error("max_features {ratio} of {columns} features selects no feature")]
-    NoFeaturesSelected { ratio: f64, columns: usize },
     #[error("max_features {requested} is more than the {columns} features of the data")]
     TooManyFeatures { requested: usize, columns: usize },
-    #[error("{columns} features are more than an isolation tree can index")]
-    FeatureIndexOverflow { columns: usize },
+    #[error("{what} = {value} is more than an isolation tree can index (u32)")]
+    TooLarge { what: &'static str, value: usize },
     #[error("row {row}, feature {column} is not finite ({value})")]
     NonFinite {
         row: usize,

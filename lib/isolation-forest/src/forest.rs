@@ -291,8 +291,11 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
                 columns: d,
             });
         }
-        if u32::try_from(d).is_err() || u32::try_from(n).is_err() {
-            return Err(IsolationForestError::FeatureIndexOverflow { columns: d });
+        if u32::try_from(d).is_err() {
+            return Err(IsolationForestError::TooLarge {
+                what: "features",
+                value: d,
+            });
         }
         for ((row, column), &v) in x.indexed_iter() {
             finite(v, row, column)?;
@@ -305,6 +308,12 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
                 m => m,
             },
         };
+        if u32::try_from(max_samples).is_err() {
+            return Err(IsolationForestError::TooLarge {
+                what: "max_samples",
+                value: max_samples,
+            });
+        }
         let tree_features = match self.max_features {
             MaxFeatures::Absolute(k) if k > d => {
                 return Err(IsolationForestError::TooManyFeatures {
@@ -579,6 +588,16 @@ mod tests {
             err,
             Err(IsolationForestError::NoSamplesSelected { .. })
         ));
+    }
+
+    #[test]
+    fn bootstrap_draws_rows_with_replacement() {
+        let x = blob(300, 2, 9);
+        let with = fit(IsolationForest::params().bootstrap(true), &x);
+        assert!(with == fit(IsolationForest::params().bootstrap(true), &x));
+        assert!(with != fit(IsolationForest::params(), &x));
+        assert_eq!(with.max_samples(), 256);
+        assert!(with.score_samples(&x).is_ok());
     }
 
     #[test]
