@@ -50,19 +50,19 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// A realistic mix: mostly file opens, some execs and connects, a few in
-/// containers, a few that match rules.
+/// A realistic mix: mostly file opens, some execs and connects, a quarter
+/// in containers, and about one event in 500 that matches a rule.
 fn batch(sequence: u64, size: usize) -> EventBatch {
     let container = "3f4a1c2b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
     let events = (0..size)
         .map(|i| {
             let n = sequence as usize * size + i;
             let in_container = n.is_multiple_of(4);
-            let (kind, args) = match n % 20 {
-                0 => (EventType::Exec, Args { path: "/bin/sh".into(), argv: vec!["sh".into(), "-c".into(), "id".into()], ..Default::default() }),
-                1..=3 => (EventType::Exec, Args { path: "/usr/bin/python3".into(), argv: vec!["python3".into(), "app.py".into()], ..Default::default() }),
-                4 => (EventType::Connect, Args { address: Some(SocketAddress { family: 1, ip: "10.0.0.7".into(), port: 443, unix_path: String::new() }), ..Default::default() }),
-                5 => (EventType::Open, Args { path: "/etc/shadow".into(), ..Default::default() }),
+            let (kind, args) = match n % 1000 {
+                0 | 500 => (EventType::Exec, Args { path: "/bin/sh".into(), argv: vec!["sh".into(), "-c".into(), "id".into()], ..Default::default() }),
+                1..=30 => (EventType::Exec, Args { path: "/usr/bin/python3".into(), argv: vec!["python3".into(), "app.py".into()], ..Default::default() }),
+                31..=80 => (EventType::Connect, Args { address: Some(SocketAddress { family: 1, ip: "10.0.0.7".into(), port: 443, unix_path: String::new() }), ..Default::default() }),
+                81 | 581 => (EventType::Open, Args { path: "/etc/shadow".into(), ..Default::default() }),
                 _ => (EventType::Open, Args { path: format!("/var/lib/app/data-{}.db", n % 97), flags: 0o2, ..Default::default() }),
             };
             Event {
