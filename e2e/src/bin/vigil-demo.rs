@@ -142,8 +142,14 @@ async fn replay(bus: &vigil_bus::BusConnection, node: &str, file: &std::path::Pa
     let mut batch: EventBatch = codec::decode(&bytes, &file.display().to_string(), 0)?;
     batch.node = node.to_owned();
     batch.run_id = format!("replay-{}", std::process::id());
+    // Rebase the recorded kernel timestamps onto this host's clock, as if
+    // the attack happened now, so latencies and finding ages make sense.
+    let last = batch.events.iter().map(|e| e.kernel_time_ns).max().unwrap_or(0);
+    let now = vigil_service::clock::monotonic_ns();
     for event in &mut batch.events {
         event.node = node.to_owned();
+        event.kernel_time_ns = now.saturating_sub(last - event.kernel_time_ns);
+        event.wall_time_ns = vigil_service::clock::monotonic_to_wall_ns(event.kernel_time_ns);
     }
     let id = format!("{}:{}", batch.run_id, batch.sequence);
     Publisher::new(bus.jetstream.clone())
