@@ -27,18 +27,33 @@ pub struct Report {
 impl Report {
     /// Records and prints a figure without a baseline.
     pub fn add(&mut self, name: &str, value: f64, unit: &str) {
-        self.push(Measurement { name: name.into(), value, unit: unit.into(), baseline: None, ratio: None });
+        self.push(Measurement {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            baseline: None,
+            ratio: None,
+        });
     }
 
     /// Records and prints a figure with its same-run baseline.
     pub fn add_with_baseline(&mut self, name: &str, value: f64, unit: &str, baseline: f64) {
         let ratio = (baseline != 0.0).then(|| value / baseline);
-        self.push(Measurement { name: name.into(), value, unit: unit.into(), baseline: Some(baseline), ratio });
+        self.push(Measurement {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            baseline: Some(baseline),
+            ratio,
+        });
     }
 
     fn push(&mut self, m: Measurement) {
         match (m.baseline, m.ratio) {
-            (Some(b), Some(r)) => println!("{}: {:.3} {} (baseline {:.3} {}, ratio {:.3})", m.name, m.value, m.unit, b, m.unit, r),
+            (Some(b), Some(r)) => println!(
+                "{}: {:.3} {} (baseline {:.3} {}, ratio {:.3})",
+                m.name, m.value, m.unit, b, m.unit, r
+            ),
             _ => println!("{}: {:.3} {}", m.name, m.value, m.unit),
         }
         self.measurements.push(m);
@@ -55,7 +70,10 @@ impl Report {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?)
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?,
+        )
     }
 }
 

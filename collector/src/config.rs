@@ -96,6 +96,16 @@ impl Validate for Config {
     }
 }
 
+impl vigil_service::process::ServiceConfig for Config {
+    fn log(&self) -> &vigil_service::LogConfig {
+        &self.log
+    }
+
+    fn admin(&self) -> &vigil_service::AdminConfig {
+        &self.admin
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,10 @@ pub mod scenario;
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
     #[error("cannot read stream {stream}: {reason}")]
-    Stream { stream: &'static str, reason: String },
+    Stream {
+        stream: &'static str,
+        reason: String,
+    },
 }
 
 /// Follows one stream from its start (or from now) and decodes its messages.
@@ -37,20 +40,46 @@ impl<T: Message + Default> Tail<T> {
         Self::open(js, spec, DeliverPolicy::New).await
     }
 
-    async fn open(js: &jetstream::Context, spec: &StreamSpec, deliver_policy: DeliverPolicy) -> Result<Self, TailError> {
-        let error = |reason: String| TailError::Stream { stream: spec.name, reason };
-        vigil_bus::topology::ensure_stream(js, spec, 1).await.map_err(|e| error(e.to_string()))?;
-        let stream = js.get_stream(spec.name).await.map_err(|e| error(e.to_string()))?;
-        let consumer = stream
-            .create_consumer(OrderedConfig { deliver_policy, ..Default::default() })
+    async fn open(
+        js: &jetstream::Context,
+        spec: &StreamSpec,
+        deliver_policy: DeliverPolicy,
+    ) -> Result<Self, TailError> {
+        let error = |reason: String| TailError::Stream {
+            stream: spec.name,
+            reason,
+        };
+        vigil_bus::topology::ensure_stream(js, spec, 1)
             .await
             .map_err(|e| error(e.to_string()))?;
-        let messages = consumer.messages().await.map_err(|e| error(e.to_string()))?;
-        Ok(Self { stream: spec.name, messages, _payload: std::marker::PhantomData })
+        let stream = js
+            .get_stream(spec.name)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        Ok(Self {
+            stream: spec.name,
+            messages,
+            _payload: std::marker::PhantomData,
+        })
     }
 
     /// The next message for which `matches` holds, within `timeout`.
-    pub async fn next_matching(&mut self, timeout: Duration, mut matches: impl FnMut(&T) -> bool) -> Option<T> {
+    pub async fn next_matching(
+        &mut self,
+        timeout: Duration,
+        mut matches: impl FnMut(&T) -> bool,
+    ) -> Option<T> {
         let search = async {
             while let Some(message) = self.messages.next().await {
                 let Ok(message) = message else { continue };
@@ -68,7 +97,9 @@ impl<T: Message + Default> Tail<T> {
     pub async fn collect_for(&mut self, window: Duration) -> Vec<T> {
         let mut found = Vec::new();
         let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.messages.next()).await {
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout_at(deadline, self.messages.next()).await
+        {
             if let Ok(decoded) = T::decode(message.payload.as_ref()) {
                 found.push(decoded);
             }

@@ -12,5 +12,9 @@ pub const SHADOW_RULE_MARKER: &str = "shadow";
 
 /// Starts the attack in `sandbox`: `tail -f /etc/shadow`.
 pub fn start_shadow_read(sandbox: &PodSandbox) -> std::io::Result<Child> {
-    sandbox.command("tail", &["-f", "/etc/shadow"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+    sandbox
+        .command("tail", &["-f", "/etc/shadow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
 }

@@ -15,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use vigil_bench::{Report, quantile, results_path};
-use vigil_bus::{ConnectOptions, Publisher, TraceContext, connect::connect, subject, topology::ACTIONS};
+use vigil_bus::{
+    ConnectOptions, Publisher, TraceContext, connect::connect, subject, topology::ACTIONS,
+};
 use vigil_e2e::{Tail, scenario};
 use vigil_proto::v1::{ActionOutcome, ActionRecord, EventBatch};
 use vigil_testkit::{Pipeline, PodSandbox, ServiceSpec};
@@ -24,15 +26,32 @@ const NODE: &str = "bench-node";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let runs: usize = std::env::var("VIGIL_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let binaries = std::env::current_exe()?.parent().context("binary directory")?.to_owned();
+    let runs: usize = std::env::var("VIGIL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let binaries = std::env::current_exe()?
+        .parent()
+        .context("binary directory")?
+        .to_owned();
     let pipeline = Pipeline::start(
         &binaries,
         NODE,
-        &[ServiceSpec::new("vigil-collector"), ServiceSpec::new("vigil-detectors"), ServiceSpec::new("vigil-responder")],
+        &[
+            ServiceSpec::new("vigil-collector"),
+            ServiceSpec::new("vigil-detectors"),
+            ServiceSpec::new("vigil-responder"),
+        ],
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let bus = connect(&ConnectOptions { url: pipeline.nats.url(), client_name: "bench".into() }, &CancellationToken::new()).await?;
+    let bus = connect(
+        &ConnectOptions {
+            url: pipeline.nats.url(),
+            client_name: "bench".into(),
+        },
+        &CancellationToken::new(),
+    )
+    .await?;
 
     let mut actions = Tail::<ActionRecord>::from_now(&bus.jetstream, &ACTIONS).await?;
     let (mut to_finding, mut to_freeze) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
@@ -57,10 +76,30 @@ async fn main() -> Result<()> {
     let hop_p99 = quantile(&mut hop, 0.99);
     let mut report = Report::default();
     report.add("slice_latency.runs", runs as f64, "runs");
-    report.add_with_baseline("slice_latency.syscall_to_finding_p50", quantile(&mut to_finding, 0.5), "ms", hop_p50);
-    report.add_with_baseline("slice_latency.syscall_to_finding_p99", quantile(&mut to_finding, 0.99), "ms", hop_p99);
-    report.add_with_baseline("slice_latency.syscall_to_freeze_p50", quantile(&mut to_freeze, 0.5), "ms", hop_p50);
-    report.add_with_baseline("slice_latency.syscall_to_freeze_p99", quantile(&mut to_freeze, 0.99), "ms", hop_p99);
+    report.add_with_baseline(
+        "slice_latency.syscall_to_finding_p50",
+        quantile(&mut to_finding, 0.5),
+        "ms",
+        hop_p50,
+    );
+    report.add_with_baseline(
+        "slice_latency.syscall_to_finding_p99",
+        quantile(&mut to_finding, 0.99),
+        "ms",
+        hop_p99,
+    );
+    report.add_with_baseline(
+        "slice_latency.syscall_to_freeze_p50",
+        quantile(&mut to_freeze, 0.5),
+        "ms",
+        hop_p50,
+    );
+    report.add_with_baseline(
+        "slice_latency.syscall_to_freeze_p99",
+        quantile(&mut to_freeze, 0.99),
+        "ms",
+        hop_p99,
+    );
     report.add("slice_latency.jetstream_hop_p50", hop_p50, "ms");
     report.write(&results_path())?;
     Ok(())
@@ -70,7 +109,10 @@ async fn main() -> Result<()> {
 /// ordered consumer; `samples` times, one at a time.
 async fn bus_hop_latency(bus: &vigil_bus::BusConnection, samples: usize) -> Result<Vec<f64>> {
     let publisher = Publisher::new(bus.jetstream.clone());
-    let stream = bus.jetstream.get_stream(vigil_bus::topology::EVENTS.name).await?;
+    let stream = bus
+        .jetstream
+        .get_stream(vigil_bus::topology::EVENTS.name)
+        .await?;
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
             deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
@@ -79,11 +121,21 @@ async fn bus_hop_latency(bus: &vigil_bus::BusConnection, samples: usize) -> Resu
         })
         .await?;
     let mut messages = consumer.messages().await?;
-    let payload = vigil_bus::codec::encode(&EventBatch { node: "baseline".into(), ..Default::default() });
+    let payload = vigil_bus::codec::encode(&EventBatch {
+        node: "baseline".into(),
+        ..Default::default()
+    });
     let mut latencies = Vec::with_capacity(samples);
     for i in 0..samples {
         let started = std::time::Instant::now();
-        publisher.publish(subject::events("baseline"), &format!("hop-{i}"), &TraceContext::new_root(), payload.clone()).await?;
+        publisher
+            .publish(
+                subject::events("baseline"),
+                &format!("hop-{i}"),
+                &TraceContext::new_root(),
+                payload.clone(),
+            )
+            .await?;
         match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
             Ok(Some(Ok(_))) => latencies.push(started.elapsed().as_secs_f64() * 1e3),
             _ => bail!("baseline message {i} not delivered"),

@@ -47,21 +47,29 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let binaries = match &args.binaries {
         Some(dir) => dir.clone(),
-        None => std::env::current_exe()?.parent().context("binary directory")?.to_owned(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary directory")?
+            .to_owned(),
     };
     let mut live = args.replay.is_none() && can_run_live();
     let replay_file = args.replay.clone().unwrap_or_else(|| args.fallback.clone());
     let pipeline = match start_pipeline(&binaries, &args.node, live) {
         Ok(pipeline) => pipeline,
         Err(error) if live => {
-            println!("The live pipeline did not start: {error:#}\nFalling back to the recorded scenario.");
+            println!(
+                "The live pipeline did not start: {error:#}\nFalling back to the recorded scenario."
+            );
             live = false;
             start_pipeline(&binaries, &args.node, false)?
         }
         Err(error) => return Err(error),
     };
     let bus = connect(
-        &ConnectOptions { url: pipeline.nats.url(), client_name: "vigil-demo".into() },
+        &ConnectOptions {
+            url: pipeline.nats.url(),
+            client_name: "vigil-demo".into(),
+        },
         &CancellationToken::new(),
     )
     .await?;
@@ -70,12 +78,21 @@ async fn main() -> Result<()> {
 
     let sandbox = if live {
         let sandbox = PodSandbox::create().context("create the pod-like sandbox")?;
-        println!("\n== Attack: a process in pod {} reads /etc/shadow", sandbox.pod_uid);
-        println!("   container {}\n   cgroup    {}", sandbox.container_id, sandbox.cgroup_path);
+        println!(
+            "\n== Attack: a process in pod {} reads /etc/shadow",
+            sandbox.pod_uid
+        );
+        println!(
+            "   container {}\n   cgroup    {}",
+            sandbox.container_id, sandbox.cgroup_path
+        );
         scenario::start_shadow_read(&sandbox)?;
         Some(sandbox)
     } else {
-        println!("\n== Replaying the recorded attack from {}", replay_file.display());
+        println!(
+            "\n== Replaying the recorded attack from {}",
+            replay_file.display()
+        );
         replay(&bus, &args.node, &replay_file).await?;
         None
     };
@@ -84,10 +101,17 @@ async fn main() -> Result<()> {
     }
 
     let finding = findings
-        .next_matching(Duration::from_secs(30), |f| f.name.to_lowercase().contains(scenario::SHADOW_RULE_MARKER))
+        .next_matching(Duration::from_secs(30), |f| {
+            f.name.to_lowercase().contains(scenario::SHADOW_RULE_MARKER)
+        })
         .await
         .context("no finding within 30 s")?;
-    println!("\n== Detection ({})\n   rule     {}\n   output   {}", finding.priority().label(), finding.name, finding.output);
+    println!(
+        "\n== Detection ({})\n   rule     {}\n   output   {}",
+        finding.priority().label(),
+        finding.name,
+        finding.output
+    );
     let action = actions
         .next_matching(Duration::from_secs(30), |a| a.finding_id == finding.id)
         .await
@@ -99,7 +123,12 @@ async fn main() -> Result<()> {
 
     println!("\n== Services");
     for service in &pipeline.services {
-        println!("   {:<16} http://{}/metrics  (log {})", service.name, service.admin, service.log.display());
+        println!(
+            "   {:<16} http://{}/metrics  (log {})",
+            service.name,
+            service.admin,
+            service.log.display()
+        );
     }
     println!("   NATS             {}", pipeline.nats.url());
     if args.exit_after_demo {
@@ -112,14 +141,21 @@ async fn main() -> Result<()> {
 
 fn can_run_live() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if !root {
-        println!("Not running as root: the collector cannot load its eBPF programs and nothing can be frozen.");
+        println!(
+            "Not running as root: the collector cannot load its eBPF programs and nothing can be frozen."
+        );
         return false;
     }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        println!("This kernel has no BTF (/sys/kernel/btf/vmlinux): the collector's CO-RE programs cannot load.");
+        println!(
+            "This kernel has no BTF (/sys/kernel/btf/vmlinux): the collector's CO-RE programs cannot load."
+        );
         return false;
     }
     true
@@ -133,7 +169,11 @@ fn start_pipeline(binaries: &std::path::Path, node: &str, live: bool) -> Result<
     } else {
         services.push(ServiceSpec::new("vigil-responder").with("DRY_RUN", "true"));
     }
-    println!("== Starting NATS JetStream and {} services from {}", services.len(), binaries.display());
+    println!(
+        "== Starting NATS JetStream and {} services from {}",
+        services.len(),
+        binaries.display()
+    );
     Pipeline::start(binaries, node, &services).map_err(|error| anyhow::anyhow!(error))
 }
 
@@ -144,7 +184,12 @@ async fn replay(bus: &vigil_bus::BusConnection, node: &str, file: &std::path::Pa
     batch.run_id = format!("replay-{}", std::process::id());
     // Rebase the recorded kernel timestamps onto this host's clock, as if
     // the attack happened now, so latencies and finding ages make sense.
-    let last = batch.events.iter().map(|e| e.kernel_time_ns).max().unwrap_or(0);
+    let last = batch
+        .events
+        .iter()
+        .map(|e| e.kernel_time_ns)
+        .max()
+        .unwrap_or(0);
     let now = vigil_service::clock::monotonic_ns();
     for event in &mut batch.events {
         event.node = node.to_owned();
@@ -153,21 +198,42 @@ async fn replay(bus: &vigil_bus::BusConnection, node: &str, file: &std::path::Pa
     }
     let id = format!("{}:{}", batch.run_id, batch.sequence);
     Publisher::new(bus.jetstream.clone())
-        .publish(subject::events(node), &id, &TraceContext::new_root(), codec::encode(&batch))
+        .publish(
+            subject::events(node),
+            &id,
+            &TraceContext::new_root(),
+            codec::encode(&batch),
+        )
         .await?;
     Ok(())
 }
 
-async fn record(bus: &vigil_bus::BusConnection, sandbox: &PodSandbox, path: &std::path::Path) -> Result<()> {
+async fn record(
+    bus: &vigil_bus::BusConnection,
+    sandbox: &PodSandbox,
+    path: &std::path::Path,
+) -> Result<()> {
     let mut events = Tail::<EventBatch>::from_start(&bus.jetstream, &EVENTS).await?;
     let batch = events
-        .next_matching(Duration::from_secs(20), |b| b.events.iter().any(|e| e.container_id == sandbox.container_id))
+        .next_matching(Duration::from_secs(20), |b| {
+            b.events
+                .iter()
+                .any(|e| e.container_id == sandbox.container_id)
+        })
         .await
         .context("no batch with the sandbox's events")?;
-    let events = batch.events.into_iter().filter(|e| e.container_id == sandbox.container_id).collect();
+    let events = batch
+        .events
+        .into_iter()
+        .filter(|e| e.container_id == sandbox.container_id)
+        .collect();
     let recorded = EventBatch { events, ..batch };
     std::fs::write(path, codec::encode(&recorded))?;
-    println!("   recorded {} events to {}", recorded.events.len(), path.display());
+    println!(
+        "   recorded {} events to {}",
+        recorded.events.len(),
+        path.display()
+    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod process;
 pub mod shutdown;
 pub mod telemetry;
 

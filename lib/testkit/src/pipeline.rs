@@ -25,7 +25,10 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     pub fn new(binary: &str) -> Self {
-        Self { binary: binary.to_owned(), settings: Vec::new() }
+        Self {
+            binary: binary.to_owned(),
+            settings: Vec::new(),
+        }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -55,7 +58,9 @@ impl ServiceProcess {
 
     /// The Prometheus text from `/metrics`.
     pub fn metrics(&self) -> String {
-        http_get(self.admin, "/metrics").map(|(_, body)| body).unwrap_or_default()
+        http_get(self.admin, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     /// The process's exit status, if it has exited.
@@ -65,8 +70,13 @@ impl ServiceProcess {
 
     /// Stops the process with SIGTERM and waits for it.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let status = wait_until(Duration::from_secs(10), || self.child.try_wait().ok().flatten());
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = wait_until(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten()
+        });
         if status.is_none() {
             let _ = self.child.kill();
             return self.child.wait().ok();
@@ -100,10 +110,18 @@ impl Pipeline {
     /// Starts a nats-server, then each service from `binaries` (the cargo
     /// target profile directory), and waits until every `/healthz` is 200.
     pub fn start(binaries: &Path, node: &str, services: &[ServiceSpec]) -> Result<Self, String> {
-        let dir = tempfile::Builder::new().prefix("vigil-pipeline-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-pipeline-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let nats = NatsServer::start();
-        let mut pipeline =
-            Self { services: Vec::new(), nats, node: node.to_owned(), dir, binaries: binaries.to_owned() };
+        let mut pipeline = Self {
+            services: Vec::new(),
+            nats,
+            node: node.to_owned(),
+            dir,
+            binaries: binaries.to_owned(),
+        };
         for spec in services {
             pipeline.spawn(spec)?;
         }
@@ -118,7 +136,10 @@ impl Pipeline {
             return Err(format!("{} is not built", binary.display()));
         }
         let admin = free_addr();
-        let log = self.dir.path().join(format!("{}-{}.log", spec.binary, self.services.len()));
+        let log = self
+            .dir
+            .path()
+            .join(format!("{}-{}.log", spec.binary, self.services.len()));
         let log_file = File::create(&log).map_err(|e| e.to_string())?;
         let stderr = log_file.try_clone().map_err(|e| e.to_string())?;
         let prefix = spec.env_prefix();
@@ -133,9 +154,18 @@ impl Pipeline {
         for (key, value) in &spec.settings {
             command.env(format!("{prefix}{key}"), value);
         }
-        let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        self.services.push(ServiceProcess { name: spec.binary.clone(), admin, log, child });
-        self.services.last_mut().ok_or_else(|| "no service".to_owned())
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        self.services.push(ServiceProcess {
+            name: spec.binary.clone(),
+            admin,
+            log,
+            child,
+        });
+        self.services
+            .last_mut()
+            .ok_or_else(|| "no service".to_owned())
     }
 
     /// Waits until every service answers `/healthz` with 200; fails early,
@@ -144,15 +174,28 @@ impl Pipeline {
         let result = wait_until(timeout, || {
             for service in &mut self.services {
                 if let Some(status) = service.exited() {
-                    return Some(Err(format!("{} exited with {status}; log:\n{}", service.name, service.log_text())));
+                    return Some(Err(format!(
+                        "{} exited with {status}; log:\n{}",
+                        service.name,
+                        service.log_text()
+                    )));
                 }
             }
-            self.services.iter().all(ServiceProcess::healthy).then_some(Ok(()))
+            self.services
+                .iter()
+                .all(ServiceProcess::healthy)
+                .then_some(Ok(()))
         });
         result.unwrap_or_else(|| {
-            let logs: Vec<String> =
-                self.services.iter().map(|s| format!("--- {} ---\n{}", s.name, s.log_text())).collect();
-            Err(format!("services not healthy within {timeout:?}:\n{}", logs.join("\n")))
+            let logs: Vec<String> = self
+                .services
+                .iter()
+                .map(|s| format!("--- {} ---\n{}", s.name, s.log_text()))
+                .collect();
+            Err(format!(
+                "services not healthy within {timeout:?}:\n{}",
+                logs.join("\n")
+            ))
         })
     }
 
@@ -181,6 +224,9 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
