@@ -6,7 +6,7 @@
 //! | `node_name` | host name | node token of `vigil.events.<node>` and `Event.node` |
 //! | `source` | `ebpf` | where events come from (only `ebpf` for now) |
 //! | `batch_max_events` | 256 | a batch is published when it holds this many events |
-//! | `flush_interval_ms` | 20 | a partly filled batch (or one reporting only drops) is published at least this often |
+//! | `flush_interval_ms` | 5 | a partly filled batch (or one reporting only drops) is published at least this often |
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
 //! | `ring_buffer_bytes` | 4194304 | BPF ring buffer size: a power of two, 4 KiB to 1 GiB |
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 
 pub const DEFAULT_BATCH_MAX_EVENTS: usize = 256;
-pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 20;
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 5;
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 16 * 1024;
 pub const DEFAULT_RING_BUFFER_BYTES: u32 = 4 << 20;
 
