@@ -71,11 +71,7 @@ impl Default for Config {
 
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
-        self.nats.validate(problems);
-        self.log.validate(problems);
-        if self.node_name.trim().is_empty() {
-            problems.add("node_name", "must not be empty");
-        }
+        vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
         if !(1..=MAX_BATCH_EVENTS).contains(&self.batch_max_events) {
             problems.add(
                 "batch_max_events",

@@ -75,17 +75,13 @@ fn priority(key: &'static str, value: &str) -> Result<Priority, PriorityError> {
 
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
-        self.nats.validate(problems);
-        self.log.validate(problems);
-        if self.node_name.trim().is_empty() {
-            problems.add("node_name", "must not be empty");
-        }
+        vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
         for (key, value) in [
             ("shell_priority", &self.shell_priority),
             ("suspicious_port_priority", &self.suspicious_port_priority),
         ] {
-            if let Err(error) = priority(key, value) {
-                problems.add(key, format!("{:?} is not one of debug, info, notice, warning, error, critical, alert, emergency", error.value));
+            if let Err(error) = Priority::parse_label(value) {
+                problems.add(key, error);
             }
         }
         if self.suspicious_ports.contains(&0) {

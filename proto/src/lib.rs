@@ -10,6 +10,22 @@ pub mod v1 {
 
 use v1::Priority;
 
+/// A priority name that is none of Falco's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownPriority(pub String);
+
+impl std::fmt::Display for UnknownPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} is not one of debug, info, notice, warning, error, critical, alert, emergency",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownPriority {}
+
 impl Priority {
     /// The lowercase name used in subjects, config files and Falco output
     /// (`warning`, `critical`, ...).
@@ -25,6 +41,12 @@ impl Priority {
             Priority::Alert => "alert",
             Priority::Emergency => "emergency",
         }
+    }
+
+    /// Parses a priority name like [`Priority::from_label`], with an error
+    /// that lists the valid names.
+    pub fn parse_label(label: &str) -> Result<Self, UnknownPriority> {
+        Self::from_label(label).ok_or_else(|| UnknownPriority(label.to_owned()))
     }
 
     /// Parses a priority name, case-insensitively, accepting Falco's
@@ -58,6 +80,11 @@ mod tests {
         }
         assert_eq!(Priority::from_label("INFO"), Some(Priority::Informational));
         assert_eq!(Priority::from_label("loud"), None);
+        let error = Priority::parse_label("loud").unwrap_err().to_string();
+        assert!(
+            error.starts_with("\"loud\" is not one of debug,"),
+            "{error}"
+        );
     }
 
     #[test]

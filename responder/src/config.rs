@@ -92,19 +92,9 @@ impl Config {
 
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
-        self.nats.validate(problems);
-        self.log.validate(problems);
-        if self.node_name.trim().is_empty() {
-            problems.add("node_name", "must not be empty");
-        }
-        if Priority::from_label(&self.min_priority).is_none() {
-            problems.add(
-                "min_priority",
-                format!(
-                    "{:?} is not one of debug, info, notice, warning, error, critical, alert, emergency",
-                    self.min_priority
-                ),
-            );
+        vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
+        if let Err(error) = Priority::parse_label(&self.min_priority) {
+            problems.add("min_priority", error);
         }
         if self
             .protected_namespaces

@@ -113,6 +113,21 @@ fn describe(error: &figment::Error) -> String {
     }
 }
 
+/// Checks what every service configuration has: its node name and its
+/// `[nats]` and `[log]` sections.
+pub fn validate_common(
+    node_name: &str,
+    nats: &NatsConfig,
+    log: &LogConfig,
+    problems: &mut Problems,
+) {
+    nats.validate(problems);
+    log.validate(problems);
+    if node_name.trim().is_empty() {
+        problems.add("node_name", "must not be empty");
+    }
+}
+
 /// The node this process runs on: the kernel's host name.
 pub fn default_node_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
