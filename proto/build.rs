@@ -1,12 +1,19 @@
-//! Compiles proto/vigil/v1/*.proto with protox (pure Rust, no protoc needed).
+//! Compiles proto/vigil/v1/*.proto with protox (pure Rust, no protoc needed),
+//! generating messages and the gRPC stubs, and keeps the descriptor set for
+//! gRPC server reflection.
 
 use std::error::Error;
+use std::path::PathBuf;
+
+use prost::Message;
 
 const PROTOS: &[&str] = &[
     "vigil/v1/event.proto",
     "vigil/v1/batch.proto",
     "vigil/v1/finding.proto",
     "vigil/v1/action.proto",
+    "vigil/v1/responder.proto",
+    "vigil/v1/anomaly.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -14,6 +21,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     let descriptors = protox::compile(PROTOS, ["."])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("vigil_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .emit_rerun_if_changed(false)
+        .compile_fds(descriptors)?;
     Ok(())
 }

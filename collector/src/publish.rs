@@ -217,7 +217,7 @@ async fn drain(publisher: &Publisher, in_flight: &mut InFlight) {
 
 fn outgoing(batch: EventBatch) -> Outgoing {
     Outgoing {
-        subject: subject::events(&batch.node),
+        subject: subject::events(&batch.node, 0),
         message_id: format!("{}:{}", batch.run_id, batch.sequence),
         trace: TraceContext::new_root(),
         events: batch.events.len(),

@@ -97,7 +97,7 @@ async fn find_event(nats: &NatsServer, matches: impl Fn(&Event) -> bool) -> (Eve
         .expect("the events stream exists");
     let consumer = stream
         .create_consumer(pull::Config {
-            filter_subject: subject::events(NODE),
+            filter_subject: subject::events(NODE, 0),
             ..Default::default()
         })
         .await

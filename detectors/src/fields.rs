@@ -120,7 +120,8 @@ pub fn evt_type(event_type: EventType) -> Option<&'static str> {
         EventType::Open => Some("open"),
         EventType::Connect => Some("connect"),
         EventType::Heartbeat => Some("heartbeat"),
-        EventType::Unspecified => None,
+        // No rule of this engine looks at the other families yet.
+        _ => None,
     }
 }
 

@@ -59,6 +59,12 @@ fn build(rule: &dyn Rule, batch: &EventBatch, index: usize, event: &Event, now_n
         cgroup_path: event.cgroup_path.clone(),
         pod_uid: event.pod_uid.clone(),
         score: 0.0,
+        explanation: Vec::new(),
+        pod_labels: event
+            .pod
+            .as_ref()
+            .map(|pod| pod.labels.clone())
+            .unwrap_or_default(),
     }
 }
 

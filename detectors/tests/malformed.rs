@@ -39,7 +39,7 @@ async fn malformed_batch_is_terminated_counted_and_the_next_batch_is_evaluated()
 
     Publisher::new(bus.jetstream.clone())
         .publish(
-            subject::events("x"),
+            subject::events("x", 0),
             "garbage",
             &TraceContext::new_root(),
             Bytes::from_static(b"\xff\xff\xffnot a batch"),

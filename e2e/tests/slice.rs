@@ -117,7 +117,7 @@ async fn malformed_batch_is_rejected_counted_and_the_pipeline_keeps_working() {
     let bus = bus(&pipeline).await;
     Publisher::new(bus.jetstream.clone())
         .publish(
-            subject::events("intruder"),
+            subject::events("intruder", 0),
             "garbage-1",
             &TraceContext::new_root(),
             b"\xff\xff\xffnot protobuf"[..].into(),

@@ -53,5 +53,7 @@ pub fn build(finding: &Finding, acted: Acted, context: &Context, now_wall_ns: u6
         trace_id: context.trace_id.clone(),
         time_ns: now_wall_ns,
         finding_name: finding.name.clone(),
+        requested_by: "policy".to_owned(),
+        pid: 0,
     }
 }

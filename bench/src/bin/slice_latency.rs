@@ -116,7 +116,7 @@ async fn bus_hop_latency(bus: &vigil_bus::BusConnection, samples: usize) -> Resu
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
             deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
-            filter_subject: subject::events("baseline"),
+            filter_subject: subject::events("baseline", 0),
             ..Default::default()
         })
         .await?;
@@ -130,7 +130,7 @@ async fn bus_hop_latency(bus: &vigil_bus::BusConnection, samples: usize) -> Resu
         let started = std::time::Instant::now();
         publisher
             .publish(
-                subject::events("baseline"),
+                subject::events("baseline", 0),
                 &format!("hop-{i}"),
                 &TraceContext::new_root(),
                 payload.clone(),

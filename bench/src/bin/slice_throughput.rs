@@ -166,7 +166,7 @@ async fn publish_batches(bus: &vigil_bus::BusConnection, batches: u64, size: usi
         pending.push(
             publisher
                 .send(
-                    subject::events(NODE),
+                    subject::events(NODE, 0),
                     &format!("bench:{sequence}"),
                     &trace,
                     payload,

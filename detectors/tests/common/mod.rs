@@ -86,7 +86,7 @@ pub async fn publish_batch(
 ) -> bool {
     Publisher::new(bus.jetstream.clone())
         .publish(
-            subject::events(&batch.node),
+            subject::events(&batch.node, 0),
             message_id,
             trace,
             codec::encode(batch),

@@ -199,7 +199,7 @@ async fn replay(bus: &vigil_bus::BusConnection, node: &str, file: &std::path::Pa
     let id = format!("{}:{}", batch.run_id, batch.sequence);
     Publisher::new(bus.jetstream.clone())
         .publish(
-            subject::events(node),
+            subject::events(node, 0),
             &id,
             &TraceContext::new_root(),
             codec::encode(&batch),

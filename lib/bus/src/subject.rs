@@ -1,10 +1,16 @@
 //! Subject hierarchy.
 //!
 //! ```text
-//! vigil.events.<node>                         event batches from one collector
+//! vigil.events.<node>.<partition>             event batches from one collector
 //! vigil.findings.<priority>.<namespace>       findings, filterable by wildcard
 //! vigil.actions.<node>.<outcome>              responder audit records
+//! vigil.scores.<namespace>                    anomaly scores per window
 //! ```
+//!
+//! Events are partitioned by container ([`event_partition`]): a collector
+//! splits each flush by partition, so a consumer that filters on some
+//! partitions (`vigil.events.*.3`) sees every event of the containers it owns
+//! and none of the others. That is how anomaly-scorer instances share the work.
 //!
 //! An operator follows all critical findings with `vigil.findings.critical.>`
 //! and one namespace with `vigil.findings.*.shop`.
@@ -17,13 +23,44 @@ pub const EVENTS_ALL: &str = "vigil.events.>";
 pub const FINDINGS_ALL: &str = "vigil.findings.>";
 /// Every subject of the actions stream.
 pub const ACTIONS_ALL: &str = "vigil.actions.>";
+/// Every subject of the scores stream.
+pub const SCORES_ALL: &str = "vigil.scores.>";
+
+/// Number of event partitions. Fixed: changing it moves containers between
+/// partitions, so it is part of the wire contract.
+pub const EVENT_PARTITIONS: u32 = 16;
 
 /// Token used when a dimension is unknown (for example a host process has no namespace).
 pub const NONE_TOKEN: &str = "_";
 
-/// Subject for event batches published by the collector on `node`.
-pub fn events(node: &str) -> String {
-    format!("vigil.events.{}", token(node))
+/// Subject for event batches of one `partition` published by the collector on `node`.
+pub fn events(node: &str, partition: u32) -> String {
+    format!("vigil.events.{}.{}", token(node), partition)
+}
+
+/// Filter subject for one partition's events from every node.
+pub fn events_of_partition(partition: u32) -> String {
+    format!("vigil.events.*.{partition}")
+}
+
+/// The partition of a container's events: FNV-1a of the container id, so
+/// every collector and consumer agrees without coordination. Host processes
+/// (empty id) land in partition 0.
+pub fn event_partition(container_id: &str) -> u32 {
+    if container_id.is_empty() {
+        return 0;
+    }
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in container_id.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % EVENT_PARTITIONS
+}
+
+/// Subject for anomaly scores of workloads in `namespace`.
+pub fn scores(namespace: &str) -> String {
+    format!("vigil.scores.{}", token(namespace))
 }
 
 /// Subject for a finding of `priority` in Kubernetes `namespace` (empty when unknown).
@@ -79,8 +116,20 @@ mod tests {
     }
 
     #[test]
+    fn partitions_are_stable_and_spread() {
+        assert_eq!(event_partition(""), 0);
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(event_partition(id), event_partition(id));
+        let used: std::collections::HashSet<u32> = (0..200)
+            .map(|i| event_partition(&format!("container-{i}")))
+            .collect();
+        assert_eq!(used.len(), EVENT_PARTITIONS as usize, "{used:?}");
+        assert_eq!(events_of_partition(5), "vigil.events.*.5");
+    }
+
+    #[test]
     fn tokens_cannot_break_the_hierarchy() {
-        assert_eq!(events("node.a *>"), "vigil.events.node_a___");
+        assert_eq!(events("node.a *>", 3), "vigil.events.node_a___.3");
         assert_eq!(
             actions("n1", ActionOutcome::DryRun),
             "vigil.actions.n1.dry_run"

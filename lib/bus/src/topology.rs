@@ -9,6 +9,7 @@
 //! | `VIGIL_EVENTS`  | `vigil.events.>`    | limits: 1 h, 2 GiB, drop old  |
 //! | `VIGIL_FINDINGS`| `vigil.findings.>`  | limits: 7 days, 1 GiB         |
 //! | `VIGIL_ACTIONS` | `vigil.actions.>`   | limits: 90 days (audit trail) |
+//! | `VIGIL_SCORES`  | `vigil.scores.>`    | limits: 1 day, 1 GiB          |
 
 use std::time::Duration;
 
@@ -60,6 +61,15 @@ pub const ACTIONS: StreamSpec = StreamSpec {
     max_age: Duration::from_secs(90 * DAY.as_secs()),
     max_bytes: 1 << 30,
     duplicate_window: Duration::from_secs(600),
+};
+
+pub const SCORES: StreamSpec = StreamSpec {
+    name: "VIGIL_SCORES",
+    subjects: subject::SCORES_ALL,
+    description: "Anomaly scores, one per container window.",
+    max_age: DAY,
+    max_bytes: 1 << 30,
+    duplicate_window: Duration::from_secs(120),
 };
 
 /// A durable pull consumer definition.

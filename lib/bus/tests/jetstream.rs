@@ -63,7 +63,7 @@ async fn topology_is_idempotent_and_duplicates_are_discarded() {
     let trace = TraceContext::new_root();
     let first = publisher
         .publish(
-            subject::events("n1"),
+            subject::events("n1", 0),
             "run:1",
             &trace,
             codec::encode(&batch(1)),
@@ -72,7 +72,7 @@ async fn topology_is_idempotent_and_duplicates_are_discarded() {
         .unwrap();
     let again = publisher
         .publish(
-            subject::events("n1"),
+            subject::events("n1", 0),
             "run:1",
             &trace,
             codec::encode(&batch(1)),
@@ -101,7 +101,7 @@ async fn consume_acks_good_rejects_malformed_and_carries_the_trace() {
     let trace = TraceContext::new_root();
     publisher
         .publish(
-            subject::events("n1"),
+            subject::events("n1", 0),
             "bad",
             &trace,
             Bytes::from_static(&[0xff, 0xff]),
@@ -110,7 +110,7 @@ async fn consume_acks_good_rejects_malformed_and_carries_the_trace() {
         .unwrap();
     publisher
         .publish(
-            subject::events("n1"),
+            subject::events("n1", 0),
             "run:2",
             &trace,
             codec::encode(&batch(2)),
@@ -242,7 +242,7 @@ async fn consuming_survives_a_server_restart_without_losing_acknowledged_message
     for sequence in 1..=5 {
         publisher
             .publish(
-                subject::events("n1"),
+                subject::events("n1", 0),
                 &format!("run:{sequence}"),
                 &trace,
                 codec::encode(&batch(sequence)),
@@ -277,7 +277,7 @@ async fn consuming_survives_a_server_restart_without_losing_acknowledged_message
         let mut attempts = 0;
         while publisher
             .publish(
-                subject::events("n1"),
+                subject::events("n1", 0),
                 &format!("run:{sequence}"),
                 &trace,
                 codec::encode(&batch(sequence)),
