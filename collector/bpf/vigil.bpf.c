@@ -1,20 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
 /*
- * Vigil's kernel side: exec, open and connect, written as fixed-size records
+ * Vigil's kernel side: every security-relevant syscall at its exit, with its
+ * return value, plus process exec and exit, written as fixed-size records
  * (include/vigil_event.h) into one ring buffer.
+ *
+ * Two BTF tracepoints see every syscall (docs/decisions/0004): sys_enter
+ * looks the syscall number up in "syscall_specs" and, only when user space
+ * enabled it, stashes the six arguments in task storage; sys_exit emits a
+ * record for the stashed call, reading what the spec names (strings, a
+ * socket address, a descriptor's kind). A syscall that is not enabled costs
+ * one array lookup at enter and one at exit, and sends nothing.
  *
  * Rules every program here follows:
  * - never block and never wait for user space: when the ring buffer is full
  *   the record is dropped and counted by reason in the per-CPU "drops" map;
- * - syscalls are reported at exit with their return value: the enter
- *   program stashes its arguments per thread, the exit program emits;
+ * - user memory is read at exit, when the kernel has faulted it in;
  * - events from the collector itself are ignored, or reading /proc for one
  *   event would cause the next.
  */
 #include "vigil_kernel.h"
 
 #include <bpf/bpf_core_read.h>
-#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "vigil_event.h"
@@ -31,11 +37,14 @@ const volatile __u32 self_tgid = 0;
  * alone would not; zero-length arrays take no space in .rodata. */
 const volatile struct {
 	struct vigil_exec_record exec[0];
-	struct vigil_open_record open[0];
-	struct vigil_connect_record connect[0];
+	struct vigil_syscall_record syscall[0];
+	struct vigil_exit_record exit[0];
+	struct vigil_syscall_spec spec[0];
 	enum vigil_kind kinds[0];
 	enum vigil_flag flags[0];
 	enum vigil_drop_reason drop_reasons[0];
+	enum vigil_fd_kind fd_kinds[0];
+	enum vigil_spec_flag spec_flags[0];
 	/* The kernel's BTF check rejects a variable of size zero. */
 	__u32 nonzero;
 } vigil_abi_anchor = {};
@@ -53,49 +62,28 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-/* Arguments seen at syscall enter, kept until the exit of the same thread.
- * LRU, so entries whose exit never came cannot fill the map. */
-struct open_pending {
-	__u64 filename;  /* user pointer, to retry a failed read at exit */
-	__u32 hdr_flags; /* vigil_flag bits gathered at enter */
-	__u32 reserved;
-	struct vigil_open_body body;
+/* What to report for each syscall number; filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct vigil_syscall_spec);
+} syscall_specs SEC(".maps");
+
+/* The arguments of the syscall a thread is in, from enter to exit. Task
+ * storage lives and dies with the thread: nothing to evict or leak. */
+struct pending {
+	__u32 nr;
+	__u32 active;
+	__u64 args[6];
 };
 
-struct connect_pending {
-	__u32 hdr_flags;
-	__u32 reserved;
-	struct vigil_connect_body body;
-};
-
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct open_pending);
-} pending_open SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u64);
-	__type(value, struct connect_pending);
-} pending_connect SEC(".maps");
-
-/* Per-CPU staging for pending values: too large for the 512-byte stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct open_pending);
-} open_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct connect_pending);
-} connect_scratch SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pending);
+} pending_syscall SEC(".maps");
 
 static __always_inline int is_self(void)
 {
@@ -119,6 +107,19 @@ static __always_inline void *reserve(__u64 size)
 	return record;
 }
 
+static __always_inline struct vigil_syscall_spec *spec_of(long slot)
+{
+	__u32 key = (__u32)slot;
+	struct vigil_syscall_spec *spec;
+
+	if (slot < 0 || slot >= VIGIL_SYSCALL_SLOTS)
+		return 0;
+	spec = bpf_map_lookup_elem(&syscall_specs, &key);
+	if (!spec || !spec->enabled)
+		return 0;
+	return spec;
+}
+
 static __always_inline __u32 login_uid(struct task_struct *task)
 {
 	if (!bpf_core_field_exists(task->loginuid))
@@ -126,7 +127,8 @@ static __always_inline __u32 login_uid(struct task_struct *task)
 	return BPF_CORE_READ(task, loginuid.val);
 }
 
-static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __s64 ret)
+static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __u16 syscall,
+					__s64 ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 uid_gid = bpf_get_current_uid_gid();
@@ -134,7 +136,7 @@ static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __s
 
 	hdr->kind = kind;
 	hdr->flags = 0;
-	hdr->reserved = 0;
+	hdr->syscall = syscall;
 	hdr->pid = pid_tgid >> 32;
 	hdr->ktime_ns = bpf_ktime_get_ns();
 	hdr->tid = (__u32)pid_tgid;
@@ -150,7 +152,7 @@ static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __s
 
 /* Length of a string read by bpf_probe_read_*_str (which counts the
  * terminator), setting flags for failure and a full buffer. */
-static __always_inline __u32 str_len(long copied, __u32 capacity, __u32 *flags)
+static __always_inline __u32 str_len(long copied, __u32 capacity, __u8 *flags)
 {
 	if (copied <= 0) {
 		*flags |= VIGIL_FLAG_READ_FAILED;
@@ -161,7 +163,270 @@ static __always_inline __u32 str_len(long copied, __u32 capacity, __u32 *flags)
 	return (__u32)copied - 1;
 }
 
+/* args[position - 1], or 0 for position 0 (none). */
+static __always_inline __u64 arg_at(const struct pending *pending, __u8 position)
+{
+	if (position == 0 || position > 6)
+		return 0;
+	return pending->args[(position - 1) & 7];
+}
+
+/* === enter === */
+
+static long anon_vma(struct task_struct *task, struct vm_area_struct *vma, void *found)
+{
+	*(int *)found = BPF_CORE_READ(vma, vm_file) == 0;
+	return 0;
+}
+
+/* Filters that spare a stash for calls that will not be reported. */
+static __always_inline int wanted(const struct vigil_syscall_spec *spec, const __u64 *args)
+{
+	int anon = 0;
+
+	if ((spec->flags & VIGIL_SPEC_PROT_EXEC) && !(args[2] & PROT_EXEC))
+		return 0;
+	if ((spec->flags & VIGIL_SPEC_MAP_ANON) && !(args[3] & MAP_ANONYMOUS))
+		return 0;
+	if (spec->flags & VIGIL_SPEC_ANON_VMA) {
+		bpf_find_vma(bpf_get_current_task_btf(), args[0], anon_vma, &anon, 0);
+		return anon;
+	}
+	return 1;
+}
+
+SEC("tp_btf/sys_enter")
+int vigil_sys_enter(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long nr = (long)ctx[1];
+	struct vigil_syscall_spec *spec = spec_of(nr);
+	struct pending *pending;
+	__u64 args[6];
+
+	if (!spec || is_self())
+		return 0;
+	args[0] = regs->di;
+	args[1] = regs->si;
+	args[2] = regs->dx;
+	args[3] = regs->r10;
+	args[4] = regs->r8;
+	args[5] = regs->r9;
+	if (!wanted(spec, args))
+		return 0;
+	pending = bpf_task_storage_get(&pending_syscall, bpf_get_current_task_btf(), 0,
+				       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!pending) {
+		count_drop(VIGIL_DROP_PENDING_FULL);
+		return 0;
+	}
+	pending->nr = (__u32)nr;
+	pending->active = 1;
+	__builtin_memcpy(pending->args, args, sizeof(args));
+	return 0;
+}
+
+/* === exit: syscall records === */
+
+static __always_inline __u8 fd_kind(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	struct socket *sock;
+	unsigned short family;
+	unsigned short mode;
+
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return VIGIL_FD_UNKNOWN;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return VIGIL_FD_UNKNOWN;
+	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
+	switch (mode) {
+	case S_IFREG:
+		return VIGIL_FD_FILE;
+	case S_IFDIR:
+		return VIGIL_FD_DIRECTORY;
+	case S_IFIFO:
+		return VIGIL_FD_PIPE;
+	case S_IFSOCK:
+		break;
+	default:
+		return VIGIL_FD_OTHER;
+	}
+	sock = BPF_CORE_READ(file, private_data);
+	family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+	switch (family) {
+	case AF_INET:
+		return VIGIL_FD_SOCKET_INET;
+	case AF_INET6:
+		return VIGIL_FD_SOCKET_INET6;
+	case AF_UNIX:
+		return VIGIL_FD_SOCKET_UNIX;
+	default:
+		return VIGIL_FD_OTHER;
+	}
+}
+
+static __always_inline void read_sockaddr(struct vigil_syscall_record *rec,
+					  const struct vigil_syscall_spec *spec,
+					  const struct pending *pending)
+{
+	const void *addr = (const void *)arg_at(pending, spec->sockaddr_arg);
+	__u64 len = arg_at(pending, spec->sockaddr_len_arg);
+	__u32 len_value = 0;
+
+	rec->sys.sockaddr_len = 0;
+	if (!addr)
+		return;
+	if (spec->flags & VIGIL_SPEC_SOCKLEN_PTR) {
+		if (!len || bpf_probe_read_user(&len_value, sizeof(len_value), (const void *)len) < 0)
+			return;
+		len = len_value;
+	}
+	if (len > VIGIL_SOCKADDR_LEN)
+		len = VIGIL_SOCKADDR_LEN;
+	/* Without the barrier clang may pass the unclamped copy of len, which
+	 * the verifier rejects as unbounded. */
+	barrier_var(len);
+	if (len == 0)
+		return;
+	if (bpf_probe_read_user(rec->sys.sockaddr, len, addr) < 0) {
+		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
+		return;
+	}
+	rec->sys.sockaddr_len = len;
+}
+
+static __always_inline void read_strings(struct vigil_syscall_record *rec,
+					 const struct vigil_syscall_spec *spec,
+					 const struct pending *pending)
+{
+	const char *ptr;
+	long copied;
+
+	rec->sys.path_len = 0;
+	rec->sys.path2_len = 0;
+	rec->sys.path[0] = 0;
+	rec->sys.path2[0] = 0;
+	rec->sys.str3[0] = 0;
+	ptr = (const char *)arg_at(pending, spec->str_args[0]);
+	if (spec->str_args[0]) {
+		copied = bpf_probe_read_user_str(rec->sys.path, sizeof(rec->sys.path), ptr);
+		rec->sys.path_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
+	}
+	ptr = (const char *)arg_at(pending, spec->str_args[1]);
+	if (spec->str_args[1]) {
+		copied = bpf_probe_read_user_str(rec->sys.path2, sizeof(rec->sys.path2), ptr);
+		rec->sys.path2_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
+	}
+	ptr = (const char *)arg_at(pending, spec->str_args[2]);
+	/* A NULL fs type (bind mounts, remounts) is not a failed read. */
+	if (spec->str_args[2] && ptr)
+		bpf_probe_read_user_str(rec->sys.str3, sizeof(rec->sys.str3), ptr);
+}
+
+static __always_inline void emit_syscall(const struct vigil_syscall_spec *spec,
+					 const struct pending *pending, long ret)
+{
+	struct vigil_syscall_record *rec = reserve(sizeof(*rec));
+	const void *deref;
+
+	if (!rec)
+		return;
+	fill_header(&rec->hdr, VIGIL_KIND_SYSCALL, (__u16)pending->nr, ret);
+	__builtin_memcpy(rec->sys.args, pending->args, sizeof(rec->sys.args));
+	__builtin_memset(rec->sys.reserved, 0, sizeof(rec->sys.reserved));
+	__builtin_memset(rec->sys.deref, 0, sizeof(rec->sys.deref));
+	read_strings(rec, spec, pending);
+	read_sockaddr(rec, spec, pending);
+	rec->sys.fd_kind = spec->fd_arg ? fd_kind(arg_at(pending, spec->fd_arg)) : VIGIL_FD_UNKNOWN;
+	deref = (const void *)arg_at(pending, spec->deref_arg);
+	if (deref && bpf_probe_read_user(rec->sys.deref, sizeof(rec->sys.deref), deref) < 0)
+		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
+	bpf_ringbuf_submit(rec, 0);
+}
+
 /* === exec === */
+
+#define VIGIL_MAX_ARGS 32
+#define VIGIL_ARG_SLICE (VIGIL_ARGV_LEN / 2)
+
+/* Copies a user argv array: each argument starts in the first half of the
+ * buffer and may run at most half a buffer, which keeps every copy in
+ * bounds for the verifier. */
+static __always_inline void read_user_argv(struct vigil_exec_record *rec, const char *const *argv)
+{
+	__u32 off = 0;
+	const char *arg;
+	long copied;
+
+	for (int i = 0; i < VIGIL_MAX_ARGS; i++) {
+		if (off >= VIGIL_ARG_SLICE) {
+			rec->hdr.flags |= VIGIL_FLAG_ARGV_TRUNCATED;
+			break;
+		}
+		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) < 0) {
+			rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
+			break;
+		}
+		if (!arg)
+			break;
+		/* Keeps clang from dropping the mask the verifier needs. */
+		barrier_var(off);
+		copied = bpf_probe_read_user_str(&rec->exec.argv[off & (VIGIL_ARG_SLICE - 1)],
+						 VIGIL_ARG_SLICE, arg);
+		if (copied <= 0) {
+			rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
+			break;
+		}
+		off += copied;
+	}
+	rec->exec.argv_len = off;
+}
+
+static __always_inline void emit_failed_exec(const struct vigil_syscall_spec *spec,
+					     const struct pending *pending, long ret)
+{
+	struct vigil_exec_record *rec = reserve(sizeof(*rec));
+	long copied;
+
+	if (!rec)
+		return;
+	fill_header(&rec->hdr, VIGIL_KIND_EXEC, (__u16)pending->nr, ret);
+	copied = bpf_probe_read_user_str(rec->exec.filename, sizeof(rec->exec.filename),
+					 (const char *)arg_at(pending, spec->str_args[0]));
+	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
+	read_user_argv(rec, (const char *const *)arg_at(pending, spec->argv_arg));
+	bpf_ringbuf_submit(rec, 0);
+}
+
+SEC("tp_btf/sys_exit")
+int vigil_sys_exit(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long ret = (long)ctx[1];
+	long nr = (long)regs->orig_ax;
+	struct vigil_syscall_spec *spec = spec_of(nr);
+	struct pending *pending;
+
+	if (!spec)
+		return 0;
+	pending = bpf_task_storage_get(&pending_syscall, bpf_get_current_task_btf(), 0, 0);
+	if (!pending || !pending->active || pending->nr != (__u32)nr)
+		return 0;
+	pending->active = 0;
+	if (spec->flags & VIGIL_SPEC_EXEC) {
+		/* A successful exec was reported by sched_process_exec. */
+		if (ret < 0)
+			emit_failed_exec(spec, pending, ret);
+		return 0;
+	}
+	emit_syscall(spec, pending, ret);
+	return 0;
+}
 
 static __always_inline void read_argv(struct vigil_exec_record *rec, struct task_struct *task)
 {
@@ -178,9 +443,7 @@ static __always_inline void read_argv(struct vigil_exec_record *rec, struct task
 		rec->hdr.flags |= VIGIL_FLAG_ARGV_TRUNCATED;
 		len = VIGIL_ARGV_LEN;
 	}
-	/* Without the barrier clang may pass the unclamped copy of len, which
-	 * the verifier rejects as unbounded. */
-	barrier_var(len);
+	barrier_var(len); /* see read_sockaddr */
 	if (bpf_probe_read_user(rec->exec.argv, len, (const void *)start) < 0) {
 		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
 		return;
@@ -188,198 +451,55 @@ static __always_inline void read_argv(struct vigil_exec_record *rec, struct task
 	rec->exec.argv_len = len;
 }
 
-SEC("tracepoint/sched/sched_process_exec")
-int vigil_exec(struct trace_event_raw_sched_process_exec *ctx)
+/* sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) */
+SEC("tp_btf/sched_process_exec")
+int vigil_exec(__u64 *ctx)
 {
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pending *pending;
 	struct vigil_exec_record *rec;
-	__u32 flags = 0;
+	__u16 nr = VIGIL_NO_SYSCALL;
 	long copied;
 
-	if (is_self())
+	if (!spec_of(VIGIL_SLOT_EXEC) || is_self())
 		return 0;
+	/* The execve or execveat this exec completes, stashed at its enter. */
+	pending = bpf_task_storage_get(&pending_syscall, task, 0, 0);
+	if (pending && pending->active)
+		nr = (__u16)pending->nr;
 	rec = reserve(sizeof(*rec));
 	if (!rec)
 		return 0;
-	fill_header(&rec->hdr, VIGIL_KIND_EXEC, 0);
+	fill_header(&rec->hdr, VIGIL_KIND_EXEC, nr, 0);
 	copied = bpf_probe_read_kernel_str(rec->exec.filename, sizeof(rec->exec.filename),
-					   (void *)ctx + (ctx->__data_loc_filename & 0xFFFF));
-	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &flags);
-	rec->hdr.flags |= flags;
-	read_argv(rec, (struct task_struct *)bpf_get_current_task());
+					   BPF_CORE_READ(bprm, filename));
+	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
+	read_argv(rec, (struct task_struct *)task);
 	bpf_ringbuf_submit(rec, 0);
 	return 0;
 }
 
-/* === open === */
+/* === exit === */
 
-static __always_inline int stash_open(__s32 dirfd, const char *filename, __u32 flags, __u32 mode)
+/* sched_process_exit(struct task_struct *p, ...): reported once per
+ * process, by its last thread. */
+SEC("tp_btf/sched_process_exit")
+int vigil_exit(__u64 *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0;
-	struct open_pending *pending;
-	long copied;
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	struct vigil_exit_record *rec;
 
-	if ((id >> 32) == self_tgid)
+	if (!spec_of(VIGIL_SLOT_EXIT) || is_self())
 		return 0;
-	pending = bpf_map_lookup_elem(&open_scratch, &zero);
-	if (!pending)
-		return 0;
-	pending->filename = (__u64)filename;
-	pending->hdr_flags = 0;
-	pending->reserved = 0;
-	pending->body.dirfd = dirfd;
-	pending->body.flags = flags;
-	pending->body.mode = mode;
-	copied = bpf_probe_read_user_str(pending->body.path, sizeof(pending->body.path), filename);
-	pending->body.path_len = str_len(copied, VIGIL_PATH_LEN, &pending->hdr_flags);
-	if (bpf_map_update_elem(&pending_open, &id, pending, BPF_ANY))
-		count_drop(VIGIL_DROP_PENDING_FULL);
-	return 0;
-}
-
-static __always_inline int emit_open(__s64 ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct open_pending *pending = bpf_map_lookup_elem(&pending_open, &id);
-	struct vigil_open_record *rec;
-	__u32 flags;
-	long copied;
-
-	if (!pending)
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	rec = reserve(sizeof(*rec));
 	if (!rec)
-		goto out;
-	fill_header(&rec->hdr, VIGIL_KIND_OPEN, ret);
-	bpf_probe_read_kernel(&rec->open, sizeof(rec->open), &pending->body);
-	flags = pending->hdr_flags;
-	if (flags & VIGIL_FLAG_READ_FAILED) {
-		/* The page was not present at enter; the kernel has faulted it in
-		 * since, copying the path itself. */
-		flags = 0;
-		copied = bpf_probe_read_user_str(rec->open.path, sizeof(rec->open.path),
-						 (const char *)pending->filename);
-		rec->open.path_len = str_len(copied, VIGIL_PATH_LEN, &flags);
-	}
-	rec->hdr.flags = flags;
+		return 0;
+	fill_header(&rec->hdr, VIGIL_KIND_EXIT, VIGIL_NO_SYSCALL, 0);
+	rec->exit.exit_code = BPF_CORE_READ(task, exit_code);
+	rec->exit.reserved = 0;
 	bpf_ringbuf_submit(rec, 0);
-out:
-	bpf_map_delete_elem(&pending_open, &id);
-	return 0;
-}
-
-/* openat(int dfd, const char *filename, int flags, umode_t mode) */
-SEC("tracepoint/syscalls/sys_enter_openat")
-int vigil_enter_openat(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash_open((__s32)ctx->args[0], (const char *)ctx->args[1], (__u32)ctx->args[2],
-			  (__u32)ctx->args[3]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int vigil_exit_openat(struct trace_event_raw_sys_exit *ctx)
-{
-	return emit_open(ctx->ret);
-}
-
-/* openat2(int dfd, const char *filename, struct open_how *how, size_t usize) */
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int vigil_enter_openat2(struct trace_event_raw_sys_enter *ctx)
-{
-	struct vigil_open_how how = {};
-
-	bpf_probe_read_user(&how, sizeof(how), (const void *)ctx->args[2]);
-	return stash_open((__s32)ctx->args[0], (const char *)ctx->args[1], (__u32)how.flags,
-			  (__u32)how.mode);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int vigil_exit_openat2(struct trace_event_raw_sys_exit *ctx)
-{
-	return emit_open(ctx->ret);
-}
-
-/* === connect === */
-
-static __always_inline void read_sockaddr(struct connect_pending *pending, const void *uaddr)
-{
-	struct vigil_connect_body *body = &pending->body;
-	struct vigil_sockaddr_in6 in6 = {};
-	struct vigil_sockaddr_in in = {};
-	__u64 len;
-
-	if (bpf_probe_read_user(&body->family, sizeof(body->family), uaddr) < 0) {
-		pending->hdr_flags |= VIGIL_FLAG_READ_FAILED;
-		return;
-	}
-	switch (body->family) {
-	case AF_INET:
-		if (bpf_probe_read_user(&in, sizeof(in), uaddr) < 0)
-			break;
-		body->port = bpf_ntohs(in.port);
-		__builtin_memcpy(body->addr, in.addr, sizeof(in.addr));
-		return;
-	case AF_INET6:
-		if (bpf_probe_read_user(&in6, sizeof(in6), uaddr) < 0)
-			break;
-		body->port = bpf_ntohs(in6.port);
-		__builtin_memcpy(body->addr, in6.addr, sizeof(in6.addr));
-		return;
-	case AF_UNIX:
-		if (body->addrlen <= sizeof(__u16))
-			return;
-		len = body->addrlen - sizeof(__u16);
-		if (len > VIGIL_UNIX_PATH_LEN)
-			len = VIGIL_UNIX_PATH_LEN;
-		barrier_var(len); /* see read_argv */
-		if (bpf_probe_read_user(body->unix_path, len, uaddr + sizeof(__u16)) < 0)
-			break;
-		return;
-	default:
-		return;
-	}
-	pending->hdr_flags |= VIGIL_FLAG_READ_FAILED;
-}
-
-/* connect(int fd, struct sockaddr *uservaddr, int addrlen) */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int vigil_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0;
-	struct connect_pending *pending;
-
-	if ((id >> 32) == self_tgid)
-		return 0;
-	pending = bpf_map_lookup_elem(&connect_scratch, &zero);
-	if (!pending)
-		return 0;
-	/* The scratch slot holds the previous call's bytes: clear them. */
-	__builtin_memset(pending, 0, sizeof(*pending));
-	pending->body.fd = (__s32)ctx->args[0];
-	pending->body.addrlen = (__u32)ctx->args[2];
-	read_sockaddr(pending, (const void *)ctx->args[1]);
-	if (bpf_map_update_elem(&pending_connect, &id, pending, BPF_ANY))
-		count_drop(VIGIL_DROP_PENDING_FULL);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_connect")
-int vigil_exit_connect(struct trace_event_raw_sys_exit *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct connect_pending *pending = bpf_map_lookup_elem(&pending_connect, &id);
-	struct vigil_connect_record *rec;
-
-	if (!pending)
-		return 0;
-	rec = reserve(sizeof(*rec));
-	if (rec) {
-		fill_header(&rec->hdr, VIGIL_KIND_CONNECT, ctx->ret);
-		rec->hdr.flags = pending->hdr_flags;
-		bpf_probe_read_kernel(&rec->connect, sizeof(rec->connect), &pending->body);
-		bpf_ringbuf_submit(rec, 0);
-	}
-	bpf_map_delete_elem(&pending_connect, &id);
 	return 0;
 }

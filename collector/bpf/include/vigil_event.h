@@ -19,13 +19,22 @@
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_LEN 256
 #define VIGIL_ARGV_LEN 512
-#define VIGIL_ADDR_LEN 16
-#define VIGIL_UNIX_PATH_LEN 108
+#define VIGIL_SOCKADDR_LEN 112 /* sizeof(struct sockaddr_un) rounded up */
+#define VIGIL_STR3_LEN 32
+#define VIGIL_DEREF_LEN 24
+/* Slots of the syscall_specs map: syscall numbers below 500, then the
+ * two process events that are not syscalls. */
+#define VIGIL_SYSCALL_SLOTS 512
+#define VIGIL_SLOT_EXEC 510 /* sched_process_exec: a successful exec */
+#define VIGIL_SLOT_EXIT 511 /* sched_process_exit of the last thread */
+/* vigil_header.syscall of records that are not a syscall (process exit). */
+#define VIGIL_NO_SYSCALL 0xffff
 
 enum vigil_kind {
 	VIGIL_KIND_EXEC = 1,
-	VIGIL_KIND_OPEN = 2,
-	VIGIL_KIND_CONNECT = 3,
+	/* 2 and 3 were the open and connect records, now syscall records. */
+	VIGIL_KIND_SYSCALL = 4,
+	VIGIL_KIND_EXIT = 5,
 };
 
 /* Bits of vigil_header.flags. */
@@ -48,10 +57,53 @@ enum vigil_drop_reason {
 	VIGIL_DROP_REASONS = 2,
 };
 
+/* What a descriptor refers to (the values of vigil.v1.FdKind). */
+enum vigil_fd_kind {
+	VIGIL_FD_UNKNOWN = 0,
+	VIGIL_FD_FILE = 1,
+	VIGIL_FD_DIRECTORY = 2,
+	VIGIL_FD_SOCKET_INET = 3,
+	VIGIL_FD_SOCKET_INET6 = 4,
+	VIGIL_FD_SOCKET_UNIX = 5,
+	VIGIL_FD_PIPE = 6,
+	VIGIL_FD_MEMFD = 7,
+	VIGIL_FD_OTHER = 8,
+};
+
+/* Bits of vigil_syscall_spec.flags. */
+enum vigil_spec_flag {
+	/* execve/execveat: success is reported by sched_process_exec, a
+	 * failure as an exec record with the path and argv asked for. */
+	VIGIL_SPEC_EXEC = 1 << 0,
+	/* sockaddr_len_arg points to the length (accept) instead of being it. */
+	VIGIL_SPEC_SOCKLEN_PTR = 1 << 1,
+	/* Only when args[2] (prot) has PROT_EXEC: mmap, mprotect. */
+	VIGIL_SPEC_PROT_EXEC = 1 << 2,
+	/* Only when args[3] (mmap flags) has MAP_ANONYMOUS. */
+	VIGIL_SPEC_MAP_ANON = 1 << 3,
+	/* Only when args[0] lies in a mapping without a file (mprotect). */
+	VIGIL_SPEC_ANON_VMA = 1 << 4,
+};
+
+/* How to report one syscall: the value of map "syscall_specs" at its
+ * number, written by user space before load. Argument positions are
+ * 1 + the index in args[], 0 for none. */
+struct vigil_syscall_spec {
+	__u8 enabled;
+	__u8 flags;          /* enum vigil_spec_flag bits */
+	__u8 str_args[3];    /* user strings into path, path2, str3 */
+	__u8 sockaddr_arg;   /* a struct sockaddr into sockaddr */
+	__u8 sockaddr_len_arg;
+	__u8 fd_arg;         /* a descriptor whose kind goes into fd_kind */
+	__u8 deref_arg;      /* a pointer whose first VIGIL_DEREF_LEN bytes go into deref */
+	__u8 argv_arg;       /* an argv array (failed exec) */
+	__u8 reserved[2];
+};
+
 struct vigil_header {
 	__u8 kind;      /* enum vigil_kind */
 	__u8 flags;     /* enum vigil_flag bits */
-	__u16 reserved;
+	__u16 syscall;  /* syscall number (of this architecture) or VIGIL_NO_SYSCALL */
 	__u32 pid;      /* thread group id, what user space calls the pid */
 	__u64 ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u32 tid;
@@ -61,34 +113,39 @@ struct vigil_header {
 	__u32 loginuid; /* 4294967295 when unset or without CONFIG_AUDIT */
 	__u32 reserved2;
 	__u64 cgroup_id; /* cgroup v2 id: the inode of its directory */
-	__s64 ret;       /* syscall return value; 0 for exec */
+	__s64 ret;       /* syscall return value; 0 for a successful exec */
 	char comm[VIGIL_COMM_LEN];
 };
 
+/* An exec: successful (the new image, argv from the new mm) or failed
+ * (the path and argv that were asked for, hdr.ret < 0). */
 struct vigil_exec_body {
 	__u32 filename_len; /* bytes in filename, without the terminator */
 	__u32 argv_len;     /* bytes in argv */
 	char filename[VIGIL_PATH_LEN];
-	/* mm->arg_start..arg_end: the arguments, each NUL-terminated. */
+	/* The arguments, each NUL-terminated. */
 	char argv[VIGIL_ARGV_LEN];
 };
 
-struct vigil_open_body {
-	__s32 dirfd;    /* AT_FDCWD (-100) for paths relative to the cwd */
-	__u32 flags;    /* O_* flags */
-	__u32 mode;
-	__u32 path_len; /* bytes in path, without the terminator */
+/* Any other syscall: its raw arguments plus what the spec said to read.
+ * User space gives the arguments their meaning by syscall number. */
+struct vigil_syscall_body {
+	__u64 args[6];
+	__u32 path_len;  /* bytes in path, without the terminator */
+	__u32 path2_len; /* bytes in path2, without the terminator */
+	__u32 sockaddr_len; /* bytes copied into sockaddr */
+	__u8 fd_kind;    /* enum vigil_fd_kind of the spec's fd_arg */
+	__u8 reserved[3];
+	__u8 deref[VIGIL_DEREF_LEN];
+	__u8 sockaddr[VIGIL_SOCKADDR_LEN]; /* as the caller passed it */
+	char str3[VIGIL_STR3_LEN];
 	char path[VIGIL_PATH_LEN];
+	char path2[VIGIL_PATH_LEN];
 };
 
-struct vigil_connect_body {
-	__s32 fd;
-	__u16 family;  /* AF_INET, AF_INET6, AF_UNIX, or whatever was passed */
-	__u16 port;    /* host byte order */
-	__u32 addrlen; /* as passed by the caller */
-	__u8 addr[VIGIL_ADDR_LEN]; /* 4 bytes for AF_INET, 16 for AF_INET6 */
-	/* sun_path, addrlen - 2 bytes of it; abstract names start with NUL. */
-	char unix_path[VIGIL_UNIX_PATH_LEN];
+struct vigil_exit_body {
+	__s32 exit_code; /* task->exit_code: the status as wait(2) reports it */
+	__u32 reserved;
 };
 
 struct vigil_exec_record {
@@ -96,19 +153,20 @@ struct vigil_exec_record {
 	struct vigil_exec_body exec;
 };
 
-struct vigil_open_record {
+struct vigil_syscall_record {
 	struct vigil_header hdr;
-	struct vigil_open_body open;
+	struct vigil_syscall_body sys;
 };
 
-struct vigil_connect_record {
+struct vigil_exit_record {
 	struct vigil_header hdr;
-	struct vigil_connect_body connect;
+	struct vigil_exit_body exit;
 };
 
 _Static_assert(sizeof(struct vigil_header) == 72, "vigil_header layout changed");
+_Static_assert(sizeof(struct vigil_syscall_spec) == 12, "vigil_syscall_spec layout changed");
 _Static_assert(sizeof(struct vigil_exec_record) == 848, "vigil_exec_record layout changed");
-_Static_assert(sizeof(struct vigil_open_record) == 344, "vigil_open_record layout changed");
-_Static_assert(sizeof(struct vigil_connect_record) == 208, "vigil_connect_record layout changed");
+_Static_assert(sizeof(struct vigil_syscall_record) == 816, "vigil_syscall_record layout changed");
+_Static_assert(sizeof(struct vigil_exit_record) == 80, "vigil_exit_record layout changed");
 
 #endif /* VIGIL_EVENT_H */

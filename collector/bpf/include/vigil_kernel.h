@@ -26,12 +26,25 @@ typedef __u32 __wsum;
 /* UAPI values (stable by definition) used by the map definitions. */
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
 
 #define BPF_ANY 0
+#define BPF_F_NO_PREALLOC 1
+#define BPF_LOCAL_STORAGE_GET_F_CREATE 1
+
+#define PROT_EXEC 0x4
+#define MAP_ANONYMOUS 0x20
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFDIR 0040000
+#define S_IFIFO 0010000
 
 #define AF_UNIX 1
 #define AF_INET 2
@@ -44,70 +57,81 @@ typedef struct {
 	unsigned int val;
 } kuid_t;
 
+typedef struct {
+	int counter;
+} atomic_t;
+
 struct mm_struct {
 	unsigned long arg_start;
 	unsigned long arg_end;
 };
 
+struct file;
+
+struct vm_area_struct {
+	struct file *vm_file;
+};
+
+struct signal_struct {
+	atomic_t live; /* threads not yet exited */
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct inode {
+	unsigned short i_mode;
+};
+
+struct file {
+	struct inode *f_inode;
+	void *private_data; /* struct socket * for sockets */
+};
+
+struct sock_common {
+	unsigned short skc_family;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+};
+
+struct socket {
+	struct sock *sk;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
+	int exit_code;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	struct files_struct *files;
+	struct signal_struct *signal;
 	kuid_t loginuid; /* only with CONFIG_AUDIT: checked with bpf_core_field_exists */
 };
 
-/* Tracepoint contexts (the layouts in tracefs events/<category>/<name>/format). */
-struct trace_entry {
-	unsigned short type;
-	unsigned char flags;
-	unsigned char preempt_count;
-	int pid;
+struct linux_binprm {
+	const char *filename;
 };
 
-/* Every syscalls/sys_enter_* tracepoint. */
-struct trace_event_raw_sys_enter {
-	struct trace_entry ent;
-	long id;
-	unsigned long args[6];
-};
-
-/* Every syscalls/sys_exit_* tracepoint. */
-struct trace_event_raw_sys_exit {
-	struct trace_entry ent;
-	long id;
-	long ret;
-};
-
-struct trace_event_raw_sched_process_exec {
-	struct trace_entry ent;
-	/* __data_loc: offset of the string from the context in the low 16
-	 * bits, its length in the high 16 bits. */
-	__u32 __data_loc_filename;
-	int pid;
-	int old_pid;
+/* x86_64 only: the registers syscall arguments arrive in. */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r9;
+	unsigned long r8;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
 };
 
 #pragma clang attribute pop
-
-/* User-space argument layouts (UAPI, fixed). */
-struct vigil_sockaddr_in {
-	__u16 family;
-	__be16 port;
-	__u8 addr[4];
-};
-
-struct vigil_sockaddr_in6 {
-	__u16 family;
-	__be16 port;
-	__u32 flowinfo;
-	__u8 addr[16];
-};
-
-struct vigil_open_how {
-	__u64 flags;
-	__u64 mode;
-	__u64 resolve;
-};
 
 #endif /* VIGIL_KERNEL_H */

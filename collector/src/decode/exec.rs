@@ -1,11 +1,15 @@
-//! `vigil_exec_record`: a successful exec, with the image path and argv.
+//! `vigil_exec_record`: an exec, with the image path and argv; a failed one
+//! (negative return value) with the path and argv that were asked for.
 
 use std::mem::offset_of;
 
 use vigil_proto::v1::Args;
 
 use super::{DecodeError, Decoded, Record, until_nul};
-use crate::kernel::abi::{self, ExecRecord};
+use crate::kernel::{
+    abi::{self, ExecRecord},
+    syscalls,
+};
 
 pub(super) fn decode(record: &Record<'_>, decoded: &mut Decoded) -> Result<(), DecodeError> {
     let filename_len = record.u32(offset_of!(ExecRecord, exec.filename_len))?;
@@ -22,6 +26,9 @@ pub(super) fn decode(record: &Record<'_>, decoded: &mut Decoded) -> Result<(), D
         argv_len,
         "argv_len",
     )?;
+    let nr = record.u16(offset_of!(ExecRecord, hdr.syscall))?;
+    // A successful exec whose syscall enter was not seen is an execve.
+    decoded.event.syscall = syscalls::by_nr(nr).map_or("execve", |s| s.name).to_owned();
     decoded.event.args = Some(Args {
         path: until_nul(filename),
         argv: split_argv(argv),

@@ -12,18 +12,33 @@ use std::mem::{offset_of, size_of};
 pub const COMM_LEN: usize = 16;
 pub const PATH_LEN: usize = 256;
 pub const ARGV_LEN: usize = 512;
-pub const ADDR_LEN: usize = 16;
-pub const UNIX_PATH_LEN: usize = 108;
+pub const SOCKADDR_LEN: usize = 112;
+pub const STR3_LEN: usize = 32;
+pub const DEREF_LEN: usize = 24;
+/// Entries of the `syscall_specs` map: syscall numbers, then two slots for
+/// the process events that are not syscalls.
+pub const SYSCALL_SLOTS: u32 = 512;
+pub const SLOT_EXEC: u32 = 510;
+pub const SLOT_EXIT: u32 = 511;
+/// `Header::syscall` of a record that is no syscall.
+pub const NO_SYSCALL: u16 = 0xffff;
 
 /// `enum vigil_kind`: the first byte of every record.
 pub const KIND_EXEC: u8 = 1;
-pub const KIND_OPEN: u8 = 2;
-pub const KIND_CONNECT: u8 = 3;
+pub const KIND_SYSCALL: u8 = 4;
+pub const KIND_EXIT: u8 = 5;
 
 /// `enum vigil_flag`, bits of `Header::flags`.
 pub const FLAG_PATH_TRUNCATED: u8 = 1 << 0;
 pub const FLAG_ARGV_TRUNCATED: u8 = 1 << 1;
 pub const FLAG_READ_FAILED: u8 = 1 << 2;
+
+/// `enum vigil_spec_flag`, bits of `SyscallSpec::flags`.
+pub const SPEC_EXEC: u8 = 1 << 0;
+pub const SPEC_SOCKLEN_PTR: u8 = 1 << 1;
+pub const SPEC_PROT_EXEC: u8 = 1 << 2;
+pub const SPEC_MAP_ANON: u8 = 1 << 3;
+pub const SPEC_ANON_VMA: u8 = 1 << 4;
 
 /// `enum vigil_drop_reason`: indexes of the per-CPU `drops` map, with the
 /// label each one gets in metrics.
@@ -34,7 +49,20 @@ pub const DROP_REASONS: [(u32, &str); 2] = [
     (DROP_PENDING_FULL, "pending_full"),
 ];
 
-/// `AT_FDCWD`: an open's path is relative to the working directory.
+/// `enum vigil_fd_kind`: the numbers of `vigil.v1.FdKind`.
+pub const FD_KINDS: [(&str, u8); 9] = [
+    ("VIGIL_FD_UNKNOWN", 0),
+    ("VIGIL_FD_FILE", 1),
+    ("VIGIL_FD_DIRECTORY", 2),
+    ("VIGIL_FD_SOCKET_INET", 3),
+    ("VIGIL_FD_SOCKET_INET6", 4),
+    ("VIGIL_FD_SOCKET_UNIX", 5),
+    ("VIGIL_FD_PIPE", 6),
+    ("VIGIL_FD_MEMFD", 7),
+    ("VIGIL_FD_OTHER", 8),
+];
+
+/// `AT_FDCWD`: a path is relative to the working directory.
 pub const AT_FDCWD: i32 = -100;
 
 /// Address families as the kernel numbers them.
@@ -42,12 +70,48 @@ pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
+/// `struct vigil_syscall_spec`: how the kernel reports one syscall.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSpec {
+    pub enabled: u8,
+    pub flags: u8,
+    pub str_args: [u8; 3],
+    pub sockaddr_arg: u8,
+    pub sockaddr_len_arg: u8,
+    pub fd_arg: u8,
+    pub deref_arg: u8,
+    pub argv_arg: u8,
+    pub reserved: [u8; 2],
+}
+
+impl SyscallSpec {
+    /// The map value, in the layout of the C struct (no padding).
+    pub fn to_bytes(self) -> [u8; size_of::<SyscallSpec>()] {
+        let [s0, s1, s2] = self.str_args;
+        [
+            self.enabled,
+            self.flags,
+            s0,
+            s1,
+            s2,
+            self.sockaddr_arg,
+            self.sockaddr_len_arg,
+            self.fd_arg,
+            self.deref_arg,
+            self.argv_arg,
+            0,
+            0,
+        ]
+    }
+}
+
 /// `struct vigil_header`.
 #[repr(C)]
 pub struct Header {
     pub kind: u8,
     pub flags: u8,
-    pub reserved: u16,
+    pub syscall: u16,
     pub pid: u32,
     pub ktime_ns: u64,
     pub tid: u32,
@@ -70,25 +134,27 @@ pub struct ExecBody {
     pub argv: [u8; ARGV_LEN],
 }
 
-/// `struct vigil_open_body`.
+/// `struct vigil_syscall_body`.
 #[repr(C)]
-pub struct OpenBody {
-    pub dirfd: i32,
-    pub flags: u32,
-    pub mode: u32,
+pub struct SyscallBody {
+    pub args: [u64; 6],
     pub path_len: u32,
+    pub path2_len: u32,
+    pub sockaddr_len: u32,
+    pub fd_kind: u8,
+    pub reserved: [u8; 3],
+    pub deref: [u8; DEREF_LEN],
+    pub sockaddr: [u8; SOCKADDR_LEN],
+    pub str3: [u8; STR3_LEN],
     pub path: [u8; PATH_LEN],
+    pub path2: [u8; PATH_LEN],
 }
 
-/// `struct vigil_connect_body`.
+/// `struct vigil_exit_body`.
 #[repr(C)]
-pub struct ConnectBody {
-    pub fd: i32,
-    pub family: u16,
-    pub port: u16,
-    pub addrlen: u32,
-    pub addr: [u8; ADDR_LEN],
-    pub unix_path: [u8; UNIX_PATH_LEN],
+pub struct ExitBody {
+    pub exit_code: i32,
+    pub reserved: u32,
 }
 
 /// `struct vigil_exec_record`.
@@ -98,18 +164,18 @@ pub struct ExecRecord {
     pub exec: ExecBody,
 }
 
-/// `struct vigil_open_record`.
+/// `struct vigil_syscall_record`.
 #[repr(C)]
-pub struct OpenRecord {
+pub struct SyscallRecord {
     pub hdr: Header,
-    pub open: OpenBody,
+    pub sys: SyscallBody,
 }
 
-/// `struct vigil_connect_record`.
+/// `struct vigil_exit_record`.
 #[repr(C)]
-pub struct ConnectRecord {
+pub struct ExitRecord {
     pub hdr: Header,
-    pub connect: ConnectBody,
+    pub exit: ExitBody,
 }
 
 /// A struct's size and field offsets as Rust computes them, named as in C.
@@ -137,8 +203,23 @@ pub fn layouts() -> Vec<StructLayout> {
             Header,
             "vigil_header",
             [
-                kind, flags, reserved, pid, ktime_ns, tid, ppid, uid, gid, loginuid, reserved2,
+                kind, flags, syscall, pid, ktime_ns, tid, ppid, uid, gid, loginuid, reserved2,
                 cgroup_id, ret, comm,
+            ]
+        ),
+        layout!(
+            SyscallSpec,
+            "vigil_syscall_spec",
+            [
+                enabled,
+                flags,
+                str_args,
+                sockaddr_arg,
+                sockaddr_len_arg,
+                fd_arg,
+                deref_arg,
+                argv_arg,
+                reserved,
             ]
         ),
         layout!(
@@ -147,27 +228,35 @@ pub fn layouts() -> Vec<StructLayout> {
             [filename_len, argv_len, filename, argv]
         ),
         layout!(
-            OpenBody,
-            "vigil_open_body",
-            [dirfd, flags, mode, path_len, path]
+            SyscallBody,
+            "vigil_syscall_body",
+            [
+                args,
+                path_len,
+                path2_len,
+                sockaddr_len,
+                fd_kind,
+                reserved,
+                deref,
+                sockaddr,
+                str3,
+                path,
+                path2,
+            ]
         ),
-        layout!(
-            ConnectBody,
-            "vigil_connect_body",
-            [fd, family, port, addrlen, addr, unix_path]
-        ),
+        layout!(ExitBody, "vigil_exit_body", [exit_code, reserved]),
         layout!(ExecRecord, "vigil_exec_record", [hdr, exec]),
-        layout!(OpenRecord, "vigil_open_record", [hdr, open]),
-        layout!(ConnectRecord, "vigil_connect_record", [hdr, connect]),
+        layout!(SyscallRecord, "vigil_syscall_record", [hdr, sys]),
+        layout!(ExitRecord, "vigil_exit_record", [hdr, exit]),
     ]
 }
 
 /// Every mirrored enum constant, named as in C.
 pub fn constants() -> Vec<(&'static str, &'static str, i64)> {
-    vec![
+    let mut constants = vec![
         ("vigil_kind", "VIGIL_KIND_EXEC", i64::from(KIND_EXEC)),
-        ("vigil_kind", "VIGIL_KIND_OPEN", i64::from(KIND_OPEN)),
-        ("vigil_kind", "VIGIL_KIND_CONNECT", i64::from(KIND_CONNECT)),
+        ("vigil_kind", "VIGIL_KIND_SYSCALL", i64::from(KIND_SYSCALL)),
+        ("vigil_kind", "VIGIL_KIND_EXIT", i64::from(KIND_EXIT)),
         (
             "vigil_flag",
             "VIGIL_FLAG_PATH_TRUNCATED",
@@ -182,6 +271,27 @@ pub fn constants() -> Vec<(&'static str, &'static str, i64)> {
             "vigil_flag",
             "VIGIL_FLAG_READ_FAILED",
             i64::from(FLAG_READ_FAILED),
+        ),
+        ("vigil_spec_flag", "VIGIL_SPEC_EXEC", i64::from(SPEC_EXEC)),
+        (
+            "vigil_spec_flag",
+            "VIGIL_SPEC_SOCKLEN_PTR",
+            i64::from(SPEC_SOCKLEN_PTR),
+        ),
+        (
+            "vigil_spec_flag",
+            "VIGIL_SPEC_PROT_EXEC",
+            i64::from(SPEC_PROT_EXEC),
+        ),
+        (
+            "vigil_spec_flag",
+            "VIGIL_SPEC_MAP_ANON",
+            i64::from(SPEC_MAP_ANON),
+        ),
+        (
+            "vigil_spec_flag",
+            "VIGIL_SPEC_ANON_VMA",
+            i64::from(SPEC_ANON_VMA),
         ),
         (
             "vigil_drop_reason",
@@ -198,7 +308,13 @@ pub fn constants() -> Vec<(&'static str, &'static str, i64)> {
             "VIGIL_DROP_REASONS",
             DROP_REASONS.len() as i64,
         ),
-    ]
+    ];
+    constants.extend(
+        FD_KINDS
+            .iter()
+            .map(|(name, value)| ("vigil_fd_kind", *name, i64::from(*value))),
+    );
+    constants
 }
 
 /// The compiled BPF object, whose BTF describes the C side of the ABI.
@@ -362,10 +478,10 @@ mod tests {
         }
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
 
-        let constants = [("vigil_kind", "VIGIL_KIND_OPEN", 7)];
+        let constants = [("vigil_kind", "VIGIL_KIND_SYSCALL", 7)];
         assert_eq!(
             check::constant_mismatches(&btf, &constants),
-            ["VIGIL_KIND_OPEN: C value 2, Rust value 7"]
+            ["VIGIL_KIND_SYSCALL: C value 4, Rust value 7"]
         );
     }
 }

@@ -25,7 +25,7 @@ use libbpf_rs::{
     skel::{OpenSkel, Skel, SkelBuilder},
 };
 
-use super::{abi, skel::VigilSkelBuilder};
+use super::{abi, skel::VigilSkelBuilder, syscalls::EnabledSet};
 
 /// Where the kernel publishes its BTF; CO-RE relocations need it.
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -47,16 +47,25 @@ pub struct KernelOptions {
     pub ignore_tgid: u32,
     /// Longest wait for records before the thread checks for shutdown.
     pub poll_timeout: Duration,
+    /// The syscalls (and process events) the kernel reports; all others
+    /// cost one map lookup and send nothing.
+    pub syscalls: EnabledSet,
 }
 
 impl KernelOptions {
-    /// Options that ignore this process.
+    /// Options that ignore this process and report every syscall.
     pub fn for_this_process(ring_buffer_bytes: u32) -> Self {
         Self {
             ring_buffer_bytes,
             ignore_tgid: std::process::id(),
             poll_timeout: Duration::from_millis(100),
+            syscalls: EnabledSet::all(),
         }
+    }
+
+    /// These options with only `syscalls` reported.
+    pub fn with_syscalls(self, syscalls: EnabledSet) -> Self {
+        Self { syscalls, ..self }
     }
 }
 
@@ -257,8 +266,19 @@ fn load_and_attach<'obj>(
         .set_max_entries(options.ring_buffer_bytes)
         .map_err(|source| libbpf_error("size the ring buffer of", source))?;
     let mut skel = open.load().map_err(|source| classify("load", source))?;
+    enable_syscalls(&skel.maps.syscall_specs, &options.syscalls)?;
     skel.attach().map_err(|source| classify("attach", source))?;
     Ok(skel)
+}
+
+/// Writes the spec of every enabled syscall into the kernel's filter; the
+/// other slots stay zero (disabled).
+fn enable_syscalls(map: &dyn MapCore, syscalls: &EnabledSet) -> Result<(), LoadError> {
+    for (slot, spec) in &syscalls.slots {
+        map.update(&slot.to_ne_bytes(), &spec.to_bytes(), MapFlags::ANY)
+            .map_err(|source| libbpf_error("enable the syscalls of", source))?;
+    }
+    Ok(())
 }
 
 /// Sums each reason's per-CPU counters into `drops`.

@@ -3,6 +3,7 @@
 
 pub mod abi;
 mod loader;
+pub mod syscalls;
 
 pub use loader::{KernelDrops, KernelOptions, KernelSource, LoadError};
 
