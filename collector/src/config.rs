@@ -4,7 +4,12 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `node_name` | host name | node token of `vigil.events.<node>` and `Event.node` |
-//! | `source` | `ebpf` | where events come from (only `ebpf` for now) |
+//! | `source` | `ebpf` | where events come from: `ebpf`, `replay` (`[replay]`), `synthetic` (`[synthetic]`); see `source/` |
+//! | `record_path` | "" | when set, every event published is also appended to this recording file |
+//! | `process_ancestry_depth` | 4 | ancestors carried in each event, parent first |
+//! | `replay.path`, `replay.pace`, `replay.speed`, `replay.rebase_time` | "", `original`, 1.0, true | see `source::replay::ReplayConfig` |
+//! | `synthetic.rate`, `synthetic.containers`, `synthetic.seed`, `synthetic.max_events` | 10000, 20, 1, 0 | see `source::synthetic::SyntheticConfig` |
+//! | `drops.threshold`, `drops.interval_ms`, `drops.priority` | 1, 10000, `critical` | drops per interval that raise a finding; see `drops::DropsConfig` |
 //! | `batch_max_events` | 256 | a batch is published when it holds this many events |
 //! | `flush_interval_ms` | 5 | a partly filled batch (or one reporting only drops) is published at least this often |
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
@@ -12,6 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
+
+use crate::{
+    drops::DropsConfig,
+    source::{replay::ReplayConfig, synthetic::SyntheticConfig},
+};
 
 pub const DEFAULT_BATCH_MAX_EVENTS: usize = 256;
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 5;
@@ -22,6 +32,8 @@ pub const DEFAULT_RING_BUFFER_BYTES: u32 = 4 << 20;
 /// every event is an exec with a full argv (about 1 KiB encoded).
 const MAX_BATCH_EVENTS: usize = 512;
 const MIN_RING_BUFFER_BYTES: u32 = 4096;
+/// Deeper chains add bytes to every event and say little more.
+const MAX_ANCESTRY_DEPTH: usize = 32;
 const MAX_RING_BUFFER_BYTES: u32 = 1 << 30;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -39,6 +51,13 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Size of the BPF ring buffer in bytes (a power of two).
     pub ring_buffer_bytes: u32,
+    /// Also append every published event to this recording ("" = off).
+    pub record_path: String,
+    /// Ancestors carried in each event's `ancestors`, parent first.
+    pub process_ancestry_depth: usize,
+    pub replay: ReplayConfig,
+    pub synthetic: SyntheticConfig,
+    pub drops: DropsConfig,
     pub nats: NatsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
@@ -51,6 +70,10 @@ pub enum Source {
     /// The BPF programs in `collector/bpf/` (needs root and BTF).
     #[default]
     Ebpf,
+    /// A recording, see `[replay]`.
+    Replay,
+    /// Generated events, see `[synthetic]`.
+    Synthetic,
 }
 
 impl Default for Config {
@@ -62,6 +85,11 @@ impl Default for Config {
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            record_path: String::new(),
+            process_ancestry_depth: crate::enrich::procs::DEFAULT_ANCESTRY_DEPTH,
+            replay: ReplayConfig::default(),
+            synthetic: SyntheticConfig::default(),
+            drops: DropsConfig::default(),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
@@ -89,6 +117,18 @@ impl Validate for Config {
                 format!("{ring} must be a power of two between {MIN_RING_BUFFER_BYTES} and {MAX_RING_BUFFER_BYTES}"),
             );
         }
+        if self.process_ancestry_depth > MAX_ANCESTRY_DEPTH {
+            problems.add(
+                "process_ancestry_depth",
+                format!("must be at most {MAX_ANCESTRY_DEPTH}"),
+            );
+        }
+        match self.source {
+            Source::Replay => self.replay.validate(problems),
+            Source::Synthetic => self.synthetic.validate(problems),
+            Source::Ebpf => {}
+        }
+        self.drops.validate(problems);
     }
 }
 

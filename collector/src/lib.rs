@@ -12,14 +12,18 @@
 //! every batch carries the drops since the previous one.
 //!
 //! decode → enrich → batch are separate steps, so another source (a
-//! recording, a replay) can feed [`publish::run`] through the same channel.
+//! replay, a synthetic workload; see [`source`]) feeds [`publish::run`]
+//! through the same channel. Each flush is split by partition (container),
+//! and drops past a threshold become a finding ([`drops`]).
 
 pub mod config;
 pub mod decode;
+pub mod drops;
 pub mod enrich;
 pub mod kernel;
 pub mod metrics;
 pub mod publish;
+pub mod source;
 
 use std::{
     sync::{
@@ -40,6 +44,7 @@ pub use config::{Config, Source};
 use enrich::Enricher;
 use kernel::{KernelOptions, KernelSource, LoadError};
 use publish::{Batcher, DropCounts};
+use source::{Sink, SourceError};
 
 /// The service name: config file section, env prefix, metric prefix.
 pub const SERVICE: &str = "collector";
@@ -47,29 +52,36 @@ pub const SERVICE: &str = "collector";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Source(#[from] SourceError),
+    #[error("record_path {path}: cannot create the recording: {source}")]
+    Record {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Topology(#[from] topology::TopologyError),
-    #[error("the kernel source's start-up task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
 }
 
-/// Runs until `shutdown` fires: read the kernel's events, batch them and
-/// publish them. Fails at once if the BPF programs cannot be loaded.
+/// Runs until `shutdown` fires: read events from the configured source,
+/// batch them by partition and publish them. Fails at once if the source
+/// cannot start (BPF programs refused, corrupt recording).
 pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
     metrics::describe();
     let (events, queued) = mpsc::channel(config.channel_capacity);
     let userspace_drops = Arc::new(AtomicU64::new(0));
-    let options = KernelOptions::for_this_process(config.ring_buffer_bytes);
-    let source = {
-        let (node, dropped) = (config.node_name.clone(), userspace_drops.clone());
-        tokio::task::spawn_blocking(move || start_kernel_source(options, &node, events, dropped))
-            .await??
-    };
+    let recorder = (!config.record_path.is_empty())
+        .then(|| publish::create_recorder(&config.record_path))
+        .transpose()
+        .map_err(|source| Error::Record {
+            path: config.record_path.clone(),
+            source,
+        })?;
+    let source = source::start(&config, Sink::new(events, userspace_drops.clone())).await?;
     let drops = DropCounts {
-        kernel: Some(source.drops()),
+        kernel: source.kernel_drops(),
         userspace: userspace_drops,
     };
 
@@ -80,31 +92,46 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     let bus = match connect(&options, &shutdown).await {
         Ok(bus) => bus,
         Err(ConnectError::Cancelled { .. }) => {
-            stop(source).await;
+            source.stop().await;
             return Ok(());
         }
         Err(error) => return Err(error.into()),
     };
-    topology::ensure_stream(
-        &bus.jetstream,
-        &topology::EVENTS,
-        config.nats.stream_replicas,
-    )
-    .await?;
-    let batcher = Batcher::new(&config.node_name, config.batch_max_events, drops);
-    tracing::info!(message = "Publishing events.", node = %config.node_name, run_id = %batcher.run_id());
+    let replicas = config.nats.stream_replicas;
+    topology::ensure_stream(&bus.jetstream, &topology::EVENTS, replicas).await?;
+    topology::ensure_stream(&bus.jetstream, &topology::FINDINGS, replicas).await?;
+    let batcher = Batcher::new(&config.node_name, config.batch_max_events, drops.clone());
+    let monitor = drops::DropMonitor::new(
+        &config.node_name,
+        batcher.run_id(),
+        config.drops.clone(),
+        drops,
+    );
+    tracing::info!(message = "Publishing events.", node = %config.node_name, source = source.name(), run_id = %batcher.run_id());
     let publisher = Publisher::new(bus.jetstream.clone());
     let flush_interval = Duration::from_millis(config.flush_interval_ms);
-    let publishing = tokio::spawn(publish::run(queued, publisher, batcher, flush_interval));
+    let publishing = tokio::spawn(publish::run(
+        queued,
+        publisher.clone(),
+        batcher,
+        flush_interval,
+        recorder,
+    ));
+    let monitoring = tokio::spawn(drops::run(monitor, publisher, shutdown.clone()));
     health.set_ready(true);
 
     shutdown.cancelled().await;
     health.set_ready(false);
     // Stopping the source drops the channel's sender: the publisher then
     // flushes what is queued and waits for the last acks.
-    stop(source).await;
-    if let Err(error) = publishing.await {
-        tracing::error!(message = "The publisher task failed.", %error);
+    source.stop().await;
+    for (task, result) in [
+        ("publisher", publishing.await),
+        ("drop monitor", monitoring.await),
+    ] {
+        if let Err(error) = result {
+            tracing::error!(message = "A collector task failed.", task, %error);
+        }
     }
     if let Err(error) = bus.client.flush().await {
         tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
@@ -121,10 +148,8 @@ pub fn start_kernel_source(
     events: mpsc::Sender<Event>,
     userspace_drops: Arc<AtomicU64>,
 ) -> Result<KernelSource, LoadError> {
-    let mut enricher = Enricher::new(node, Hierarchies::detect());
-    KernelSource::start(options, move |record| {
-        handle_record(record, &mut enricher, &events, &userspace_drops);
-    })
+    let enricher = Enricher::new(node, Hierarchies::detect());
+    source::ebpf::start_kernel(options, enricher, Sink::new(events, userspace_drops))
 }
 
 /// decode → enrich → queue, for one kernel record. Never blocks: when the
@@ -154,13 +179,5 @@ pub fn handle_record(
         // Shutting down: the publisher is gone and nothing is lost that it
         // would have sent.
         Err(TrySendError::Closed(_)) => {}
-    }
-}
-
-async fn stop(mut source: KernelSource) {
-    // Joining the ring-buffer thread blocks for up to one poll timeout.
-    let stopped = tokio::task::spawn_blocking(move || source.stop()).await;
-    if let Err(error) = stopped {
-        tracing::error!(message = "Stopping the kernel source failed.", %error);
     }
 }

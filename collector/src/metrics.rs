@@ -13,6 +13,13 @@ pub const USERSPACE_DROPS: &str = "vigil_collector_userspace_drops_total";
 /// Publish attempts that failed, by `stage` (`send`, `confirm`).
 pub const PUBLISH_ERRORS: &str = "vigil_collector_publish_errors_total";
 
+/// Replays that stopped on a recording error, by `reason`.
+pub const REPLAY_ERRORS: &str = "vigil_collector_replay_errors_total";
+/// Recordings stopped by a write error.
+pub const RECORD_ERRORS: &str = "vigil_collector_record_errors_total";
+/// "Collector dropped events" findings published.
+pub const DROP_FINDINGS: &str = "vigil_collector_drop_findings_total";
+
 /// Registers descriptions, so `/metrics` explains each series.
 pub fn describe() {
     metrics::describe_counter!(EVENTS, "Events decoded from the kernel, by kind.");
@@ -27,4 +34,13 @@ pub fn describe() {
         "Events dropped because publishing fell behind."
     );
     metrics::describe_counter!(PUBLISH_ERRORS, "Failed publish attempts, by stage.");
+    metrics::describe_counter!(
+        REPLAY_ERRORS,
+        "Replays stopped by a bad recording, by reason."
+    );
+    metrics::describe_counter!(RECORD_ERRORS, "Recordings stopped by a write error.");
+    metrics::describe_counter!(
+        DROP_FINDINGS,
+        "Findings raised because events were dropped."
+    );
 }

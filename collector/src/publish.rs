@@ -6,6 +6,8 @@
 //! flight, and the collector must never wait on the bus with events queued.
 
 use std::{
+    fs::File,
+    io::BufWriter,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -23,7 +25,7 @@ use vigil_bus::{
 };
 use vigil_proto::v1::{Event, EventBatch};
 
-use crate::{kernel::KernelDrops, metrics};
+use crate::{kernel::KernelDrops, metrics, source::recording::RecordingWriter};
 
 /// Batches whose acks may be outstanding at once; beyond it no event is
 /// taken from the channel until acks arrive.
@@ -82,16 +84,31 @@ impl DropTally {
     }
 }
 
-/// Collects events into batches with sequence numbers.
+/// Collects events into one batch per partition
+/// ([`subject::event_partition`] of the container id).
+///
+/// Every batch gets the next number of one sequence shared by all
+/// partitions, so `<run_id>:<sequence>` (message id, and the detectors'
+/// finding ids) stays unique per run; a consumer of one partition sees
+/// increasing sequences with gaps. Drops are node-wide: they ride on the
+/// next batch sealed, whatever its partition, and a batch that only reports
+/// drops goes to partition 0.
 #[derive(Debug)]
 pub struct Batcher {
     node: String,
     run_id: String,
     next_sequence: u64,
     max_events: usize,
-    events: Vec<Event>,
+    partitions: Vec<Vec<Event>>,
     drops: DropCounts,
     tally: DropTally,
+}
+
+/// A sealed batch and the partition whose subject it goes to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sealed {
+    pub partition: u32,
+    pub batch: EventBatch,
 }
 
 impl Batcher {
@@ -102,7 +119,7 @@ impl Batcher {
             run_id: uuid::Uuid::new_v4().to_string(),
             next_sequence: 1,
             max_events: max_events.max(1),
-            events: Vec::with_capacity(max_events),
+            partitions: vec![Vec::new(); subject::EVENT_PARTITIONS as usize],
             drops,
             tally: DropTally::default(),
         }
@@ -112,40 +129,66 @@ impl Batcher {
         &self.run_id
     }
 
-    /// Adds an event; returns the batch once it is full.
-    pub fn push(&mut self, event: Event) -> Option<EventBatch> {
-        self.events.push(event);
-        (self.events.len() >= self.max_events).then(|| self.seal())
-    }
-
-    /// The batch so far, if it has events or drops to report.
-    pub fn flush(&mut self) -> Option<EventBatch> {
-        if self.events.is_empty() {
-            let (kernel, userspace) = self.tally.since_last(&self.drops);
-            if kernel == 0 && userspace == 0 {
-                return None;
-            }
-            return Some(self.batch(Vec::new(), kernel, userspace));
+    /// Adds an event; returns its partition's batch once that is full.
+    pub fn push(&mut self, event: Event) -> Option<Sealed> {
+        let partition = subject::event_partition(&event.container_id);
+        let events = self.partitions.get_mut(partition as usize)?;
+        if events.capacity() == 0 {
+            events.reserve_exact(self.max_events);
         }
-        Some(self.seal())
+        events.push(event);
+        (events.len() >= self.max_events).then(|| self.seal(partition))
     }
 
-    fn seal(&mut self) -> EventBatch {
-        let events = std::mem::replace(&mut self.events, Vec::with_capacity(self.max_events));
+    /// Every partition's batch so far, and a batch reporting drops when
+    /// there were drops but no events to carry them.
+    pub fn flush(&mut self) -> Vec<Sealed> {
+        let filled: Vec<u32> = (0..subject::EVENT_PARTITIONS)
+            .filter(|p| {
+                self.partitions
+                    .get(*p as usize)
+                    .is_some_and(|e| !e.is_empty())
+            })
+            .collect();
+        let mut sealed: Vec<Sealed> = filled.into_iter().map(|p| self.seal(p)).collect();
+        if sealed.is_empty() {
+            let (kernel, userspace) = self.tally.since_last(&self.drops);
+            if kernel != 0 || userspace != 0 {
+                sealed.push(self.batch(0, Vec::new(), kernel, userspace));
+            }
+        }
+        sealed
+    }
+
+    fn seal(&mut self, partition: u32) -> Sealed {
+        let events = self
+            .partitions
+            .get_mut(partition as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
         let (kernel, userspace) = self.tally.since_last(&self.drops);
-        self.batch(events, kernel, userspace)
+        self.batch(partition, events, kernel, userspace)
     }
 
-    fn batch(&mut self, events: Vec<Event>, kernel_drops: u64, userspace_drops: u64) -> EventBatch {
+    fn batch(
+        &mut self,
+        partition: u32,
+        events: Vec<Event>,
+        kernel_drops: u64,
+        userspace_drops: u64,
+    ) -> Sealed {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        EventBatch {
-            node: self.node.clone(),
-            sequence,
-            events,
-            kernel_drops,
-            userspace_drops,
-            run_id: self.run_id.clone(),
+        Sealed {
+            partition,
+            batch: EventBatch {
+                node: self.node.clone(),
+                sequence,
+                events,
+                kernel_drops,
+                userspace_drops,
+                run_id: self.run_id.clone(),
+            },
         }
     }
 }
@@ -164,38 +207,70 @@ type Confirmation = (Outgoing, Result<PublishAck, PublishError>);
 type InFlight = FuturesUnordered<BoxFuture<'static, Confirmation>>;
 
 /// Publishes batches from `events` until the channel closes (every sender
-/// dropped), then flushes the last batch and waits for outstanding acks.
+/// dropped), then flushes the last batches and waits for outstanding acks.
+/// With `recorder`, every event is also appended to a recording.
 pub async fn run(
     mut events: mpsc::Receiver<Event>,
     publisher: Publisher,
     mut batcher: Batcher,
     flush_interval: Duration,
+    mut recorder: Option<Recorder>,
 ) {
     let mut in_flight = InFlight::new();
     let mut ticker = tokio::time::interval(flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // At MAX_IN_FLIGHT neither new events nor flushes are taken: the
+        // channel fills and the source drops and counts, so memory stays
+        // bounded while the bus is slow.
+        let room = in_flight.len() < MAX_IN_FLIGHT;
         tokio::select! {
             Some((outgoing, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 settle(&publisher, &mut in_flight, outgoing, result).await;
             }
-            event = events.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+            event = events.recv(), if room => {
                 let Some(event) = event else { break };
-                if let Some(batch) = batcher.push(event) {
-                    send(&publisher, &mut in_flight, outgoing(batch)).await;
+                record(&mut recorder, &event);
+                if let Some(sealed) = batcher.push(event) {
+                    send(&publisher, &mut in_flight, outgoing(sealed)).await;
                 }
             }
-            _ = ticker.tick() => {
-                if let Some(batch) = batcher.flush() {
-                    send(&publisher, &mut in_flight, outgoing(batch)).await;
+            _ = ticker.tick(), if room => {
+                for sealed in batcher.flush() {
+                    send(&publisher, &mut in_flight, outgoing(sealed)).await;
                 }
             }
         }
     }
-    if let Some(batch) = batcher.flush() {
-        send(&publisher, &mut in_flight, outgoing(batch)).await;
+    for sealed in batcher.flush() {
+        send(&publisher, &mut in_flight, outgoing(sealed)).await;
     }
     drain(&publisher, &mut in_flight).await;
+    if let Some(recorder) = recorder {
+        match recorder.finish() {
+            Ok(_) => tracing::info!(message = "Recording closed."),
+            Err(error) => tracing::warn!(message = "Could not finish the recording.", %error),
+        }
+    }
+}
+
+/// A recording being written by the publisher.
+pub type Recorder = RecordingWriter<BufWriter<File>>;
+
+/// Creates (truncates) a recording at `path`.
+pub fn create_recorder(path: &str) -> std::io::Result<Recorder> {
+    RecordingWriter::new(BufWriter::with_capacity(1 << 16, File::create(path)?))
+}
+
+/// Appends to the recording; on a write error the recording stops (the
+/// events still go to the bus).
+fn record(recorder: &mut Option<Recorder>, event: &Event) {
+    let Some(writer) = recorder else { return };
+    if let Err(error) = writer.write(event) {
+        ::metrics::counter!(metrics::RECORD_ERRORS).increment(1);
+        tracing::error!(message = "Stopped recording after a write error.", events = writer.events(), %error);
+        *recorder = None;
+    }
 }
 
 async fn drain(publisher: &Publisher, in_flight: &mut InFlight) {
@@ -215,9 +290,9 @@ async fn drain(publisher: &Publisher, in_flight: &mut InFlight) {
     }
 }
 
-fn outgoing(batch: EventBatch) -> Outgoing {
+fn outgoing(Sealed { partition, batch }: Sealed) -> Outgoing {
     Outgoing {
-        subject: subject::events(&batch.node, 0),
+        subject: subject::events(&batch.node, partition),
         message_id: format!("{}:{}", batch.run_id, batch.sequence),
         trace: TraceContext::new_root(),
         events: batch.events.len(),
@@ -284,26 +359,51 @@ async fn settle(
 mod tests {
     use super::*;
 
-    fn event(pid: u32) -> Event {
+    fn event(pid: u32, container_id: &str) -> Event {
         Event {
             pid,
+            container_id: container_id.to_owned(),
             ..Event::default()
         }
     }
 
+    /// Two container ids in different partitions.
+    fn two_partitions() -> (String, String) {
+        let a = "container-a".to_owned();
+        let b = (0..)
+            .map(|i| format!("container-b{i}"))
+            .find(|b| subject::event_partition(b) != subject::event_partition(&a))
+            .unwrap();
+        (a, b)
+    }
+
     #[test]
-    fn batches_are_bounded_numbered_and_share_the_run_id() {
+    fn batches_are_bounded_per_partition_and_numbered_once_per_run() {
+        let (a, b) = two_partitions();
         let mut batcher = Batcher::new("n1", 2, DropCounts::default());
-        assert!(batcher.push(event(1)).is_none());
-        let first = batcher.push(event(2)).unwrap();
-        assert_eq!((first.sequence, first.events.len()), (1, 2));
-        assert_eq!(first.node, "n1");
-        assert!(batcher.push(event(3)).is_none());
-        let second = batcher.flush().unwrap();
-        assert_eq!((second.sequence, second.events.len()), (2, 1));
-        assert_eq!(first.run_id, second.run_id);
-        assert_eq!(first.run_id, batcher.run_id());
-        assert!(batcher.flush().is_none(), "nothing to report");
+        assert!(batcher.push(event(1, &a)).is_none());
+        assert!(batcher.push(event(2, &b)).is_none(), "b has its own batch");
+        let first = batcher.push(event(3, &a)).unwrap();
+        assert_eq!(first.partition, subject::event_partition(&a));
+        assert_eq!((first.batch.sequence, first.batch.events.len()), (1, 2));
+        assert!(first.batch.events.iter().all(|e| e.container_id == a));
+        assert_eq!(first.batch.node, "n1");
+        let rest = batcher.flush();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].partition, subject::event_partition(&b));
+        assert_eq!((rest[0].batch.sequence, rest[0].batch.events.len()), (2, 1));
+        assert_eq!(first.batch.run_id, rest[0].batch.run_id);
+        assert_eq!(first.batch.run_id, batcher.run_id());
+        assert!(batcher.flush().is_empty(), "nothing to report");
+    }
+
+    #[test]
+    fn host_events_go_to_partition_zero() {
+        let mut batcher = Batcher::new("n1", 10, DropCounts::default());
+        batcher.push(event(1, ""));
+        let sealed = batcher.flush();
+        assert_eq!(sealed.len(), 1);
+        assert_eq!(sealed[0].partition, 0);
     }
 
     #[test]
@@ -311,12 +411,19 @@ mod tests {
         let drops = DropCounts::default();
         let mut batcher = Batcher::new("n1", 10, drops.clone());
         drops.userspace.fetch_add(3, Ordering::Relaxed);
-        let batch = batcher.flush().expect("a batch that only reports drops");
+        let sealed = batcher.flush();
+        assert_eq!(sealed.len(), 1, "a batch that only reports drops");
+        assert_eq!(sealed[0].partition, 0);
+        let batch = &sealed[0].batch;
         assert_eq!((batch.userspace_drops, batch.events.len()), (3, 0));
-        assert!(batcher.flush().is_none());
+        assert!(batcher.flush().is_empty());
         drops.userspace.fetch_add(2, Ordering::Relaxed);
-        batcher.push(event(1));
-        let batch = batcher.flush().unwrap();
-        assert_eq!((batch.userspace_drops, batch.kernel_drops), (2, 0));
+        let (a, b) = two_partitions();
+        batcher.push(event(1, &a));
+        batcher.push(event(2, &b));
+        let sealed = batcher.flush();
+        let reported: Vec<u64> = sealed.iter().map(|s| s.batch.userspace_drops).collect();
+        assert_eq!(reported.iter().sum::<u64>(), 2, "{reported:?}");
+        assert!(sealed.iter().all(|s| s.batch.kernel_drops == 0));
     }
 }

@@ -1,29 +1,62 @@
 //! Decoded events → complete events: node, wall time, cgroup path and the
-//! container and pod it belongs to, executable, absolute paths.
+//! container and pod it belongs to, executable, absolute paths, and the
+//! process context (command line, tty, login uid, start time, ancestry)
+//! from the process table.
 
 mod cgroup;
 mod process;
+pub mod procs;
+
+use std::path::Path;
 
 pub use cgroup::CgroupPaths;
+pub use procs::{ProcessInfo, ProcessTable};
 use vigil_cgroup::Hierarchies;
-use vigil_proto::v1::Event;
+use vigil_proto::v1::{Event, EventType};
 
 use crate::decode::Decoded;
 
-/// Adds what the kernel record does not carry. Keeps a cgroup-path cache,
-/// so one instance serves the whole stream.
+/// Adds what the kernel record does not carry. Keeps a cgroup-path cache
+/// and the process table, so one instance serves the whole stream.
 #[derive(Debug)]
 pub struct Enricher {
     node: String,
     cgroups: CgroupPaths,
+    processes: ProcessTable,
 }
 
 impl Enricher {
+    /// An enricher with the default ancestry depth and table size, seeded
+    /// from /proc.
     pub fn new(node: &str, hierarchies: Hierarchies) -> Self {
+        let processes = ProcessTable::seeded(
+            Path::new("/proc"),
+            procs::DEFAULT_ANCESTRY_DEPTH,
+            procs::DEFAULT_CAPACITY,
+        );
+        Self::with_processes(node, hierarchies, processes)
+    }
+
+    /// The enricher `config` asks for, seeded from /proc.
+    pub fn for_config(config: &crate::Config) -> Self {
+        let processes = ProcessTable::seeded(
+            Path::new("/proc"),
+            config.process_ancestry_depth,
+            procs::DEFAULT_CAPACITY,
+        );
+        Self::with_processes(&config.node_name, Hierarchies::detect(), processes)
+    }
+
+    pub fn with_processes(node: &str, hierarchies: Hierarchies, processes: ProcessTable) -> Self {
         Self {
             node: node.to_owned(),
             cgroups: CgroupPaths::new(hierarchies, cgroup::DEFAULT_CAPACITY),
+            processes,
         }
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        &self.processes
     }
 
     pub fn enrich(&mut self, decoded: Decoded) -> Event {
@@ -33,8 +66,13 @@ impl Enricher {
         event.node.clone_from(&self.node);
         event.wall_time_ns = vigil_service::clock::monotonic_to_wall_ns(event.kernel_time_ns);
         self.attribute(&mut event);
-        event.exe_path = process::exe_path(event.pid).unwrap_or_default();
         absolutize(&mut event, dirfd);
+        if event.r#type() == EventType::Exec && event.return_value >= 0 {
+            // The new image, with symlinks resolved; other events take the
+            // exe from the process table instead of reading /proc each time.
+            event.exe_path = process::exe_path(event.pid).unwrap_or_default();
+        }
+        self.processes.apply(&mut event);
         event
     }
 
@@ -132,6 +170,12 @@ mod tests {
         );
         let event = enricher.enrich(decoded_open("/etc/hostname"));
         assert_eq!(event.args.unwrap().path, "/etc/hostname");
-        assert_eq!(event.cwd, "");
+        // The cwd comes from the process table, not from resolving the path.
+        assert_eq!(
+            event.cwd,
+            std::env::current_dir().unwrap().to_string_lossy()
+        );
+        assert!(!event.cmdline.is_empty(), "this process's command line");
+        assert!(event.process_start_ns > 0);
     }
 }

@@ -1,0 +1,62 @@
+//! The live source: the BPF programs, through `crate::kernel`, decoded and
+//! enriched on the ring-buffer thread.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{EventSource, Sink};
+use crate::{
+    Config,
+    enrich::Enricher,
+    kernel::{KernelDrops, KernelOptions, KernelSource, LoadError},
+};
+
+/// The kernel's events, enriched with `enricher`.
+pub struct EbpfSource {
+    kernel: KernelSource,
+}
+
+impl EbpfSource {
+    /// Loads and attaches the programs; fails at once if the kernel refuses.
+    pub async fn start(config: &Config, sink: Sink) -> Result<Self, super::SourceError> {
+        let options = KernelOptions::for_this_process(config.ring_buffer_bytes);
+        let enricher = Enricher::for_config(config);
+        let kernel =
+            tokio::task::spawn_blocking(move || start_kernel(options, enricher, sink)).await??;
+        Ok(Self { kernel })
+    }
+}
+
+/// Loads the BPF programs and feeds every record through
+/// [`crate::handle_record`] into `sink`. Blocks until the programs are attached.
+pub fn start_kernel(
+    options: KernelOptions,
+    mut enricher: Enricher,
+    sink: Sink,
+) -> Result<KernelSource, LoadError> {
+    let (events, drops) = (sink.events.clone(), sink.userspace_drops.clone());
+    KernelSource::start(options, move |record| {
+        crate::handle_record(record, &mut enricher, &events, &drops);
+    })
+}
+
+impl EventSource for EbpfSource {
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    fn kernel_drops(&self) -> Option<Arc<KernelDrops>> {
+        Some(self.kernel.drops())
+    }
+
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let mut kernel = self.kernel;
+        Box::pin(async move {
+            // Joining the ring-buffer thread blocks for up to one poll timeout.
+            if let Err(error) = tokio::task::spawn_blocking(move || kernel.stop()).await {
+                tracing::error!(message = "Stopping the kernel source failed.", %error);
+            }
+        })
+    }
+}
