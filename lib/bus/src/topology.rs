@@ -78,6 +78,9 @@ pub struct ConsumerSpec {
     pub stream: &'static StreamSpec,
     pub durable_name: String,
     pub filter_subject: String,
+    /// Several filter subjects (NATS 2.10+); when non-empty, used instead of
+    /// `filter_subject`.
+    pub filter_subjects: Vec<String>,
     /// How long a delivered message may stay unacknowledged before redelivery.
     pub ack_wait: Duration,
     /// Deliveries before JetStream gives up on a message that keeps failing.
@@ -92,6 +95,7 @@ pub fn detectors_consumer() -> ConsumerSpec {
         stream: &EVENTS,
         durable_name: "detectors".to_owned(),
         filter_subject: subject::EVENTS_ALL.to_owned(),
+        filter_subjects: Vec::new(),
         ack_wait: Duration::from_secs(30),
         max_deliver: 20,
         max_ack_pending: 10_000,
@@ -105,11 +109,36 @@ pub fn responder_consumer(node: &str) -> ConsumerSpec {
         stream: &FINDINGS,
         durable_name: format!("responder-{}", subject::token(node)),
         filter_subject: subject::FINDINGS_ALL.to_owned(),
+        filter_subjects: Vec::new(),
         ack_wait: Duration::from_secs(30),
         max_deliver: 20,
         max_ack_pending: 1_000,
     }
 }
+
+/// An anomaly-scorer instance reads the event partitions it owns, so each
+/// container's events reach exactly one instance. The durable name is
+/// derived from the partitions: a restarted instance with the same share
+/// resumes where it stopped.
+pub fn anomaly_scorer_consumer(partitions: &[u32]) -> ConsumerSpec {
+    let names: Vec<String> = partitions.iter().map(u32::to_string).collect();
+    ConsumerSpec {
+        stream: &EVENTS,
+        durable_name: format!("anomaly-scorer-p{}", names.join("-")),
+        filter_subject: String::new(),
+        filter_subjects: partitions
+            .iter()
+            .map(|&p| subject::events_of_partition(p))
+            .collect(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 20,
+        max_ack_pending: 1_000,
+    }
+}
+
+/// Object store bucket of the anomaly scorer's per-workload models, so a
+/// restarted or additional instance scores with what another learnt.
+pub const SCORER_MODELS_BUCKET: &str = "VIGIL_SCORER_MODELS";
 
 /// Stream or consumer creation failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +214,12 @@ pub async fn ensure_consumer(
         ack_wait: spec.ack_wait,
         max_deliver: spec.max_deliver,
         max_ack_pending: spec.max_ack_pending,
-        filter_subject: spec.filter_subject.clone(),
+        filter_subject: if spec.filter_subjects.is_empty() {
+            spec.filter_subject.clone()
+        } else {
+            String::new()
+        },
+        filter_subjects: spec.filter_subjects.clone(),
         ..Default::default()
     };
     stream
@@ -213,5 +247,19 @@ mod tests {
         }
         assert!(EVENTS.max_age < FINDINGS.max_age && FINDINGS.max_age < ACTIONS.max_age);
         assert!(DAY < FINDINGS.max_age);
+    }
+
+    #[test]
+    fn scorer_consumers_filter_on_their_partitions_only() {
+        let spec = anomaly_scorer_consumer(&[1, 3]);
+        assert_eq!(spec.durable_name, "anomaly-scorer-p1-3");
+        assert_eq!(
+            spec.filter_subjects,
+            ["vigil.events.*.1", "vigil.events.*.3"]
+        );
+        assert_ne!(
+            spec.durable_name,
+            anomaly_scorer_consumer(&[0, 2]).durable_name
+        );
     }
 }

@@ -1,0 +1,174 @@
+//! The scorer's configuration: `[nats]`, `[admin]`, `[log]` plus partitions,
+//! windows, learning and the gRPC listener.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use vigil_bus::subject::EVENT_PARTITIONS;
+use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node_name: String,
+    /// This instance's index among `instance_count` scorers; it owns the
+    /// event partitions p with p % instance_count == instance_index.
+    pub instance_index: u32,
+    pub instance_count: u32,
+    /// Explicit partitions; when non-empty, replaces index and count.
+    pub partitions: Vec<u32>,
+    /// Events per window, and events between two windows of a container
+    /// (windows overlap when `window_stride` < `window_events`).
+    pub window_events: u32,
+    pub window_stride: u32,
+    /// Windows a workload learns from before its model is fitted.
+    pub learning_windows: u32,
+    /// Accepted windows between two refits (0: never refit).
+    pub retrain_every: u32,
+    /// A finding needs a score above both this and every training window's.
+    pub finding_min_score: f64,
+    /// Features named in a finding's explanation.
+    pub explain_top: u32,
+    /// gRPC listener (`AnomalyScorer`, health, reflection).
+    pub grpc_listen: SocketAddr,
+    pub nats: NatsConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_name: vigil_service::config::default_node_name(),
+            instance_index: 0,
+            instance_count: 1,
+            partitions: Vec::new(),
+            window_events: 64,
+            window_stride: 32,
+            learning_windows: 50,
+            retrain_every: 50,
+            finding_min_score: 0.6,
+            explain_top: 5,
+            grpc_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            nats: NatsConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The partitions this instance consumes, sorted.
+    pub fn owned_partitions(&self) -> Vec<u32> {
+        let mut owned: Vec<u32> = if self.partitions.is_empty() {
+            (0..EVENT_PARTITIONS)
+                .filter(|p| p % self.instance_count.max(1) == self.instance_index)
+                .collect()
+        } else {
+            self.partitions.clone()
+        };
+        owned.sort_unstable();
+        owned.dedup();
+        owned
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self, problems: &mut Problems) {
+        vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
+        problems.positive("instance_count", u64::from(self.instance_count));
+        if self.instance_count > EVENT_PARTITIONS {
+            problems.add(
+                "instance_count",
+                format!("at most {EVENT_PARTITIONS} instances (one per partition)"),
+            );
+        }
+        if self.instance_index >= self.instance_count.max(1) {
+            problems.add(
+                "instance_index",
+                format!("must be below instance_count ({})", self.instance_count),
+            );
+        }
+        if let Some(p) = self.partitions.iter().find(|&&p| p >= EVENT_PARTITIONS) {
+            problems.add(
+                "partitions",
+                format!("partition {p} does not exist (0..{EVENT_PARTITIONS})"),
+            );
+        }
+        problems.positive("window_events", u64::from(self.window_events));
+        problems.positive("window_stride", u64::from(self.window_stride));
+        if self.window_stride > self.window_events {
+            problems.add("window_stride", "must not exceed window_events");
+        }
+        if self.learning_windows < 5 {
+            problems.add(
+                "learning_windows",
+                "at least 5 (the model cross-fits 5 folds)",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.finding_min_score) {
+            problems.add("finding_min_score", "must be within [0, 1]");
+        }
+    }
+}
+
+impl vigil_service::process::ServiceConfig for Config {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn admin(&self) -> &AdminConfig {
+        &self.admin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, vigil_service::ConfigError> {
+        vigil_service::config::load(
+            "anomaly-scorer",
+            None,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn two_instances_split_the_partitions() {
+        let a = load(&[("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2")]).expect("a");
+        let b = load(&[
+            ("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2"),
+            ("VIGIL_ANOMALY_SCORER__INSTANCE_INDEX", "1"),
+        ])
+        .expect("b");
+        let (a, b) = (a.owned_partitions(), b.owned_partitions());
+        assert_eq!(a.len() + b.len(), EVENT_PARTITIONS as usize);
+        assert!(a.iter().all(|p| !b.contains(p)));
+        let explicit = load(&[("VIGIL_ANOMALY_SCORER__PARTITIONS", "[3, 1, 3]")]).expect("list");
+        assert_eq!(explicit.owned_partitions(), [1, 3]);
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_by_name() {
+        let error = load(&[
+            ("VIGIL_ANOMALY_SCORER__INSTANCE_INDEX", "2"),
+            ("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2"),
+            ("VIGIL_ANOMALY_SCORER__PARTITIONS", "[16]"),
+            ("VIGIL_ANOMALY_SCORER__WINDOW_STRIDE", "100"),
+            ("VIGIL_ANOMALY_SCORER__LEARNING_WINDOWS", "2"),
+            ("VIGIL_ANOMALY_SCORER__FINDING_MIN_SCORE", "1.5"),
+        ])
+        .expect_err("invalid");
+        let text = error.to_string();
+        for key in [
+            "instance_index",
+            "partitions",
+            "window_stride",
+            "learning_windows",
+            "finding_min_score",
+        ] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
+    }
+}

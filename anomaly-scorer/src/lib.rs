@@ -1,0 +1,260 @@
+//! `vigil-anomaly-scorer`: learns what each workload normally does and
+//! scores how far each window of a container's events strays from it.
+//!
+//! ```text
+//! VIGIL_EVENTS ──(consumer on the partitions this instance owns)──▶ decode EventBatch
+//!   ──▶ per-container sliding windows ──▶ workload baseline: learn, or score
+//!   ──▶ AnomalyScore on vigil.scores.<namespace>, anomaly Finding above the thresholds
+//!   ──▶ ack;  latest scores served over gRPC (AnomalyScorer, health, reflection)
+//! ```
+//!
+//! Models are kept in the `VIGIL_SCORER_MODELS` object store, so a
+//! restarted or second instance scores with what another learnt. See the
+//! README for the features and the retraining policy.
+
+mod config;
+pub mod features;
+pub mod grpc;
+pub mod metrics;
+pub mod model;
+pub mod scorer;
+pub mod store;
+pub mod window;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use vigil_bus::{
+    ConnectError, ConnectOptions, Delivery, Disposition, PublishError, Publisher, TraceContext,
+    codec, connect::connect, consume, subject, topology,
+};
+use vigil_proto::v1::{EventBatch, Priority};
+use vigil_service::Health;
+
+pub use config::Config;
+use grpc::Shared;
+use scorer::{Output, Scorer, Settings, window_id};
+use store::{ModelStore, StoreError};
+use window::Windows;
+
+/// The service name: config file section, env prefix, metric prefix.
+pub const SERVICE: &str = "anomaly-scorer";
+
+/// Back-off before a batch whose outputs could not be published is redelivered.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen for gRPC on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Grpc(#[from] grpc::GrpcError),
+}
+
+/// Runs until `shutdown` fires, serving gRPC on `config.grpc_listen`.
+pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
+    let listener = TcpListener::bind(config.grpc_listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.grpc_listen,
+            source,
+        })?;
+    run_on(config, listener, health, shutdown).await
+}
+
+struct State {
+    windows: Windows,
+    scorer: Scorer,
+}
+
+/// [`run`] with the gRPC listener already bound (tests bind port 0).
+pub async fn run_on(
+    config: Config,
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    metrics::describe();
+    let partitions = config.owned_partitions();
+    let options = ConnectOptions {
+        url: config.nats.url.clone(),
+        client_name: format!("vigil-anomaly-scorer@{}", config.node_name),
+    };
+    let bus = match connect(&options, &shutdown).await {
+        Ok(bus) => bus,
+        Err(ConnectError::Cancelled { .. }) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
+    let replicas = config.nats.stream_replicas;
+    topology::ensure_stream(&bus.jetstream, &topology::SCORES, replicas).await?;
+    topology::ensure_stream(&bus.jetstream, &topology::FINDINGS, replicas).await?;
+    let consumer = topology::ensure_consumer(
+        &bus.jetstream,
+        &topology::anomaly_scorer_consumer(&partitions),
+        replicas,
+    )
+    .await?;
+    let store = ModelStore::open(&bus.jetstream, replicas).await?;
+    let publisher = Publisher::new(bus.jetstream.clone());
+    let shared = Arc::new(Shared::default());
+    let grpc = tokio::spawn(grpc::serve(listener, shared.clone(), shutdown.clone()));
+    let state = Arc::new(Mutex::new(State {
+        windows: Windows::new(config.window_events, config.window_stride),
+        scorer: Scorer::new(settings(&config), Some(store)),
+    }));
+
+    health.set_ready(true);
+    tracing::info!(message = "Scoring event windows.", ?partitions);
+    consume::run(consumer, shutdown.clone(), |delivery| {
+        handle(state.clone(), publisher.clone(), shared.clone(), delivery)
+    })
+    .await;
+    health.set_ready(false);
+    shutdown.cancel();
+    let served = grpc.await;
+    if let Err(error) = bus.client.flush().await {
+        tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
+    }
+    match served {
+        Ok(result) => result?,
+        Err(error) => tracing::error!(message = "gRPC task failed.", %error),
+    }
+    tracing::info!(message = "Stopped.");
+    Ok(())
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        learning_windows: config.learning_windows as usize,
+        retrain_every: config.retrain_every as usize,
+        finding_min_score: config.finding_min_score,
+        explain_top: config.explain_top as usize,
+    }
+}
+
+/// decode → window → learn or score → publish → ack.
+async fn handle(
+    state: Arc<Mutex<State>>,
+    publisher: Publisher,
+    shared: Arc<Shared>,
+    delivery: Delivery,
+) -> Disposition {
+    let batch = match codec::decode::<EventBatch>(
+        &delivery.payload,
+        &delivery.subject,
+        delivery.stream_sequence,
+    ) {
+        Ok(batch) => batch,
+        Err(error) => {
+            metrics::error("malformed_payload", "decode");
+            return Disposition::Reject {
+                reason: error.to_string(),
+            };
+        }
+    };
+    let outputs = {
+        let mut state = state.lock().await;
+        let mut closed = Vec::new();
+        for (index, event) in batch.events.iter().enumerate() {
+            match state.windows.push(index, event) {
+                Ok(window) => closed.extend(window),
+                Err(error) => {
+                    metrics::error("missing_field", "window");
+                    tracing::warn!(
+                        message = "Event skipped.",
+                        subject = %delivery.subject,
+                        stream_sequence = delivery.stream_sequence,
+                        %error
+                    );
+                }
+            }
+        }
+        ::metrics::counter!(metrics::EVENTS).increment(batch.events.len() as u64);
+        let mut outputs = Vec::with_capacity(closed.len());
+        for window in closed {
+            match state.scorer.process(window).await {
+                Ok(output) => outputs.push(output),
+                Err(error) => {
+                    metrics::error("score_failed", "score");
+                    tracing::warn!(message = "Window not scored.", %error);
+                }
+            }
+        }
+        outputs
+    };
+    match publish(&publisher, &outputs, &delivery.trace).await {
+        Ok(()) => {
+            for output in &outputs {
+                shared.record(&output.score);
+            }
+            Disposition::Ack
+        }
+        Err(error) => {
+            metrics::error("publish_failed", "publish");
+            Disposition::Retry {
+                reason: error.to_string(),
+                delay: RETRY_DELAY,
+            }
+        }
+    }
+}
+
+/// Publishes every score and finding, then waits for all acknowledgements.
+async fn publish(
+    publisher: &Publisher,
+    outputs: &[Output],
+    trace: &TraceContext,
+) -> Result<(), PublishError> {
+    let mut pending = Vec::new();
+    for output in outputs {
+        let score = &output.score;
+        let id = window_id(
+            "score",
+            &score.container_id,
+            score.window_end_ns,
+            score.window_events,
+        );
+        let subject = subject::scores(&score.namespace);
+        let ack = publisher
+            .send(subject.clone(), &id, &trace.child(), codec::encode(score))
+            .await?;
+        pending.push((subject, id, ack, false));
+        if let Some(finding) = &output.finding {
+            let subject = subject::findings(Priority::Warning, &finding.namespace);
+            let ack = publisher
+                .send(
+                    subject.clone(),
+                    &finding.id,
+                    &trace.child(),
+                    codec::encode(finding),
+                )
+                .await?;
+            pending.push((subject, finding.id.clone(), ack, true));
+        }
+    }
+    for (subject, message_id, ack, is_finding) in pending {
+        let ack = ack.await.map_err(|source| PublishError::Confirm {
+            subject: subject.clone(),
+            message_id: message_id.clone(),
+            source,
+        })?;
+        if is_finding && !ack.duplicate {
+            ::metrics::counter!(metrics::FINDINGS).increment(1);
+            tracing::info!(message = "Published anomaly finding.", id = %message_id, %subject);
+        }
+    }
+    Ok(())
+}
