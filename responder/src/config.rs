@@ -1,60 +1,103 @@
-//! The responder's configuration: `[nats]`, `[admin]`, `[log]` plus the
-//! containment policy.
+//! The responder's configuration: `[nats]`, `[admin]`, `[log]`, the process
+//! mode, the response policy file, `[grpc]` and `[kube]`.
 
-use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use vigil_proto::v1::Priority;
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 
-use crate::decide::Policy;
+use crate::policy::{Policy, PolicyError};
 
-pub const DEFAULT_MIN_PRIORITY: &str = "warning";
-pub const DEFAULT_PROTECTED_NAMESPACES: &[&str] = &["kube-system", "vigil-system"];
 pub const DEFAULT_FREEZE_TIMEOUT_MS: u64 = 2_000;
-/// Long enough to act on what arrived while the agent was restarting or
-/// NATS was away; short enough that a new durable consumer, which starts at
-/// the beginning of the 7-day findings stream, does not freeze pods for
-/// last week's findings.
-pub const DEFAULT_MAX_FINDING_AGE_MS: u64 = 3_600_000;
 pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const DEFAULT_KUBE_TIMEOUT_MS: u64 = 5_000;
+
+/// What this process does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Node agent (DaemonSet): node-level actions for findings of this node.
+    #[default]
+    Node,
+    /// Cluster actor (Deployment): Kubernetes API actions for every node.
+    Cluster,
+    /// Both, for findings of this node (one-node clusters, the demo).
+    Both,
+}
+
+impl Mode {
+    pub fn node_actions(self) -> bool {
+        matches!(self, Mode::Node | Mode::Both)
+    }
+
+    pub fn cluster_actions(self) -> bool {
+        matches!(self, Mode::Cluster | Mode::Both)
+    }
+}
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// This node; only findings with the same `node` are acted on.
+    /// This node; a node agent acts only on findings with the same `node`.
     pub node_name: String,
-    /// Record what would be done (outcome DRY_RUN) without doing it.
+    pub mode: Mode,
+    /// Record what would be done (outcome DRY_RUN) without doing it,
+    /// whatever the policy says.
     pub dry_run: bool,
-    /// Findings below this priority are acknowledged and ignored.
-    pub min_priority: String,
-    /// Pods in these namespaces are never acted on (outcome REFUSED).
-    pub protected_namespaces: Vec<String>,
+    /// The response policy (YAML); the built-in default when unset.
+    pub policy_file: Option<PathBuf>,
     /// How long a freeze may take before it is reported FAILED.
     pub freeze_timeout_ms: u64,
-    /// Findings older than this (by their wall-clock time) are ignored.
-    pub max_finding_age_ms: u64,
     /// Where the cgroup hierarchies are mounted (v2 at the root or at
     /// `unified/`, the v1 freezer at `freezer/`).
     pub cgroup_root: PathBuf,
+    pub grpc: GrpcConfig,
+    pub kube: KubeConfig,
     pub nats: NatsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+/// The control API (`vigil.v1.Responder`: quarantine, release, list).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Address to serve on; no gRPC server when unset.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The Kubernetes API, for cluster-level actions.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeConfig {
+    pub enabled: bool,
+    /// API server URL; unset means in-cluster config or kubeconfig.
+    pub api_url: Option<String>,
+    /// Per request, retries included.
+    pub timeout_ms: u64,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_url: None,
+            timeout_ms: DEFAULT_KUBE_TIMEOUT_MS,
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             node_name: vigil_service::config::default_node_name(),
+            mode: Mode::default(),
             dry_run: false,
-            min_priority: DEFAULT_MIN_PRIORITY.to_owned(),
-            protected_namespaces: DEFAULT_PROTECTED_NAMESPACES
-                .iter()
-                .map(|n| (*n).to_owned())
-                .collect(),
+            policy_file: None,
             freeze_timeout_ms: DEFAULT_FREEZE_TIMEOUT_MS,
-            max_finding_age_ms: DEFAULT_MAX_FINDING_AGE_MS,
             cgroup_root: PathBuf::from(DEFAULT_CGROUP_ROOT),
+            grpc: GrpcConfig::default(),
+            kube: KubeConfig::default(),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
@@ -62,27 +105,13 @@ impl Default for Config {
     }
 }
 
-/// `min_priority` did not parse (only reachable without `validate`).
-#[derive(Debug, thiserror::Error)]
-#[error("min_priority: {0:?} is not a priority")]
-pub struct PriorityError(pub String);
-
 impl Config {
-    /// The decision policy this configuration describes.
-    pub fn policy(&self) -> Result<Policy, PriorityError> {
-        let min_priority = Priority::from_label(&self.min_priority)
-            .ok_or_else(|| PriorityError(self.min_priority.clone()))?;
-        Ok(Policy {
-            node: self.node_name.clone(),
-            min_priority,
-            protected_namespaces: self
-                .protected_namespaces
-                .iter()
-                .cloned()
-                .collect::<BTreeSet<_>>(),
-            max_finding_age_ns: self.max_finding_age_ms.saturating_mul(1_000_000),
-            dry_run: self.dry_run,
-        })
+    /// The response policy: the configured file, else the built-in one.
+    pub fn policy(&self) -> Result<Policy, PolicyError> {
+        match &self.policy_file {
+            Some(path) => Policy::load(path),
+            None => Policy::default_policy(),
+        }
     }
 
     pub fn freeze_timeout(&self) -> Duration {
@@ -93,23 +122,25 @@ impl Config {
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
         vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
-        if let Err(error) = Priority::parse_label(&self.min_priority) {
-            problems.add("min_priority", error);
-        }
-        if self
-            .protected_namespaces
-            .iter()
-            .any(|n| n.trim().is_empty())
-        {
-            problems.add("protected_namespaces", "names must not be empty");
-        }
         problems.positive("freeze_timeout_ms", self.freeze_timeout_ms);
-        problems.positive("max_finding_age_ms", self.max_finding_age_ms);
+        problems.positive("kube.timeout_ms", self.kube.timeout_ms);
         if !self.cgroup_root.is_absolute() {
             problems.add(
                 "cgroup_root",
                 format!("{} is not an absolute path", self.cgroup_root.display()),
             );
+        }
+        if self.mode.cluster_actions() && !self.kube.enabled {
+            problems.add(
+                "kube.enabled",
+                format!(
+                    "mode {:?} acts through the Kubernetes API, so kube.enabled must be true",
+                    self.mode
+                ),
+            );
+        }
+        if let Err(error) = self.policy() {
+            problems.add("policy_file", error);
         }
     }
 }
@@ -139,9 +170,11 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_cautious() {
         let config = load(&[]).unwrap();
+        assert!(!config.dry_run);
+        assert_eq!(config.mode, Mode::Node);
+        assert!(!config.kube.enabled);
+        assert_eq!(config.grpc.listen, None);
         let policy = config.policy().unwrap();
-        assert!(!policy.dry_run);
-        assert_eq!(policy.min_priority, Priority::Warning);
         assert!(policy.protected_namespaces.contains("kube-system"));
         assert!(policy.protected_namespaces.contains("vigil-system"));
         assert_eq!(config.freeze_timeout(), Duration::from_secs(2));
@@ -149,43 +182,47 @@ mod tests {
     }
 
     #[test]
-    fn environment_overrides_the_policy() {
+    fn environment_overrides_mode_grpc_and_kube() {
         let config = load(&[
             ("VIGIL_RESPONDER__DRY_RUN", "true"),
-            ("VIGIL_RESPONDER__MIN_PRIORITY", "CRITICAL"),
-            ("VIGIL_RESPONDER__PROTECTED_NAMESPACES", "[\"prod\"]"),
+            ("VIGIL_RESPONDER__MODE", "both"),
+            ("VIGIL_RESPONDER__GRPC__LISTEN", "127.0.0.1:7070"),
+            ("VIGIL_RESPONDER__KUBE__ENABLED", "true"),
+            ("VIGIL_RESPONDER__KUBE__API_URL", "http://127.0.0.1:1"),
         ])
         .unwrap();
-        let policy = config.policy().unwrap();
-        assert!(policy.dry_run);
-        assert_eq!(policy.min_priority, Priority::Critical);
-        assert_eq!(policy.protected_namespaces.len(), 1);
+        assert!(config.dry_run);
+        assert_eq!(config.mode, Mode::Both);
+        assert_eq!(config.grpc.listen, Some("127.0.0.1:7070".parse().unwrap()));
+        assert_eq!(config.kube.api_url.as_deref(), Some("http://127.0.0.1:1"));
     }
 
     #[test]
     fn every_bad_key_is_reported_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad_policy = dir.path().join("policy.yaml");
+        std::fs::write(&bad_policy, "rules: 3\n").unwrap();
         let error = load(&[
-            ("VIGIL_RESPONDER__MIN_PRIORITY", "loud"),
             ("VIGIL_RESPONDER__FREEZE_TIMEOUT_MS", "0"),
-            ("VIGIL_RESPONDER__MAX_FINDING_AGE_MS", "0"),
             ("VIGIL_RESPONDER__CGROUP_ROOT", "sys/fs/cgroup"),
-            ("VIGIL_RESPONDER__PROTECTED_NAMESPACES", "[\"\"]"),
             ("VIGIL_RESPONDER__NODE_NAME", " "),
+            ("VIGIL_RESPONDER__MODE", "cluster"),
+            ("VIGIL_RESPONDER__POLICY_FILE", bad_policy.to_str().unwrap()),
         ])
         .unwrap_err();
         let text = error.to_string();
-        assert_eq!(error.problems.len(), 6, "{text}");
+        assert_eq!(error.problems.len(), 5, "{text}");
         for key in [
-            "min_priority",
             "freeze_timeout_ms",
-            "max_finding_age_ms",
             "cgroup_root",
-            "protected_namespaces",
             "node_name",
+            "kube.enabled",
+            "policy_file",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
-        let mistyped = load(&[("VIGIL_RESPONDER__DRY_RUN", "maybe")]).unwrap_err();
-        assert!(mistyped.to_string().contains("dry_run"), "{mistyped}");
+        assert!(text.contains("policy.yaml:1:"), "{text}");
+        let mistyped = load(&[("VIGIL_RESPONDER__MODE", "everywhere")]).unwrap_err();
+        assert!(mistyped.to_string().contains("mode"), "{mistyped}");
     }
 }

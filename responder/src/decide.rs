@@ -1,87 +1,165 @@
-//! What to do about a finding: a pure function of the policy, the finding
-//! and the time, so every branch is unit-tested without a cgroup in sight.
+//! What to do about a finding: a pure function of the policy, the scope of
+//! this process, the finding and the time, so every branch is unit-tested
+//! without a cgroup or an API server in sight.
 //!
 //! Checks run from cheapest and least surprising to most specific: not our
-//! node, too minor, too old (all acknowledged silently), then protected
-//! namespace and "is this a pod at all" (refused, with a record), then dry
-//! run, and only then a real freeze.
+//! node, too old, no policy rule, no action of ours (all acknowledged
+//! silently), then protection and "is this a pod at all" (refused, with a
+//! record per action), then dry run, and only then a real action.
 
-use std::collections::BTreeSet;
+use vigil_proto::v1::Finding;
 
-use vigil_proto::v1::{Finding, Priority};
+use crate::policy::{Action, ActionSpec, Policy, Rule};
 
-/// The default, and for now only, policy.
-pub const POLICY_NAME: &str = "default-freeze";
-
+/// What this process does: a node agent acts on its own node's containers,
+/// a cluster actor talks to the API server, `both` does both.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
+pub struct Scope {
     pub node: String,
-    pub min_priority: Priority,
-    pub protected_namespaces: BTreeSet<String>,
-    pub max_finding_age_ns: u64,
+    pub node_actions: bool,
+    pub cluster_actions: bool,
+    /// The global dry-run switch of the configuration.
     pub dry_run: bool,
+}
+
+impl Scope {
+    fn covers(&self, action: Action) -> bool {
+        if action.is_node_level() {
+            self.node_actions
+        } else {
+            self.cluster_actions
+        }
+    }
 }
 
 /// Why a finding is acknowledged with no action and no record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ignored {
     OtherNode,
-    BelowMinPriority,
     Stale,
+    NoRule,
+    /// The rule's actions are all for the other process kind.
+    NotOurs,
+}
+
+/// What becomes of one action of the matching rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Act,
+    DryRun,
+    Refuse(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub struct Planned {
+    pub spec: ActionSpec,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision<'p> {
     Ignore(Ignored),
-    /// Record REFUSED with this reason.
-    Refuse(String),
-    /// Record DRY_RUN: this container cgroup would have been frozen.
-    DryRun {
+    Act {
+        rule: &'p Rule,
+        /// The pod container's cgroup (empty when the finding names none).
         cgroup: String,
-    },
-    /// Freeze this container cgroup.
-    Freeze {
-        cgroup: String,
+        actions: Vec<Planned>,
     },
 }
 
-impl Decision {
+impl Decision<'_> {
     /// Label for `vigil_responder_findings_total{decision}`.
     pub fn label(&self) -> &'static str {
         match self {
             Decision::Ignore(Ignored::OtherNode) => "ignored_other_node",
-            Decision::Ignore(Ignored::BelowMinPriority) => "ignored_below_min_priority",
             Decision::Ignore(Ignored::Stale) => "ignored_stale",
-            Decision::Refuse(_) => "refused",
-            Decision::DryRun { .. } => "dry_run",
-            Decision::Freeze { .. } => "freeze",
+            Decision::Ignore(Ignored::NoRule) => "ignored_no_rule",
+            Decision::Ignore(Ignored::NotOurs) => "ignored_not_ours",
+            Decision::Act { actions, .. } => {
+                if actions.iter().any(|a| a.verdict == Verdict::Act) {
+                    "act"
+                } else if actions.iter().any(|a| a.verdict == Verdict::DryRun) {
+                    "dry_run"
+                } else {
+                    "refused"
+                }
+            }
         }
     }
 }
 
 /// Decides what to do about `finding` at wall-clock time `now_ns`.
-pub fn decide(policy: &Policy, finding: &Finding, now_ns: u64) -> Decision {
-    if finding.node != policy.node {
+pub fn decide<'p>(
+    policy: &'p Policy,
+    scope: &Scope,
+    finding: &Finding,
+    now_ns: u64,
+) -> Decision<'p> {
+    // Node-level actions can only be taken on the container's own node.
+    if scope.node_actions && finding.node != scope.node {
         return Decision::Ignore(Ignored::OtherNode);
-    }
-    if finding.priority() < policy.min_priority {
-        return Decision::Ignore(Ignored::BelowMinPriority);
     }
     // A finding without a time is of unknown age: act rather than guess.
     if finding.time_ns > 0 && now_ns.saturating_sub(finding.time_ns) > policy.max_finding_age_ns {
         return Decision::Ignore(Ignored::Stale);
     }
-    if policy.protected_namespaces.contains(&finding.namespace) {
-        return Decision::Refuse(format!("namespace {} is protected", finding.namespace));
-    }
-    let cgroup = match container_cgroup(&finding.cgroup_path) {
-        Ok(cgroup) => cgroup,
-        Err(reason) => return Decision::Refuse(reason),
+    let Some(rule) = policy.select(finding) else {
+        return Decision::Ignore(Ignored::NoRule);
     };
-    if policy.dry_run {
-        Decision::DryRun { cgroup }
+    let specs: Vec<&ActionSpec> = rule
+        .actions
+        .iter()
+        .filter(|spec| scope.covers(spec.action))
+        .collect();
+    if specs.is_empty() {
+        return Decision::Ignore(Ignored::NotOurs);
+    }
+    let protection = policy.protection(&finding.namespace, &finding.pod_labels);
+    let cgroup = container_cgroup(&finding.cgroup_path);
+    let actions = specs
+        .into_iter()
+        .map(|spec| Planned {
+            spec: spec.clone(),
+            verdict: verdict(policy, scope, finding, spec, protection.as_ref(), &cgroup),
+        })
+        .collect();
+    Decision::Act {
+        rule,
+        cgroup: cgroup.unwrap_or_default(),
+        actions,
+    }
+}
+
+fn verdict(
+    policy: &Policy,
+    scope: &Scope,
+    finding: &Finding,
+    spec: &ActionSpec,
+    protection: Option<&String>,
+    cgroup: &Result<String, String>,
+) -> Verdict {
+    if let Some(reason) = protection {
+        return Verdict::Refuse(reason.clone());
+    }
+    if spec.action.is_node_level() {
+        if let Err(reason) = cgroup {
+            return Verdict::Refuse(reason.clone());
+        }
+        if spec.action == Action::KillProcess && finding.events.first().is_none_or(|e| e.pid == 0) {
+            return Verdict::Refuse("kill_process: the finding names no process".to_owned());
+        }
+    } else if finding.namespace.is_empty() || finding.pod.is_empty() {
+        return Verdict::Refuse(format!(
+            "{}: the finding names no pod (namespace {:?}, pod {:?})",
+            spec.action.label(),
+            finding.namespace,
+            finding.pod
+        ));
+    }
+    if policy.dry_run || scope.dry_run || spec.dry_run {
+        Verdict::DryRun
     } else {
-        Decision::Freeze { cgroup }
+        Verdict::Act
     }
 }
 
@@ -115,20 +193,28 @@ pub fn container_cgroup(path: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use vigil_proto::v1::Priority;
+    use vigil_proto::v1::{Event, FindingSource, Priority};
 
     use super::*;
+    use crate::policy::KillSignal;
 
     const ID: &str = "3f4a1c2b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
     const UID: &str = "0f9c2b5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
     const NOW: u64 = 1_000_000_000_000;
 
     fn policy() -> Policy {
-        Policy {
+        Policy::parse(
+            "rate_limits:\n  per_pod: { max: 1, per_seconds: 60 }\n  global: { max: 5, per_seconds: 60 }\nmax_finding_age_seconds: 60\nrules:\n  - name: contain\n    match: { min_priority: warning }\n    actions:\n      - kind: freeze\n      - kind: kill_process\n        dry_run: true\n      - kind: quarantine\n",
+            "test.yaml",
+        )
+        .unwrap()
+    }
+
+    fn node_scope() -> Scope {
+        Scope {
             node: "n1".into(),
-            min_priority: Priority::Warning,
-            protected_namespaces: ["kube-system".to_owned()].into(),
-            max_finding_age_ns: 60_000_000_000,
+            node_actions: true,
+            cluster_actions: false,
             dry_run: false,
         }
     }
@@ -142,31 +228,80 @@ mod tests {
             id: "f1".into(),
             node: "n1".into(),
             priority: Priority::Critical as i32,
+            source: FindingSource::Rule as i32,
             namespace: "shop".into(),
+            pod: "web-1".into(),
             cgroup_path: pod_path(),
             time_ns: NOW - 1_000,
+            events: vec![Event {
+                pid: 42,
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
 
-    #[test]
-    fn a_pod_finding_on_this_node_is_frozen() {
-        assert_eq!(
-            decide(&policy(), &finding(), NOW),
-            Decision::Freeze { cgroup: pod_path() }
-        );
-        let at_threshold = Finding {
-            priority: Priority::Warning as i32,
-            ..finding()
-        };
-        assert!(matches!(
-            decide(&policy(), &at_threshold, NOW),
-            Decision::Freeze { .. }
-        ));
+    fn verdicts(decision: &Decision<'_>) -> Vec<(Action, Verdict)> {
+        match decision {
+            Decision::Act { actions, .. } => actions
+                .iter()
+                .map(|p| (p.spec.action, p.verdict.clone()))
+                .collect(),
+            Decision::Ignore(why) => panic!("ignored: {why:?}"),
+        }
     }
 
     #[test]
-    fn other_nodes_minor_and_stale_findings_are_ignored() {
+    fn a_node_agent_takes_the_node_actions_of_the_matching_rule() {
+        let policy = policy();
+        let decision = decide(&policy, &node_scope(), &finding(), NOW);
+        let Decision::Act { rule, cgroup, .. } = &decision else {
+            panic!("{decision:?}")
+        };
+        assert_eq!(rule.name, "contain");
+        assert_eq!(cgroup, &pod_path());
+        assert_eq!(
+            verdicts(&decision),
+            vec![
+                (Action::Freeze, Verdict::Act),
+                (Action::KillProcess, Verdict::DryRun)
+            ]
+        );
+        assert_eq!(decision.label(), "act");
+        assert_eq!(policy.rules[0].actions[1].signal, KillSignal::Kill);
+    }
+
+    #[test]
+    fn a_cluster_actor_takes_the_cluster_actions_of_any_node() {
+        let policy = policy();
+        let scope = Scope {
+            node: "cluster".into(),
+            node_actions: false,
+            cluster_actions: true,
+            dry_run: false,
+        };
+        let finding = Finding {
+            node: "elsewhere".into(),
+            ..finding()
+        };
+        assert_eq!(
+            verdicts(&decide(&policy, &scope, &finding, NOW)),
+            vec![(Action::Quarantine, Verdict::Act)]
+        );
+        let podless = Finding {
+            pod: String::new(),
+            ..finding
+        };
+        let verdicts = verdicts(&decide(&policy, &scope, &podless, NOW));
+        assert!(
+            matches!(&verdicts[0].1, Verdict::Refuse(r) if r.contains("names no pod")),
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn other_nodes_stale_and_unmatched_findings_are_ignored() {
+        let policy = policy();
         let cases = [
             (
                 Finding {
@@ -177,24 +312,10 @@ mod tests {
             ),
             (
                 Finding {
-                    node: String::new(),
-                    ..finding()
-                },
-                Ignored::OtherNode,
-            ),
-            (
-                Finding {
                     priority: Priority::Notice as i32,
                     ..finding()
                 },
-                Ignored::BelowMinPriority,
-            ),
-            (
-                Finding {
-                    priority: 0,
-                    ..finding()
-                },
-                Ignored::BelowMinPriority,
+                Ignored::NoRule,
             ),
             (
                 Finding {
@@ -206,7 +327,7 @@ mod tests {
         ];
         for (finding, why) in cases {
             assert_eq!(
-                decide(&policy(), &finding, NOW),
+                decide(&policy, &node_scope(), &finding, NOW),
                 Decision::Ignore(why),
                 "{finding:?}"
             );
@@ -215,63 +336,67 @@ mod tests {
             time_ns: 0,
             ..finding()
         };
-        assert!(matches!(
-            decide(&policy(), &undated, NOW),
-            Decision::Freeze { .. }
-        ));
+        assert_eq!(decide(&policy, &node_scope(), &undated, NOW).label(), "act");
+        let cluster_only = Policy::parse(
+            "rate_limits:\n  per_pod: { max: 1, per_seconds: 60 }\n  global: { max: 5, per_seconds: 60 }\nmax_finding_age_seconds: 60\nrules:\n  - name: label\n    actions: [{ kind: quarantine }]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            decide(&cluster_only, &node_scope(), &finding(), NOW),
+            Decision::Ignore(Ignored::NotOurs)
+        );
     }
 
     #[test]
-    fn protected_namespaces_and_non_pods_are_refused_with_a_reason() {
+    fn protected_pods_and_non_pods_are_refused_whatever_the_finding() {
+        let policy = policy();
         let protected = Finding {
             namespace: "kube-system".into(),
             ..finding()
         };
-        assert_eq!(
-            decide(&policy(), &protected, NOW),
-            Decision::Refuse("namespace kube-system is protected".into())
-        );
-        for path in [
-            String::new(),
-            "user.slice/user-0.slice/session-1.scope".to_owned(),
-            format!("system.slice/docker-{ID}.scope"),
-            format!("kubepods/besteffort/pod{UID}"),
-        ] {
-            let host = Finding {
-                cgroup_path: path.clone(),
-                ..finding()
-            };
-            match decide(&policy(), &host, NOW) {
-                Decision::Refuse(reason) => {
-                    assert!(reason.starts_with("not a pod container"), "{reason}")
-                }
-                other => panic!("{path:?} gave {other:?}"),
-            }
+        for (_, verdict) in verdicts(&decide(&policy, &node_scope(), &protected, NOW)) {
+            assert_eq!(
+                verdict,
+                Verdict::Refuse("namespace kube-system is protected".into())
+            );
         }
-    }
-
-    #[test]
-    fn dry_run_decides_the_same_target_without_freezing() {
-        let policy = Policy {
-            dry_run: true,
-            ..policy()
-        };
-        assert_eq!(
-            decide(&policy, &finding(), NOW),
-            Decision::DryRun { cgroup: pod_path() }
-        );
-        let protected = Finding {
-            namespace: "kube-system".into(),
+        let host = Finding {
+            cgroup_path: "system.slice/sshd.service".into(),
             ..finding()
         };
-        assert!(matches!(
-            decide(&policy, &protected, NOW),
-            Decision::Refuse(_)
-        ));
+        let decision = decide(&policy, &node_scope(), &host, NOW);
+        assert_eq!(decision.label(), "refused");
+        for (_, verdict) in verdicts(&decision) {
+            assert!(matches!(verdict, Verdict::Refuse(r) if r.contains("not a pod container")));
+        }
+        let no_pid = Finding {
+            events: Vec::new(),
+            ..finding()
+        };
+        let verdicts = verdicts(&decide(&policy, &node_scope(), &no_pid, NOW));
+        assert!(matches!(&verdicts[1].1, Verdict::Refuse(r) if r.contains("names no process")));
     }
 
     #[test]
-    fn the_target_is_the_container_cgroup_and_never_escapes_it() {
+    fn global_dry_run_applies_to_every_action() {
+        let policy = policy();
+        let scope = Scope {
+            dry_run: true,
+            ..node_scope()
+        };
+        let decision = decide(&policy, &scope, &finding(), NOW);
+        assert_eq!(decision.label(), "dry_run");
+        assert!(
+            verdicts(&decision)
+                .iter()
+                .all(|(_, v)| *v == Verdict::DryRun)
+        );
+    }
+
+    #[test]
+    fn the_container_cgroup_is_found_and_forged_paths_are_refused() {
+        assert_eq!(container_cgroup(&pod_path()), Ok(pod_path()));
         assert_eq!(
             container_cgroup(&format!("/{}/", pod_path())),
             Ok(pod_path())
@@ -292,5 +417,7 @@ mod tests {
             let reason = container_cgroup(&forged).unwrap_err();
             assert!(reason.contains("not a plain path"), "{reason}");
         }
+        assert!(container_cgroup("").is_err());
+        assert!(container_cgroup(&format!("docker/{ID}")).is_err());
     }
 }

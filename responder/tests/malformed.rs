@@ -1,4 +1,5 @@
-//! A malformed finding is terminated (never redelivered), counted in
+//! A malformed finding (bytes that do not decode, or a finding without an
+//! id) is terminated (never redelivered), counted in
 //! `/metrics`, and the agent goes on with the next finding.
 //!
 //! Alone in its test binary: it installs the process-wide Prometheus
@@ -39,12 +40,15 @@ async fn malformed_finding_is_terminated_counted_and_the_next_one_is_handled() {
         )
         .await
         .expect("publish garbage");
+    // Decodes, but names no finding id: acting on it could not be de-duplicated.
+    let anonymous = finding("", "", "", "", "shop");
+    publish_finding(&bus, &anonymous, "anonymous", &TraceContext::new_root()).await;
     let host = finding("f-host", "", "", "", "");
     publish_finding(&bus, &host, &host.id, &TraceContext::new_root()).await;
 
     let (_, record) = wait_records(&bus, 1).await.remove(0);
     assert_eq!(record.outcome(), ActionOutcome::Refused);
-    wait_settled(&bus, 2).await;
+    wait_settled(&bus, 3).await;
     // Long enough for a Nak'd or unacknowledged message to come back.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let info = consumer_info(&bus).await;
@@ -53,7 +57,7 @@ async fn malformed_finding_is_terminated_counted_and_the_next_one_is_handled() {
         "the malformed finding is never redelivered"
     );
     assert_eq!(
-        info.delivered.consumer_sequence, 2,
+        info.delivered.consumer_sequence, 3,
         "each message delivered once"
     );
 
@@ -69,7 +73,7 @@ async fn malformed_finding_is_terminated_counted_and_the_next_one_is_handled() {
         has(
             "vigil_responder_errors_total",
             &[r#"error_type="malformed_payload""#, r#"stage="decode""#],
-            "1"
+            "2"
         ),
         "malformed finding not counted:\n{metrics}"
     );

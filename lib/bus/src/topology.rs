@@ -162,6 +162,12 @@ pub enum TopologyError {
         #[source]
         source: jetstream::stream::ConsumerError,
     },
+    #[error("cannot create key-value bucket {bucket}: {source}")]
+    Bucket {
+        bucket: &'static str,
+        #[source]
+        source: jetstream::context::CreateKeyValueError,
+    },
 }
 
 /// Creates the stream, or updates it to this definition; `replicas` is 1 on
@@ -232,13 +238,97 @@ pub async fn ensure_consumer(
         })
 }
 
+/// The responder's cluster actor reads every finding (all nodes) and does
+/// the Kubernetes API actions. Upper case cannot be a node name, so this
+/// durable never collides with a node agent's.
+pub fn responder_cluster_consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        durable_name: "responder-CLUSTER".to_owned(),
+        ..responder_consumer("_")
+    }
+}
+
+/// A key-value bucket definition.
+#[derive(Clone, Debug)]
+pub struct BucketSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Entries older than this are dropped (zero: kept until deleted).
+    pub max_age: Duration,
+}
+
+/// Finding ids the responder has handled (key: the id as a KV key, see
+/// [`kv_key`]; value: the record ids), so a finding delivered twice acts
+/// once. As long-lived as the findings stream it guards.
+pub const RESPONDER_FINDINGS_BUCKET: BucketSpec = BucketSpec {
+    name: "VIGIL_RESPONDER_FINDINGS",
+    description: "Findings the responder has acted on, by finding id.",
+    max_age: Duration::from_secs(7 * DAY.as_secs()),
+};
+
+/// Pods in quarantine (`vigil.v1.QuarantineState`, key `<namespace>.<pod>`
+/// as [`kv_key`] gives it): what is in force and must be undone on release.
+pub const QUARANTINE_BUCKET: BucketSpec = BucketSpec {
+    name: "VIGIL_QUARANTINE",
+    description: "Quarantined pods and the actions in force on them.",
+    max_age: Duration::ZERO,
+};
+
+/// A key-value key for arbitrary text: KV keys allow only
+/// `[-/_=.a-zA-Z0-9]`, so anything else is written as `=XX` (hex), and
+/// leading or trailing dots (not allowed either) likewise.
+pub fn kv_key(text: &str) -> String {
+    let mut key = String::with_capacity(text.len());
+    let last = text.len().saturating_sub(1);
+    for (i, byte) in text.bytes().enumerate() {
+        let plain = byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'/')
+            || (byte == b'.' && i != 0 && i != last);
+        if plain {
+            key.push(char::from(byte));
+        } else {
+            key.push_str(&format!("={byte:02X}"));
+        }
+    }
+    if key.is_empty() {
+        key.push_str("=00");
+    }
+    key
+}
+
+/// Creates the bucket if missing and returns it.
+pub async fn ensure_bucket(
+    js: &jetstream::Context,
+    spec: &BucketSpec,
+    replicas: usize,
+) -> Result<jetstream::kv::Store, TopologyError> {
+    if let Ok(store) = js.get_key_value(spec.name).await {
+        return Ok(store);
+    }
+    let config = jetstream::kv::Config {
+        bucket: spec.name.to_owned(),
+        description: spec.description.to_owned(),
+        history: 1,
+        max_age: spec.max_age,
+        storage: StorageType::File,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    };
+    js.create_key_value(config)
+        .await
+        .map_err(|source| TopologyError::Bucket {
+            bucket: spec.name,
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_stream_captures_its_own_subjects_only() {
-        let streams = [&EVENTS, &FINDINGS, &ACTIONS];
+        let streams = [&EVENTS, &FINDINGS, &ACTIONS, &SCORES, &AUDIT];
         for (i, a) in streams.iter().enumerate() {
             for b in &streams[i + 1..] {
                 assert_ne!(a.subjects, b.subjects);

@@ -6,6 +6,9 @@
 //!   containerd, CRI-O and Docker under the cgroupfs and systemd drivers.
 //! * [`Hierarchies::freeze`] / [`Hierarchies::thaw`]: stop and resume every
 //!   process of a cgroup, with `cgroup.freeze` on v2 and `freezer.state` on v1.
+//! * [`Hierarchies::kill_all`] / [`Hierarchies::signal_in_cgroup`]: kill a
+//!   whole cgroup (`cgroup.kill`, else every pid) or one of its processes,
+//!   through pidfds so a recycled pid is never signalled.
 //!
 //! Cgroup paths are always relative to the hierarchy root, without a leading
 //! slash (`kubepods/besteffort/pod…/…`), so they mean the same thing in both
@@ -13,11 +16,15 @@
 
 mod freeze;
 mod identity;
+mod kill;
 
 use std::path::{Path, PathBuf};
 
 pub use freeze::{FreezeError, FreezeOutcome, Freezer};
 pub use identity::{ContainerIdentity, identify};
+pub use kill::{KillError, KillMethod};
+/// Signals, re-exported so callers name them without depending on rustix.
+pub use rustix::process::Signal;
 
 /// Mount points of the hierarchies this host has.
 #[derive(Clone, Debug, PartialEq, Eq)]
