@@ -135,6 +135,23 @@ impl TaskSource {
     }
 }
 
+impl TaskSource {
+    /// Runs `body` on a thread of its own, like the kernel's ring-buffer
+    /// thread: a source that is busy all the time must not hold a runtime
+    /// worker that the publisher needs.
+    pub fn spawn_thread(
+        name: &'static str,
+        body: impl FnOnce(tokio_util::sync::CancellationToken) + Send + 'static,
+    ) -> Self {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = tokio::task::spawn_blocking({
+            let cancel = cancel.clone();
+            move || body(cancel)
+        });
+        Self { name, cancel, task }
+    }
+}
+
 impl EventSource for TaskSource {
     fn name(&self) -> &'static str {
         self.name

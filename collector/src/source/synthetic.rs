@@ -54,16 +54,10 @@ impl SyntheticSource {
     pub fn start(node: &str, config: &SyntheticConfig, sink: Sink) -> TaskSource {
         let mut generator = Generator::new(node, config);
         let (rate, max_events) = (config.rate, config.max_events);
-        TaskSource::spawn("synthetic", move |cancel| async move {
-            let started = tokio::time::Instant::now();
-            let mut ticker = tokio::time::interval(TICK);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        TaskSource::spawn_thread("synthetic", move |cancel| {
+            let started = std::time::Instant::now();
             let mut emitted: u64 = 0;
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    _ = ticker.tick() => {}
-                }
+            while !cancel.is_cancelled() {
                 let elapsed = started.elapsed().as_secs_f64();
                 let mut due = (elapsed * rate as f64) as u64;
                 if max_events > 0 {
@@ -78,6 +72,7 @@ impl SyntheticSource {
                 if max_events > 0 && emitted >= max_events {
                     break;
                 }
+                std::thread::sleep(TICK);
             }
             tracing::info!(message = "The synthetic source stopped.", events = emitted);
         })
