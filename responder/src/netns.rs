@@ -94,16 +94,19 @@ pub fn is_cut(pid: u32) -> Result<bool, NetError> {
 }
 
 /// Refuses the host's namespace: a hostNetwork pod's "container network"
-/// is the node's, and dropping it would take the node off the cluster.
+/// is the node's, and dropping it would take the node off the cluster. The
+/// agent runs with the host network, so its own namespace is the host's;
+/// init's is checked too where it can be read.
 fn ensure_own_namespace(pid: u32) -> Result<(), NetError> {
-    let inode = |path: String| {
-        std::fs::metadata(path)
-            .map(|m| (m.dev(), m.ino()))
-            .map_err(|source| NetError::NoNamespace { pid, source })
-    };
-    let target = inode(format!("/proc/{pid}/ns/net"))?;
-    let host = inode("/proc/1/ns/net".to_owned())?;
-    if target == host {
+    let inode = |path: &str| std::fs::metadata(path).map(|m| (m.dev(), m.ino()));
+    let target = inode(&format!("/proc/{pid}/ns/net"))
+        .map_err(|source| NetError::NoNamespace { pid, source })?;
+    let own = inode("/proc/self/ns/net").map_err(|source| NetError::NoNamespace {
+        pid: std::process::id(),
+        source,
+    })?;
+    let init = inode("/proc/1/ns/net").ok();
+    if target == own || Some(target) == init {
         return Err(NetError::HostNamespace { pid });
     }
     Ok(())
@@ -162,4 +165,26 @@ fn nsenter_nft(pid: u32, args: &[&str]) -> Command {
         .arg("nft")
         .args(args);
     command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_responders_own_namespace_is_never_cut() {
+        let error = cut(std::process::id()).unwrap_err();
+        assert!(matches!(error, NetError::HostNamespace { .. }), "{error}");
+        assert!(error.to_string().contains("would cut the node"), "{error}");
+        assert!(matches!(
+            restore(std::process::id()),
+            Err(NetError::HostNamespace { .. })
+        ));
+    }
+
+    #[test]
+    fn a_vanished_process_is_an_error_that_names_it() {
+        let error = cut(u32::MAX).unwrap_err();
+        assert!(error.to_string().contains(&u32::MAX.to_string()), "{error}");
+    }
 }
