@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "vigil/v1/action.proto",
     "vigil/v1/responder.proto",
     "vigil/v1/anomaly.proto",
+    "vigil/v1/console.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -25,6 +25,8 @@ pub const FINDINGS_ALL: &str = "vigil.findings.>";
 pub const ACTIONS_ALL: &str = "vigil.actions.>";
 /// Every subject of the scores stream.
 pub const SCORES_ALL: &str = "vigil.scores.>";
+/// Every subject of the console's audit stream.
+pub const AUDIT_ALL: &str = "vigil.audit.>";
 
 /// Number of event partitions. Fixed: changing it moves containers between
 /// partitions, so it is part of the wire contract.
@@ -61,6 +63,11 @@ pub fn event_partition(container_id: &str) -> u32 {
 /// Subject for anomaly scores of workloads in `namespace`.
 pub fn scores(namespace: &str) -> String {
     format!("vigil.scores.{}", token(namespace))
+}
+
+/// Subject for the audit record of one console workflow `step` (`acknowledge`, `quarantine`, ...).
+pub fn audit(step: &str) -> String {
+    format!("vigil.audit.{}", token(step))
 }
 
 /// Subject for a finding of `priority` in Kubernetes `namespace` (empty when unknown).

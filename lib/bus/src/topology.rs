@@ -10,6 +10,7 @@
 //! | `VIGIL_FINDINGS`| `vigil.findings.>`  | limits: 7 days, 1 GiB         |
 //! | `VIGIL_ACTIONS` | `vigil.actions.>`   | limits: 90 days (audit trail) |
 //! | `VIGIL_SCORES`  | `vigil.scores.>`    | limits: 1 day, 1 GiB          |
+//! | `VIGIL_AUDIT`   | `vigil.audit.>`     | limits: 90 days (console audit)|
 
 use std::time::Duration;
 
@@ -70,6 +71,23 @@ pub const SCORES: StreamSpec = StreamSpec {
     max_age: DAY,
     max_bytes: 1 << 30,
     duplicate_window: Duration::from_secs(120),
+};
+
+pub const AUDIT: StreamSpec = StreamSpec {
+    name: "VIGIL_AUDIT",
+    subjects: subject::AUDIT_ALL,
+    description: "Audit trail of the console: every workflow step and login, with the user's name.",
+    max_age: Duration::from_secs(90 * DAY.as_secs()),
+    max_bytes: 1 << 30,
+    duplicate_window: Duration::from_secs(600),
+};
+
+/// Incident state (`vigil.v1.IncidentState`, key `<namespace>.<pod>` as
+/// [`kv_key`] gives it), shared live by every console instance.
+pub const INCIDENTS_BUCKET: BucketSpec = BucketSpec {
+    name: "VIGIL_INCIDENTS",
+    description: "Incident state shared by every console: status, assignee, comments, proposals.",
+    max_age: Duration::from_secs(90 * DAY.as_secs()),
 };
 
 /// A durable pull consumer definition.

@@ -1,0 +1,416 @@
+//! The browser-facing HTTP API, the live stream and the front end's files.
+//!
+//! Reads need a login (session cookie or bearer token); changes need the
+//! responder role and, with a cookie, the session's `X-CSRF-Token`. Every
+//! error is JSON `{"error": "..."}` naming what is wrong.
+
+use std::{convert::Infallible, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, QueryRejection},
+    },
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures::{StreamExt, stream};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tower_http::services::{ServeDir, ServeFile};
+use vigil_proto::v1::Priority;
+
+use crate::{
+    app::{App, Edit, StepError},
+    auth::{self, AuthError, Principal},
+    metrics,
+    store::{Filter, FindingFilter, process_tree},
+};
+
+type Shared = State<Arc<App>>;
+
+/// A 4xx/5xx answer with a message.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        metrics::error("bad_request", "api");
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let (status, label) = match error {
+            AuthError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            _ => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        };
+        metrics::error(label, "api");
+        Self {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<StepError> for ApiError {
+    fn from(error: StepError) -> Self {
+        let status = match error {
+            StepError::Invalid(_) => StatusCode::BAD_REQUEST,
+            StepError::NotFound(_) => StatusCode::NOT_FOUND,
+            StepError::Conflict(_) => StatusCode::CONFLICT,
+            StepError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StepError::Responder(_) => StatusCode::BAD_GATEWAY,
+        };
+        Self {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::bad_request(format!("request body: {}", rejection.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(format!("query string: {}", rejection.body_text()))
+    }
+}
+
+pub fn router(app: Arc<App>, web_dir: &std::path::Path) -> Router {
+    let index = web_dir.join("index.html");
+    let files = ServeDir::new(web_dir).fallback(ServeFile::new(index));
+    Router::new()
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/session", get(session))
+        .route("/api/users", get(users))
+        .route("/api/findings", get(findings))
+        .route("/api/incidents", get(incidents))
+        .route("/api/incidents/{id}", get(incident))
+        .route("/api/incidents/{id}/{step}", post(step))
+        .route("/api/actions", get(actions))
+        .route("/api/scores", get(scores))
+        .route("/api/counters", get(counters))
+        .route("/api/malformed", get(malformed))
+        .route("/api/stream", get(live))
+        .fallback_service(files)
+        .with_state(app)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(app): Shared,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body?;
+    let who = Principal {
+        user: request.username.clone(),
+        role: auth::Role::ReadOnly,
+        csrf: None,
+    };
+    let session = match app.auth.login(&request.username, &request.password) {
+        Ok(session) => session,
+        Err(error) => {
+            app.audit(&who, "login_failed", "", "", &error.to_string())
+                .await;
+            return Err(error.into());
+        }
+    };
+    app.audit(&session.principal, "login", "", "", "ok").await;
+    let cookie = auth::session_cookie_header(&session.token, app.session_ttl, app.secure_cookies);
+    let mut response = Json(session_json(&session.principal)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+async fn logout(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    let who = app.auth.authenticate(&headers)?;
+    auth::check_csrf(&who, &headers)?;
+    app.auth.logout(&headers);
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&auth::clear_cookie_header()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+fn session_json(who: &Principal) -> serde_json::Value {
+    json!({ "user": who.user, "role": who.role.label(), "csrf": who.csrf })
+}
+
+async fn session(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    let who = app.auth.authenticate(&headers)?;
+    Ok(Json(session_json(&who)).into_response())
+}
+
+async fn users(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    Ok(Json(&app.user_names).into_response())
+}
+
+async fn findings(
+    State(app): Shared,
+    headers: HeaderMap,
+    query: Result<Query<FindingFilter>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let Query(raw) = query?;
+    let min_severity = match &raw.priority {
+        None => 0,
+        Some(name) => Priority::parse_label(name)
+            .map_err(|e| ApiError::bad_request(format!("priority: {e}")))?
+            as i32,
+    };
+    let list = app.read().findings(&Filter { min_severity, raw });
+    Ok(Json(list).into_response())
+}
+
+async fn incidents(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let list = app.read().incidents();
+    Ok(Json(list).into_response())
+}
+
+async fn incident(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let summary = app.incident(&id)?;
+    let timeline = app.timeline(&id);
+    let tree = process_tree(&timeline);
+    let actions = app.read().actions_of(Some(&id));
+    Ok(Json(json!({
+        "incident": summary,
+        "timeline": timeline,
+        "process_tree": tree,
+        "actions": actions,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StepRequest {
+    assignee: Option<String>,
+    text: Option<String>,
+    reason: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+const STEPS: &str = "acknowledge, assign, comment, quarantine, release, false-positive, resolve";
+const MAX_TEXT: usize = 4_000;
+
+async fn step(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path((id, step)): Path<(String, String)>,
+    body: Result<Json<StepRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let who = app.auth.authorize_change(&headers)?;
+    let Json(request) = body?;
+    let incident = app.incident(&id)?;
+    let result = run_step(&app, &who, &incident, &step, &request).await;
+    let outcome = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => error.message.clone(),
+    };
+    let label = if result.is_ok() { "ok" } else { "failed" };
+    ::metrics::counter!(metrics::STEPS, "step" => step_label(&step), "outcome" => label)
+        .increment(1);
+    let detail = request
+        .text
+        .as_deref()
+        .or(request.reason.as_deref())
+        .or(request.assignee.as_deref())
+        .unwrap_or("");
+    if step_label(&step) != "unknown" {
+        app.audit(&who, step_label(&step), &id, detail, &outcome)
+            .await;
+    }
+    result.map(IntoResponse::into_response)
+}
+
+fn step_label(step: &str) -> &'static str {
+    match step {
+        "acknowledge" => "acknowledge",
+        "assign" => "assign",
+        "comment" => "comment",
+        "quarantine" => "quarantine",
+        "release" => "release",
+        "false-positive" => "false_positive",
+        "resolve" => "resolve",
+        _ => "unknown",
+    }
+}
+
+async fn run_step(
+    app: &App,
+    who: &Principal,
+    incident: &crate::store::IncidentSummary,
+    step: &str,
+    request: &StepRequest,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let reason = || request.reason.clone().unwrap_or_default();
+    let edit = match step {
+        "acknowledge" => Edit::Acknowledge,
+        "resolve" => Edit::Resolve,
+        "assign" => Edit::Assign(assignee(app, request)?),
+        "comment" => Edit::Comment(required_text("text", request.text.as_deref())?),
+        "false-positive" => {
+            Edit::FalsePositive(required_text("reason", request.reason.as_deref())?)
+        }
+        "quarantine" => {
+            let actions = app
+                .quarantine(who, incident, &reason(), request.dry_run)
+                .await?;
+            return Ok(Json(json!({ "actions": actions })));
+        }
+        "release" => {
+            let actions = app
+                .release(who, incident, &reason(), request.dry_run)
+                .await?;
+            return Ok(Json(json!({ "actions": actions })));
+        }
+        other => {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: format!("no workflow step {other:?}; steps are {STEPS}"),
+            });
+        }
+    };
+    let state = app.edit(who, incident, &edit).await?;
+    Ok(Json(
+        json!({ "state": crate::views::StateView::new(&state) }),
+    ))
+}
+
+fn assignee(app: &App, request: &StepRequest) -> Result<String, ApiError> {
+    let name = required_text("assignee", request.assignee.as_deref())?;
+    if !app.user_names.contains(&name) {
+        return Err(ApiError::bad_request(format!(
+            "assignee: {name:?} is not a configured user"
+        )));
+    }
+    Ok(name)
+}
+
+fn required_text(field: &str, value: Option<&str>) -> Result<String, ApiError> {
+    let text = value.unwrap_or("").trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request(format!("{field}: must not be empty")));
+    }
+    if text.len() > MAX_TEXT {
+        return Err(ApiError::bad_request(format!(
+            "{field}: {} bytes, at most {MAX_TEXT}",
+            text.len()
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+async fn actions(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let list = app.read().actions_of(None);
+    Ok(Json(list).into_response())
+}
+
+async fn scores(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let body = serde_json::to_value(app.read().scores()).unwrap_or_default();
+    Ok(Json(body).into_response())
+}
+
+async fn counters(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let minutes = app.read().minutes();
+    Ok(Json(minutes).into_response())
+}
+
+async fn malformed(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers)?;
+    let (total, recent) = app.read().malformed();
+    Ok(Json(json!({ "total": total, "recent": recent })).into_response())
+}
+
+/// Server-sent events: `hello` first (the browser then fetches the
+/// snapshot; anything arriving meanwhile comes twice and is de-duplicated
+/// by id), then `finding`, `action`, `score`, `incident`, `malformed`, and
+/// `lagged` if this browser fell behind and must fetch the snapshot again.
+async fn live(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    let who = app.auth.authenticate(&headers)?;
+    let receiver = app.live.subscribe();
+    let hello = Event::default()
+        .event("hello")
+        .data(session_json(&who).to_string());
+    let live = stream::unfold(LiveClient::new(receiver), |mut client| async move {
+        let event = client.next().await?;
+        Some((event, client))
+    });
+    let events = stream::once(async move { Ok::<_, Infallible>(hello) }).chain(live);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// One browser's subscription; counted while it lasts.
+struct LiveClient {
+    receiver: tokio::sync::broadcast::Receiver<crate::app::Live>,
+}
+
+impl LiveClient {
+    fn new(receiver: tokio::sync::broadcast::Receiver<crate::app::Live>) -> Self {
+        ::metrics::gauge!(metrics::LIVE_CLIENTS).increment(1.0);
+        Self { receiver }
+    }
+
+    async fn next(&mut self) -> Option<Result<Event, Infallible>> {
+        match self.receiver.recv().await {
+            Ok(live) => Some(Ok(Event::default().event(live.event).data(&*live.data))),
+            Err(RecvError::Lagged(missed)) => Some(Ok(Event::default()
+                .event("lagged")
+                .data(missed.to_string()))),
+            Err(RecvError::Closed) => None,
+        }
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        ::metrics::gauge!(metrics::LIVE_CLIENTS).decrement(1.0);
+    }
+}

@@ -1,0 +1,215 @@
+//! `vigil-console`: the gateway between Vigil's streams and the people on call.
+//!
+//! ```text
+//! VIGIL_FINDINGS ─┐ ordered consumers, from the first message (replay, then live)
+//! VIGIL_ACTIONS  ─┼──▶ decode ──▶ store (findings → incidents, containment, scores)
+//! VIGIL_SCORES   ─┘                  └──▶ broadcast ──▶ GET /api/stream (SSE) ──▶ browsers
+//! KV VIGIL_INCIDENTS ◀── workflow steps (CAS) ──▶ watch ──▶ every console, live
+//! browsers ──POST /api/incidents/{id}/{step}──▶ KV or responder gRPC ──▶ audit on vigil.audit.<step>
+//! ```
+//!
+//! The console only reads the streams (no durable consumer, nothing to ack);
+//! what it writes is incident state, with compare-and-set, and audit records.
+
+mod api;
+mod app;
+pub mod auth;
+mod config;
+mod feed;
+mod metrics;
+mod proposal;
+mod store;
+mod views;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{sync::broadcast, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use vigil_bus::{ConnectError, ConnectOptions, Publisher, connect::connect, topology};
+use vigil_proto::v1::responder_client::ResponderClient;
+use vigil_service::Health;
+
+pub use config::{Config, HttpConfig, ResponderConfig, UserConfig};
+
+use app::App;
+use store::Store;
+
+/// The service name: config file section, env prefix, metric prefix.
+pub const SERVICE: &str = "console";
+
+/// Messages a slow browser may fall behind before it is told to re-fetch.
+const LIVE_BUFFER: usize = 4_096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
+    #[error("cannot open the key-value bucket {bucket}: {reason}")]
+    Bucket {
+        bucket: &'static str,
+        reason: String,
+    },
+    #[error("responder.grpc_url {url:?}: {reason}")]
+    Responder { url: String, reason: String },
+    #[error("cannot listen on {addr} for browsers: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started console.
+pub struct Console {
+    /// Where browsers reach it.
+    pub addr: SocketAddr,
+    tasks: JoinSet<()>,
+}
+
+impl Console {
+    /// Waits until every task has stopped (after shutdown).
+    pub async fn stopped(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs until `shutdown` fires.
+pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
+    let console = match start(config, health.clone(), shutdown).await {
+        Ok(console) => console,
+        Err(Error::Connect(ConnectError::Cancelled { .. })) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    console.stopped().await;
+    health.set_ready(false);
+    tracing::info!(message = "Stopped.");
+    Ok(())
+}
+
+/// Connects, follows the streams and serves browsers; returns once listening.
+pub async fn start(
+    config: Config,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<Console, Error> {
+    metrics::describe();
+    let options = ConnectOptions {
+        url: config.nats.url.clone(),
+        client_name: format!("vigil-console@{}", config.node_name),
+    };
+    let bus = connect(&options, &shutdown).await?;
+    let replicas = config.nats.stream_replicas;
+    for spec in [
+        &topology::FINDINGS,
+        &topology::ACTIONS,
+        &topology::SCORES,
+        &topology::AUDIT,
+    ] {
+        topology::ensure_stream(&bus.jetstream, spec, replicas).await?;
+    }
+    let kv = topology::ensure_bucket(&bus.jetstream, &topology::INCIDENTS_BUCKET, replicas).await?;
+    let app = Arc::new(App {
+        store: std::sync::RwLock::new(Store::new(config.max_findings)),
+        live: broadcast::channel(LIVE_BUFFER).0,
+        auth: auth::Auth::new(
+            config.users.clone(),
+            Duration::from_secs(config.http.session_ttl_s),
+        ),
+        js: bus.jetstream.clone(),
+        kv,
+        publisher: Publisher::new(bus.jetstream.clone()),
+        responder: responder_client(&config.responder)?,
+        session_ttl: Duration::from_secs(config.http.session_ttl_s),
+        secure_cookies: config.http.secure_cookies,
+        user_names: config.users.iter().map(|u| u.name.clone()).collect(),
+    });
+
+    let mut tasks = JoinSet::new();
+    follow(
+        &mut tasks,
+        &app,
+        &topology::FINDINGS,
+        &shutdown,
+        feed::on_finding,
+    );
+    follow(
+        &mut tasks,
+        &app,
+        &topology::ACTIONS,
+        &shutdown,
+        feed::on_action,
+    );
+    follow(
+        &mut tasks,
+        &app,
+        &topology::SCORES,
+        &shutdown,
+        feed::on_score,
+    );
+    tasks.spawn(feed::watch_incidents(app.clone(), shutdown.clone()));
+    tasks.spawn(feed::count_event_batches(app.clone(), shutdown.clone()));
+
+    if !config.http.web_dir.join("index.html").is_file() {
+        tracing::warn!(message = "No built front end; the API works, pages do not (run npm run build in console/web).", web_dir = %config.http.web_dir.display());
+    }
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: config.http.listen,
+        source,
+    })?;
+    let router = api::router(app, &config.http.web_dir);
+    let stop = shutdown.clone();
+    let client = bus.client.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(message = "Console HTTP server stopped.", %error);
+        }
+        // Audit records are confirmed when published; this only drains the client.
+        let _ = client.flush().await;
+    });
+    health.set_ready(true);
+    tracing::info!(message = "Console ready.", url = %format!("http://{addr}/"), users = config.users.len());
+    Ok(Console { addr, tasks })
+}
+
+fn follow(
+    tasks: &mut JoinSet<()>,
+    app: &Arc<App>,
+    spec: &'static topology::StreamSpec,
+    shutdown: &CancellationToken,
+    handle: fn(&App, &[u8], &str, u64),
+) {
+    let app = app.clone();
+    let js = app.js.clone();
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        feed::follow(js, spec, shutdown, |payload, subject, sequence| {
+            handle(&app, payload, subject, sequence)
+        })
+        .await;
+    });
+}
+
+fn responder_client(
+    config: &ResponderConfig,
+) -> Result<ResponderClient<tonic::transport::Channel>, Error> {
+    let endpoint = tonic::transport::Endpoint::from_shared(config.grpc_url.clone())
+        .map_err(|error| Error::Responder {
+            url: config.grpc_url.clone(),
+            reason: error.to_string(),
+        })?
+        .timeout(config.timeout())
+        .connect_timeout(config.timeout());
+    // Lazy: the console serves reads while the responder is away.
+    Ok(ResponderClient::new(endpoint.connect_lazy()))
+}

@@ -1,0 +1,477 @@
+//! The console's API against a real nats-server: access control, bad
+//! requests, findings reaching the API and the live stream, incident state
+//! in the KV bucket shared between consoles, quarantine through the
+//! responder's gRPC API, and the audit trail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use prost::Message;
+use vigil_bus::{subject, topology};
+use vigil_proto::v1::{
+    ActionKind, ActionRecord, AuditRecord, IncidentState, IncidentStatus, Priority,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn nobody_reads_or_acts_without_the_right_credentials() {
+    let console = start().await;
+    let addr = console.addr;
+    publish_finding(
+        &console.js,
+        &finding("f-auth", "shop", "web-1", Priority::Critical),
+    )
+    .await;
+
+    let anonymous = http(addr, "GET", "/api/findings", &[], None).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        anonymous.error().contains("not logged in"),
+        "{}",
+        anonymous.body
+    );
+    let stream = http(addr, "GET", "/api/stream", &[], None).await;
+    assert_eq!(stream.status, 401);
+
+    let wrong = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[],
+        Some(r#"{"username":"ann","password":"guess"}"#),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.error().contains("wrong password"), "{}", wrong.body);
+
+    let bearer = format!("Bearer {READER_TOKEN}");
+    let reader = http(
+        addr,
+        "GET",
+        "/api/incidents",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(reader.status, 200, "{}", reader.body);
+    let bad_token = http(
+        addr,
+        "GET",
+        "/api/incidents",
+        &[("Authorization", "Bearer nope")],
+        None,
+    )
+    .await;
+    assert_eq!(bad_token.status, 401);
+
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    assert!(ann.cookie.starts_with("vigil_session="));
+    wait_for_finding(addr, &ann, "f-auth").await;
+    let path = "/api/incidents/shop.web-1/acknowledge";
+
+    // The read-only role is refused, by token and by session.
+    let by_token = http(
+        addr,
+        "POST",
+        path,
+        &[("Authorization", &bearer)],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(by_token.status, 403);
+    assert!(
+        by_token.error().contains("rob has role read-only"),
+        "{}",
+        by_token.body
+    );
+    let rob = login(addr, "rob", "rob-password").await;
+    let by_session = rob.post(addr, path, "{}").await;
+    assert_eq!(by_session.status, 403, "{}", by_session.body);
+
+    // A cookie without the CSRF token (what a forged cross-site form sends) is refused.
+    let forged = http(addr, "POST", path, &[("Cookie", &ann.cookie)], Some("{}")).await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.error().contains("X-CSRF-Token"), "{}", forged.body);
+    let wrong_csrf = http(
+        addr,
+        "POST",
+        path,
+        &[("Cookie", &ann.cookie), ("X-CSRF-Token", "00")],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(wrong_csrf.status, 403);
+    let allowed = ann.post(addr, path, "{}").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+
+    // Logged out sessions are gone.
+    let out = ann.post(addr, "/api/logout", "").await;
+    assert_eq!(out.status, 204);
+    assert_eq!(ann.get(addr, "/api/findings").await.status, 401);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_4xx_naming_the_problem() {
+    let console = start().await;
+    let addr = console.addr;
+    publish_finding(
+        &console.js,
+        &finding("f-bad", "shop", "web-1", Priority::Warning),
+    )
+    .await;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    wait_for_finding(addr, &ann, "f-bad").await;
+
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        ("POST", "/api/login", "{\"username\":", 400, "request body"),
+        (
+            "POST",
+            "/api/login",
+            r#"{"username":"ann"}"#,
+            400,
+            "password",
+        ),
+        (
+            "GET",
+            "/api/findings?priority=loud",
+            "",
+            400,
+            "priority: \"loud\"",
+        ),
+        ("GET", "/api/findings?limit=many", "", 400, "limit"),
+        ("GET", "/api/findings?colour=red", "", 400, "colour"),
+        (
+            "GET",
+            "/api/incidents/shop.nope",
+            "",
+            404,
+            "no incident \"shop.nope\"",
+        ),
+        (
+            "POST",
+            "/api/incidents/shop.web-1/comment",
+            "{}",
+            400,
+            "text: must not be empty",
+        ),
+        (
+            "POST",
+            "/api/incidents/shop.web-1/comment",
+            r#"{"txt":"hi"}"#,
+            400,
+            "txt",
+        ),
+        (
+            "POST",
+            "/api/incidents/shop.web-1/assign",
+            r#"{"assignee":"mallory"}"#,
+            400,
+            "\"mallory\" is not a configured user",
+        ),
+        (
+            "POST",
+            "/api/incidents/shop.web-1/false-positive",
+            "{}",
+            400,
+            "reason: must not be empty",
+        ),
+        (
+            "POST",
+            "/api/incidents/shop.web-1/explode",
+            "{}",
+            404,
+            "no workflow step \"explode\"",
+        ),
+        (
+            "POST",
+            "/api/incidents/shop.nope/resolve",
+            "{}",
+            404,
+            "no incident",
+        ),
+    ];
+    for (method, path, body, status, message) in cases {
+        let answer = if *method == "GET" {
+            ann.get(addr, path).await
+        } else if *path == "/api/login" {
+            http(addr, method, path, &[], Some(body)).await
+        } else {
+            ann.post(addr, path, body).await
+        };
+        assert_eq!(
+            answer.status, *status,
+            "{method} {path} {body}: {}",
+            answer.body
+        );
+        assert!(
+            answer.error().contains(message),
+            "{method} {path}: {:?} lacks {message:?}",
+            answer.error()
+        );
+    }
+    let filtered = ann.get(addr, "/api/findings?priority=critical").await;
+    assert_eq!(
+        filtered.json().as_array().map(Vec::len),
+        Some(0),
+        "warning is below critical"
+    );
+}
+
+#[tokio::test]
+async fn a_published_finding_reaches_the_api_and_the_live_stream() {
+    let console = start().await;
+    let addr = console.addr;
+    // Published before the browser connects: replayed from the stream.
+    publish_finding(
+        &console.js,
+        &finding("f-old", "shop", "web-1", Priority::Warning),
+    )
+    .await;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    let old = wait_for_finding(addr, &ann, "f-old").await;
+    assert_eq!(old["incident_id"], "shop.web-1");
+    assert_eq!(old["tactics"][0], "credential_access");
+    assert_eq!(old["ancestors"][0]["comm"], "sh");
+
+    let mut live = Sse::open(addr, &ann.cookie).await;
+    let hello = live
+        .find("hello", WAIT, |_| true)
+        .await
+        .expect("hello event");
+    assert_eq!(hello["user"], "ann");
+    publish_finding(
+        &console.js,
+        &finding("f-new", "shop", "web-1", Priority::Critical),
+    )
+    .await;
+    let seen = live
+        .find("finding", WAIT, |f| f["id"] == "f-new")
+        .await
+        .expect("live finding");
+    assert_eq!(seen["priority"], "critical");
+    let incident = live
+        .find("incident", WAIT, |i| i["id"] == "shop.web-1")
+        .await
+        .expect("incident update");
+    assert_eq!(incident["findings"], 2);
+    assert_eq!(incident["max_priority"], "critical");
+
+    let detail = ann.get(addr, "/api/incidents/shop.web-1").await.json();
+    assert_eq!(detail["timeline"].as_array().map(Vec::len), Some(2));
+    let root = &detail["process_tree"][0];
+    assert_eq!(root["process"]["comm"], "containerd-shim");
+    assert_eq!(
+        root["children"][0]["children"][0]["process"]["cmdline"][2],
+        "/etc/shadow"
+    );
+}
+
+#[tokio::test]
+async fn an_unparseable_finding_is_counted_and_shown() {
+    let console = start().await;
+    let addr = console.addr;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    let mut live = Sse::open(addr, &ann.cookie).await;
+    live.find("hello", WAIT, |_| true).await.expect("hello");
+    let subject = subject::findings(Priority::Critical, "shop");
+    console
+        .js
+        .publish(subject, vec![0xff, 0xff, 0xff].into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let shown = live
+        .find("malformed", WAIT, |_| true)
+        .await
+        .expect("malformed event");
+    assert_eq!(shown["stream"], "VIGIL_FINDINGS");
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("malformed Finding"),
+        "{shown}"
+    );
+    let listed = ann.get(addr, "/api/malformed").await.json();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["recent"][0]["sequence"], 1);
+    // The good finding after it still arrives.
+    publish_finding(
+        &console.js,
+        &finding("f-good", "shop", "web-1", Priority::Critical),
+    )
+    .await;
+    wait_for_finding(addr, &ann, "f-good").await;
+}
+
+#[tokio::test]
+async fn incident_workflow_state_lives_in_kv_and_is_shared_live() {
+    let console = start().await;
+    let addr = console.addr;
+    publish_finding(
+        &console.js,
+        &finding("f-wf", "shop", "web-1", Priority::Error),
+    )
+    .await;
+    // A second console on the same bus sees every change.
+    let config = console_config(&console.nats.url(), "http://127.0.0.1:9").await;
+    let other = start_console(config, &console.shutdown).await;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    let rob = login(other, "rob", "rob-password").await;
+    wait_for_finding(addr, &ann, "f-wf").await;
+    wait_for_finding(other, &rob, "f-wf").await;
+    let mut rob_live = Sse::open(other, &rob.cookie).await;
+    rob_live.find("hello", WAIT, |_| true).await.expect("hello");
+
+    let base = "/api/incidents/shop.web-1";
+    for (step, body) in [
+        ("acknowledge", "{}"),
+        ("assign", r#"{"assignee":"rob"}"#),
+        ("comment", r#"{"text":"backup job, checking"}"#),
+        (
+            "false-positive",
+            r#"{"reason":"nightly backup reads /etc/shadow"}"#,
+        ),
+    ] {
+        let answer = ann.post(addr, &format!("{base}/{step}"), body).await;
+        assert_eq!(answer.status, 200, "{step}: {}", answer.body);
+    }
+
+    let kv = console
+        .js
+        .get_key_value(topology::INCIDENTS_BUCKET.name)
+        .await
+        .unwrap();
+    let stored = kv.get("shop.web-1").await.unwrap().expect("state in KV");
+    let state = IncidentState::decode(stored.as_ref()).unwrap();
+    assert_eq!(state.status(), IncidentStatus::FalsePositive);
+    assert_eq!(state.assignee, "rob");
+    assert_eq!(state.comments[0].user, "ann");
+    assert_eq!(state.comments[0].text, "backup job, checking");
+    assert_eq!(state.updated_by, "ann");
+    assert!(
+        state
+            .proposed_change
+            .contains("- rule: \"Read sensitive file untrusted\""),
+        "{}",
+        state.proposed_change
+    );
+    assert!(
+        state
+            .proposed_change
+            .contains("[\"shop\", \"/usr/bin/tail\"]"),
+        "{}",
+        state.proposed_change
+    );
+
+    let update = rob_live
+        .find("incident", WAIT, |i| {
+            i["state"]["status"] == "false_positive"
+        })
+        .await
+        .expect("the other console pushes the change live");
+    assert_eq!(update["state"]["assignee"], "rob");
+    let seen = rob.get(other, base).await.json();
+    assert_eq!(
+        seen["incident"]["state"]["comments"][0]["text"],
+        "backup job, checking"
+    );
+
+    let audit = next_on::<AuditRecord>(&console.js, &topology::AUDIT, |a| {
+        a.step == "false_positive"
+    })
+    .await
+    .expect("audit record");
+    assert_eq!(audit.user, "ann");
+    assert_eq!(audit.incident_id, "shop.web-1");
+    assert_eq!(audit.detail, "nightly backup reads /etc/shadow");
+    let assign = next_on::<AuditRecord>(&console.js, &topology::AUDIT, |a| a.step == "assign")
+        .await
+        .expect("assign audited");
+    assert_eq!(assign.detail, "rob");
+}
+
+#[tokio::test]
+async fn quarantine_goes_through_the_responder_and_is_recorded() {
+    let console = start().await;
+    let addr = console.addr;
+    publish_finding(
+        &console.js,
+        &finding("f-q", "shop", "web-1", Priority::Critical),
+    )
+    .await;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    wait_for_finding(addr, &ann, "f-q").await;
+
+    let answer = ann
+        .post(
+            addr,
+            "/api/incidents/shop.web-1/quarantine",
+            r#"{"reason":"shadow read"}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["actions"][0]["kind"], "quarantine");
+    assert_eq!(
+        console.responder_calls.lock().expect("calls").as_slice(),
+        ["quarantine shop/web-1 by ann"]
+    );
+    let record = next_on::<ActionRecord>(&console.js, &topology::ACTIONS, |a| {
+        a.kind == ActionKind::Quarantine as i32
+    })
+    .await
+    .expect("action record on the actions stream");
+    assert_eq!(record.requested_by, "ann");
+    assert_eq!(record.finding_id, "f-q");
+
+    // The console reads the record back and shows the pod contained.
+    let mut contained = false;
+    for _ in 0..300 {
+        let incident = ann.get(addr, "/api/incidents/shop.web-1").await.json();
+        if incident["incident"]["containment"]["contained"] == true {
+            contained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(contained, "containment never shown");
+    let audit = next_on::<AuditRecord>(&console.js, &topology::AUDIT, |a| a.step == "quarantine")
+        .await
+        .expect("audited");
+    assert_eq!((audit.user.as_str(), audit.outcome.as_str()), ("ann", "ok"));
+
+    let released = ann
+        .post(addr, "/api/incidents/shop.web-1/release", "{}")
+        .await;
+    assert_eq!(released.status, 200, "{}", released.body);
+}
+
+#[tokio::test]
+async fn a_responder_that_is_down_is_a_502_not_a_hang() {
+    let nats = vigil_testkit::NatsServer::start();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let config = console_config(&nats.url(), "http://127.0.0.1:9").await;
+    let addr = start_console(config, &shutdown).await;
+    let client = vigil_bus::async_nats::connect(nats.url())
+        .await
+        .expect("nats");
+    let js = vigil_bus::async_nats::jetstream::new(client);
+    publish_finding(&js, &finding("f-down", "shop", "web-1", Priority::Critical)).await;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    wait_for_finding(addr, &ann, "f-down").await;
+    let answer = ann
+        .post(addr, "/api/incidents/shop.web-1/quarantine", "{}")
+        .await;
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert!(answer.error().contains("responder"), "{}", answer.body);
+    let audit = next_on::<AuditRecord>(&js, &topology::AUDIT, |a| a.step == "quarantine")
+        .await
+        .expect("failed step audited too");
+    assert_ne!(audit.outcome, "ok");
+    shutdown.cancel();
+}
