@@ -45,6 +45,8 @@ pub const SERVICE: &str = "anomaly-scorer";
 
 /// Back-off before a batch whose outputs could not be published is redelivered.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
+/// How long open gRPC calls may take to finish on shutdown.
+const GRPC_DRAIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -124,15 +126,28 @@ pub async fn run_on(
     .await;
     health.set_ready(false);
     shutdown.cancel();
-    let served = grpc.await;
     if let Err(error) = bus.client.flush().await {
         tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
     }
-    match served {
-        Ok(result) => result?,
-        Err(error) => tracing::error!(message = "gRPC task failed.", %error),
-    }
+    stop_grpc(grpc).await?;
     tracing::info!(message = "Stopped.");
+    Ok(())
+}
+
+/// Waits for the gRPC server to drain; open `StreamScores` calls or idle
+/// client connections would hold a graceful shutdown open forever, so after
+/// [`GRPC_DRAIN`] it is aborted.
+async fn stop_grpc(
+    mut grpc: tokio::task::JoinHandle<Result<(), grpc::GrpcError>>,
+) -> Result<(), Error> {
+    match tokio::time::timeout(GRPC_DRAIN, &mut grpc).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(error)) => tracing::error!(message = "gRPC task failed.", %error),
+        Err(_) => {
+            tracing::info!(message = "gRPC clients still connected; closing.");
+            grpc.abort();
+        }
+    }
     Ok(())
 }
 
