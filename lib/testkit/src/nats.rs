@@ -18,12 +18,27 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     child: Option<Child>,
+    /// A server config file (users, permissions) and the environment its
+    /// `$VARIABLES` are read from; the port, store and monitoring port given
+    /// on the command line take precedence over the file's.
+    config: Option<(PathBuf, Vec<(String, String)>)>,
 }
 
 impl NatsServer {
     /// Starts JetStream on a free loopback port with a fresh store. Panics
     /// with the reason if no suitable binary exists or it does not start.
     pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// Like [`NatsServer::start`], with a server config file whose
+    /// `$VARIABLES` come from `env` (for example the deployment's users and
+    /// permissions).
+    pub fn start_with_config(config: &Path, env: &[(String, String)]) -> Self {
+        Self::start_inner(Some((config.to_path_buf(), env.to_vec())))
+    }
+
+    fn start_inner(config: Option<(PathBuf, Vec<(String, String)>)>) -> Self {
         let binary = find_binary();
         let port = free_port();
         let store = tempfile::Builder::new()
@@ -35,6 +50,7 @@ impl NatsServer {
             port,
             store,
             child: None,
+            config,
         };
         server.launch();
         server
@@ -68,7 +84,15 @@ impl NatsServer {
 
     fn launch(&mut self) {
         let log = self.store.path().join("server.log");
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some((config, env)) = &self.config {
+            command
+                .arg("-c")
+                .arg(config)
+                .args(["-m", &free_port().to_string()])
+                .envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        let child = command
             .args([
                 "-a",
                 "127.0.0.1",

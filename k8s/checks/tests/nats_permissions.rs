@@ -1,0 +1,293 @@
+//! The per-service NATS users of the deployment, on a real nats-server
+//! started with the rendered dev overlay's config and Secret: each service
+//! can do what it does (ensure its streams and consumers, publish with
+//! JetStream acks, pull and ack), and the server refuses what it must not
+//! (the collector reading events or writing actions, the responder writing
+//! findings, detectors forging events, ...).
+#![allow(clippy::unwrap_used, reason = "test assertions")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use tokio::sync::mpsc;
+use vigil_bus::topology::{self, ConsumerSpec};
+use vigil_k8s_checks::render::{k8s_dir, render};
+use vigil_testkit::NatsServer;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The dev overlay's NATS config files and the users' passwords.
+fn deployment_nats() -> (tempfile::TempDir, BTreeMap<String, String>) {
+    let objects = render(&k8s_dir().join("overlays/dev")).unwrap();
+    let config = objects
+        .iter()
+        .find(|o| o.kind == "ConfigMap" && o.name.starts_with("vigil-nats-config"))
+        .unwrap();
+    let config: ConfigMap = serde_json::from_value(config.value.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (file, text) in config.data.unwrap() {
+        std::fs::write(dir.path().join(file), text).unwrap();
+    }
+    let secret = objects
+        .iter()
+        .find(|o| o.kind == "Secret" && o.namespace == "vigil")
+        .unwrap();
+    let secret: Secret = serde_json::from_value(secret.value.clone()).unwrap();
+    let passwords = secret
+        .data
+        .unwrap()
+        .into_iter()
+        .map(|(user, bytes)| (user, String::from_utf8(bytes.0).unwrap()))
+        .collect();
+    (dir, passwords)
+}
+
+fn start_server() -> (NatsServer, BTreeMap<String, String>, tempfile::TempDir) {
+    let (dir, passwords) = deployment_nats();
+    let mut env: Vec<(String, String)> = passwords
+        .iter()
+        .map(|(user, pw)| {
+            (
+                format!(
+                    "VIGIL_NATS_{}_PASSWORD",
+                    user.to_uppercase().replace('-', "_")
+                ),
+                pw.clone(),
+            )
+        })
+        .collect();
+    env.push(("SERVER_NAME".to_owned(), "vigil-nats-0".to_owned()));
+    let server = NatsServer::start_with_config(&dir.path().join("nats.conf"), &env);
+    (server, passwords, dir)
+}
+
+/// One service's connection, with the server's error reports.
+struct User {
+    name: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    errors: mpsc::UnboundedReceiver<String>,
+}
+
+impl User {
+    async fn connect(
+        server: &NatsServer,
+        passwords: &BTreeMap<String, String>,
+        name: &str,
+    ) -> Self {
+        let (tx, errors) = mpsc::unbounded_channel();
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            name.to_owned(),
+            passwords[name].clone(),
+        )
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .connect(server.url())
+        .await
+        .unwrap_or_else(|e| panic!("{name} cannot log in: {e}"));
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(WAIT);
+        Self {
+            name: name.to_owned(),
+            client,
+            js,
+            errors,
+        }
+    }
+
+    async fn ensure_stream(&self, spec: &topology::StreamSpec) {
+        topology::ensure_stream(&self.js, spec, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{} cannot ensure {}: {e:?}", self.name, spec.name));
+    }
+
+    async fn ensure_consumer(&self, spec: &ConsumerSpec) -> PullConsumer {
+        topology::ensure_consumer(&self.js, spec, 1)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} cannot ensure consumer {}: {e:?}",
+                    self.name, spec.durable_name
+                )
+            })
+    }
+
+    async fn publish(&self, subject: &str) {
+        let ack = self
+            .js
+            .publish(subject.to_owned(), "x".into())
+            .await
+            .unwrap();
+        ack.await
+            .unwrap_or_else(|e| panic!("{} cannot publish to {subject}: {e}", self.name));
+    }
+
+    /// Pulls one message and acks it, waiting for JetStream to confirm the ack.
+    async fn take_one(&self, consumer: &PullConsumer) -> String {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(WAIT)
+            .messages()
+            .await
+            .unwrap();
+        let message = batch
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("{}: nothing to pull", self.name))
+            .unwrap();
+        message
+            .double_ack()
+            .await
+            .unwrap_or_else(|e| panic!("{} cannot ack: {e}", self.name));
+        message.subject.to_string()
+    }
+
+    /// Publishes on `subject` and waits for the server's permission violation.
+    async fn refused_publish(&mut self, subject: &str) {
+        self.client
+            .publish(subject.to_owned(), "x".into())
+            .await
+            .unwrap();
+        self.client.flush().await.unwrap();
+        self.expect_violation("Publish", subject).await;
+    }
+
+    /// Subscribes to `subject` and waits for the server's permission violation.
+    async fn refused_subscribe(&mut self, subject: &str) {
+        let _subscription = self.client.subscribe(subject.to_owned()).await.unwrap();
+        self.client.flush().await.unwrap();
+        self.expect_violation("Subscription", subject).await;
+    }
+
+    async fn expect_violation(&mut self, what: &str, subject: &str) {
+        let wanted = format!("Permissions Violation for {what} to \"{subject}\"").to_lowercase();
+        let found = tokio::time::timeout(WAIT, async {
+            while let Some(event) = self.errors.recv().await {
+                if event.to_lowercase().contains(&wanted) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(
+            found,
+            Ok(true),
+            "{}: the server did not refuse {what} to {subject}",
+            self.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_service_can_do_its_job_and_nothing_else() {
+    let (server, passwords, _dir) = start_server();
+
+    let mut collector = User::connect(&server, &passwords, "collector").await;
+    collector.ensure_stream(&topology::EVENTS).await;
+    collector.ensure_stream(&topology::FINDINGS).await;
+    collector
+        .publish(&vigil_bus::subject::events("node-1", 3))
+        .await;
+    collector
+        .refused_publish("vigil.actions.node-1.succeeded")
+        .await;
+    collector.refused_publish("vigil.scores.shop").await;
+    collector.refused_subscribe("vigil.events.>").await;
+    collector
+        .refused_publish("$JS.API.CONSUMER.CREATE.VIGIL_EVENTS.detectors")
+        .await;
+    collector
+        .refused_publish("$JS.API.STREAM.DELETE.VIGIL_EVENTS")
+        .await;
+
+    let mut detectors = User::connect(&server, &passwords, "detectors").await;
+    let events = detectors
+        .ensure_consumer(&topology::detectors_consumer())
+        .await;
+    assert_eq!(detectors.take_one(&events).await, "vigil.events.node-1.3");
+    detectors.publish("vigil.findings.critical.shop").await;
+    detectors.refused_publish("vigil.events.node-1.0").await;
+    detectors
+        .refused_publish("vigil.actions.node-1.succeeded")
+        .await;
+    detectors
+        .refused_publish("$JS.API.CONSUMER.CREATE.VIGIL_FINDINGS.responder-node-1")
+        .await;
+
+    let mut scorer = User::connect(&server, &passwords, "anomaly-scorer").await;
+    scorer.ensure_stream(&topology::SCORES).await;
+    let partition = ConsumerSpec {
+        durable_name: "anomaly-scorer-3".to_owned(),
+        filter_subject: vigil_bus::subject::events_of_partition(3),
+        ..topology::detectors_consumer()
+    };
+    let scorer_events = scorer.ensure_consumer(&partition).await;
+    assert_eq!(
+        scorer.take_one(&scorer_events).await,
+        "vigil.events.node-1.3"
+    );
+    scorer.publish("vigil.scores.shop").await;
+    scorer
+        .refused_publish("vigil.actions.node-1.succeeded")
+        .await;
+    scorer.refused_publish("vigil.events.node-1.0").await;
+
+    let mut responder = User::connect(&server, &passwords, "responder").await;
+    let findings = responder
+        .ensure_consumer(&topology::responder_consumer("node-1"))
+        .await;
+    assert_eq!(
+        responder.take_one(&findings).await,
+        "vigil.findings.critical.shop"
+    );
+    responder.ensure_stream(&topology::ACTIONS).await;
+    responder.publish("vigil.actions.node-1.succeeded").await;
+    responder
+        .refused_publish("vigil.findings.critical.shop")
+        .await;
+    responder.refused_publish("vigil.events.node-1.0").await;
+    responder.refused_subscribe("vigil.events.>").await;
+
+    let mut console = User::connect(&server, &passwords, "console").await;
+    let audit_spec = ConsumerSpec {
+        durable_name: "console".to_owned(),
+        filter_subject: vigil_bus::subject::ACTIONS_ALL.to_owned(),
+        stream: &topology::ACTIONS,
+        ..topology::detectors_consumer()
+    };
+    let actions = console.ensure_consumer(&audit_spec).await;
+    assert_eq!(
+        console.take_one(&actions).await,
+        "vigil.actions.node-1.succeeded"
+    );
+    console.ensure_stream(&topology::AUDIT).await;
+    console.publish("vigil.audit.acknowledge").await;
+    console
+        .refused_publish("vigil.actions.node-1.succeeded")
+        .await;
+    console
+        .refused_publish("vigil.findings.critical.shop")
+        .await;
+    console.refused_publish("vigil.events.node-1.0").await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused() {
+    let (server, _, _dir) = start_server();
+    let result = async_nats::ConnectOptions::with_user_and_password(
+        "collector".into(),
+        "not-the-password".into(),
+    )
+    .connect(server.url())
+    .await;
+    assert!(result.is_err(), "logged in with a wrong password");
+}
