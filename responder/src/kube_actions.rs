@@ -73,7 +73,9 @@ impl Kube {
             }
             None => kube::Config::infer().await.map_err(|e| e.to_string())?,
         };
-        kube_config.read_timeout = Some(timeout);
+        // Each request is bounded by `retry`'s own timeout, which says so
+        // in the record; kube's read timeout would only blur that message.
+        kube_config.read_timeout = None;
         kube_config.connect_timeout = Some(timeout);
         let client = Client::try_from(kube_config).map_err(|e| e.to_string())?;
         Ok(Self::from_client(client, timeout))

@@ -151,11 +151,15 @@ where
 }
 
 pub async fn consumer_info(bus: &BusConnection) -> consumer::Info {
+    consumer_info_of(bus, CONSUMER).await
+}
+
+pub async fn consumer_info_of(bus: &BusConnection, consumer: &str) -> consumer::Info {
     bus.jetstream
         .get_stream(FINDINGS.name)
         .await
         .expect("findings stream")
-        .consumer_info(CONSUMER)
+        .consumer_info(consumer)
         .await
         .expect("consumer info")
 }
@@ -163,8 +167,13 @@ pub async fn consumer_info(bus: &BusConnection) -> consumer::Info {
 /// Waits until the responder has settled every finding up to stream
 /// sequence `sequence` (acked or terminated) and holds nothing pending.
 pub async fn wait_settled(bus: &BusConnection, sequence: u64) -> consumer::Info {
+    wait_settled_on(bus, CONSUMER, sequence).await
+}
+
+/// [`wait_settled`] for the consumer named `consumer`.
+pub async fn wait_settled_on(bus: &BusConnection, consumer: &str, sequence: u64) -> consumer::Info {
     poll("the responder to settle its findings", || async {
-        let info = consumer_info(bus).await;
+        let info = consumer_info_of(bus, consumer).await;
         (info.ack_floor.stream_sequence >= sequence && info.num_ack_pending == 0).then_some(info)
     })
     .await
