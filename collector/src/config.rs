@@ -14,9 +14,12 @@
 //! | `flush_interval_ms` | 5 | a partly filled batch (or one reporting only drops) is published at least this often |
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
 //! | `ring_buffer_bytes` | 4194304 | BPF ring buffer size: a power of two, 4 KiB to 1 GiB |
+//! | `kernel.syscalls` | `"default"` | syscalls the kernel reports, by name (`["openat", "execve", "procexit"]`), or `"default"` for every one the collector knows; the rest are filtered out in the kernel (`kernel::syscalls`) |
 
 use serde::{Deserialize, Serialize};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
+
+use crate::kernel::syscalls::KernelConfig;
 
 use crate::{
     drops::DropsConfig,
@@ -51,6 +54,7 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Size of the BPF ring buffer in bytes (a power of two).
     pub ring_buffer_bytes: u32,
+    pub kernel: KernelConfig,
     /// Also append every published event to this recording ("" = off).
     pub record_path: String,
     /// Ancestors carried in each event's `ancestors`, parent first.
@@ -85,6 +89,7 @@ impl Default for Config {
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            kernel: KernelConfig::default(),
             record_path: String::new(),
             process_ancestry_depth: crate::enrich::procs::DEFAULT_ANCESTRY_DEPTH,
             replay: ReplayConfig::default(),
@@ -107,6 +112,7 @@ impl Validate for Config {
             );
         }
         problems.positive("flush_interval_ms", self.flush_interval_ms);
+        self.kernel.validate(problems);
         problems.positive("channel_capacity", self.channel_capacity as u64);
         let ring = self.ring_buffer_bytes;
         if !ring.is_power_of_two()

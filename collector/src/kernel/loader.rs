@@ -29,9 +29,6 @@ use super::{abi, skel::VigilSkelBuilder, syscalls::EnabledSet};
 
 /// Where the kernel publishes its BTF; CO-RE relocations need it.
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
-/// Where libbpf looks for tracepoint ids when debugfs is not mounted.
-const TRACEFS: &str = "/sys/kernel/tracing";
-const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 /// How often the per-CPU drop counters are summed into `KernelDrops`.
 const COUNTER_INTERVAL: Duration = Duration::from_millis(50);
 /// Lines of libbpf output kept to explain a failed load.
@@ -63,6 +60,17 @@ impl KernelOptions {
         }
     }
 
+    /// The options `config` asks for (validated config: an invalid syscall
+    /// selection, which validation rejects, falls back to every syscall).
+    pub fn for_config(config: &crate::Config) -> Self {
+        let syscalls = config
+            .kernel
+            .syscalls
+            .resolve()
+            .unwrap_or_else(|_| EnabledSet::all());
+        Self::for_this_process(config.ring_buffer_bytes).with_syscalls(syscalls)
+    }
+
     /// These options with only `syscalls` reported.
     pub fn with_syscalls(self, syscalls: EnabledSet) -> Self {
         Self { syscalls, ..self }
@@ -77,17 +85,12 @@ pub enum LoadError {
     )]
     NoBtf,
     #[error(
-        "loading eBPF programs needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN for tracefs); running as uid {euid}: {source}"
+        "loading eBPF programs needs root (or CAP_BPF and CAP_PERFMON); running as uid {euid}: {source}"
     )]
     NotPermitted {
         euid: u32,
         #[source]
         source: libbpf_rs::Error,
-    },
-    #[error("tracefs is not mounted and mounting it at {TRACEFS} failed: {source}")]
-    Tracefs {
-        #[source]
-        source: nix::Error,
     },
     #[error("cannot {stage} the eBPF programs: {source}{log}")]
     Libbpf {
@@ -144,7 +147,6 @@ impl KernelSource {
         if !Path::new(VMLINUX_BTF).exists() {
             return Err(LoadError::NoBtf);
         }
-        ensure_tracefs()?;
         let stop = Arc::new(AtomicBool::new(false));
         let drops = Arc::new(KernelDrops::default());
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -297,28 +299,6 @@ fn refresh_drops(map: &dyn MapCore, drops: &KernelDrops) {
             Err(error) => tracing::warn!(message = "Cannot read the drop counters.", %error),
         }
     }
-}
-
-/// libbpf finds tracepoint ids in tracefs; hosts that boot without it
-/// mounted (this is common on minimal VMs) get it mounted where the kernel
-/// documents it.
-fn ensure_tracefs() -> Result<(), LoadError> {
-    let mounted = [TRACEFS, DEBUGFS_TRACING]
-        .iter()
-        .any(|dir| Path::new(dir).join("events").is_dir());
-    if mounted {
-        return Ok(());
-    }
-    nix::mount::mount(
-        Some("tracefs"),
-        TRACEFS,
-        Some("tracefs"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|source| LoadError::Tracefs { source })?;
-    tracing::info!(message = "Mounted tracefs.", path = TRACEFS);
-    Ok(())
 }
 
 fn classify(stage: &'static str, source: libbpf_rs::Error) -> LoadError {

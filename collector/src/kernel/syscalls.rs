@@ -586,6 +586,23 @@ pub fn by_name(name: &str) -> Option<&'static Syscall> {
     SYSCALLS.iter().find(|s| s.name == name)
 }
 
+/// The `[kernel]` section of the collector's configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// What the kernel reports; everything else is filtered out in the kernel.
+    pub syscalls: SyscallSelection,
+}
+
+impl KernelConfig {
+    /// Adds a problem for `kernel.syscalls` when it names no valid set.
+    pub fn validate(&self, problems: &mut vigil_service::Problems) {
+        if let Err(message) = self.syscalls.resolve() {
+            problems.add("kernel.syscalls", message);
+        }
+    }
+}
+
 /// `[kernel] syscalls`: `"default"` (every syscall above and process exit)
 /// or a list of names.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -744,6 +761,35 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("\"all\""), "{error}");
         assert!(SyscallSelection::List(vec![]).resolve().is_err());
+    }
+
+    fn load(toml: &str) -> Result<crate::Config, vigil_service::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("collector.toml");
+        std::fs::write(&file, toml).unwrap();
+        vigil_service::config::load(crate::SERVICE, Some(&file), [])
+    }
+
+    #[test]
+    fn the_config_selects_syscalls_by_name_and_names_the_bad_ones() {
+        let config = load("[kernel]\nsyscalls = [\"openat\", \"procexit\"]\n").unwrap();
+        let options = crate::kernel::KernelOptions::for_config(&config);
+        let slots: Vec<u32> = options.syscalls.slots.iter().map(|(s, _)| *s).collect();
+        assert_eq!(slots, [libc::SYS_openat as u32, abi::SLOT_EXIT]);
+        let default = load("").unwrap();
+        assert_eq!(default.kernel.syscalls, SyscallSelection::default());
+        assert_eq!(
+            crate::kernel::KernelOptions::for_config(&default).syscalls,
+            EnabledSet::all()
+        );
+        let error = load("[kernel]\nsyscalls = [\"openat\", \"opnat\"]\n").unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("kernel.syscalls") && text.contains("opnat"),
+            "{text}"
+        );
+        let error = load("[kernel]\nsyscall = \"default\"\n").unwrap_err();
+        assert!(error.to_string().contains("syscall"), "{error}");
     }
 
     #[test]
