@@ -47,7 +47,7 @@ impl Default for Config {
             window_stride: 32,
             learning_windows: 50,
             retrain_every: 50,
-            finding_min_score: 0.6,
+            finding_min_score: crate::scorer::DEFAULT_MIN_SCORE,
             explain_top: 5,
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             nats: NatsConfig::default(),

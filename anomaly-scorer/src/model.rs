@@ -178,10 +178,21 @@ impl WorkloadModel {
             .max(floor)
     }
 
+    /// How far past its thresholds a window is: the larger of score over
+    /// score threshold and novelty over novelty threshold. Above 1 the
+    /// window raises a finding; as one number it ranks windows.
+    pub fn anomaly_ratio(&self, score: &WindowScore, min_score: f64, min_novelty: f64) -> f64 {
+        anomaly_ratio(
+            score.score,
+            score.novelty,
+            self.finding_threshold(min_score),
+            self.novelty_threshold(min_novelty),
+        )
+    }
+
     /// Whether a window's score raises a finding.
     pub fn is_anomalous(&self, score: &WindowScore, min_score: f64, min_novelty: f64) -> bool {
-        score.score > self.finding_threshold(min_score)
-            || score.novelty > self.novelty_threshold(min_novelty)
+        self.anomaly_ratio(score, min_score, min_novelty) > 1.0
     }
 
     /// Whether a scored window may join the baseline. Only windows more
@@ -205,6 +216,17 @@ impl WorkloadModel {
         }
         self.accepted.push(window);
     }
+}
+
+/// The two signals against their thresholds, as one number (see
+/// [`WorkloadModel::anomaly_ratio`]); thresholds must be positive.
+pub fn anomaly_ratio(
+    score: f64,
+    novelty: f64,
+    score_threshold: f64,
+    novelty_threshold: f64,
+) -> f64 {
+    (score / score_threshold).max(novelty / novelty_threshold)
 }
 
 /// Rows of the training windows, each described against the baseline of

@@ -20,6 +20,10 @@ pub const FINDING_NAME: &str = "Anomalous container behaviour";
 const SEED: u64 = 0;
 /// A STIDE novelty at or below this never raises a finding by itself.
 pub const MIN_NOVELTY: f64 = 0.1;
+/// Default floor of the score threshold (`finding_min_score`): a model
+/// whose training windows all scored low still needs a clearly isolated
+/// window, as normal rows of an isolation forest score about 0.4–0.55.
+pub const DEFAULT_MIN_SCORE: f64 = 0.6;
 
 /// Settings taken from the configuration.
 #[derive(Clone, Debug)]

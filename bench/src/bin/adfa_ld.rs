@@ -26,6 +26,9 @@
 //! * `full_scorer`: the anomaly scorer's own features
 //!   (`vigil_anomaly_scorer::features`): the novelty set plus the share of
 //!   never-seen syscalls and syscall frequencies, cross-fitted the same way.
+//!   Also evaluated as the service decides (`full scorer: IF or STIDE`): the
+//!   forest score and STIDE novelty each over its threshold from the
+//!   cross-fitted training rows, the larger ranking the trace.
 //!
 //! Scorers: our forest and scikit-learn's (100 trees, float32 matrices, one
 //! thread each for the timing ratios; ours also on all cores), the same at
@@ -48,7 +51,8 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vigil_anomaly_scorer::features::{Baseline, FeatureSpec, Featurizer, WindowObs};
-use vigil_anomaly_scorer::model::cross_fitted_rows;
+use vigil_anomaly_scorer::model::{anomaly_ratio, cross_fitted_rows};
+use vigil_anomaly_scorer::scorer::{DEFAULT_MIN_SCORE, MIN_NOVELTY};
 use vigil_bench::{Report, results_path};
 use vigil_isolation_forest::IsolationForest;
 
@@ -84,11 +88,8 @@ fn main() -> Result<()> {
     report.add("adfa_ld.traces.attack", data.attack.len() as f64, "traces");
 
     let started = Instant::now();
-    let sets = [
-        frequency_features(&data),
-        novelty_features(&data),
-        full_scorer_features(&data),
-    ];
+    let (full, full_train_novelty, full_test_novelty) = full_scorer_features(&data);
+    let sets = [frequency_features(&data), novelty_features(&data), full];
     let stide = stide_scores(&data);
     eprintln!("features: {:.2} s", started.elapsed().as_secs_f64());
 
@@ -302,6 +303,36 @@ fn main() -> Result<()> {
             "score",
         );
     }
+
+    let full = sets.last().context("full scorer set")?;
+    let (decision, points) = full_scorer_decision(
+        full,
+        &full_train_novelty,
+        &full_test_novelty,
+        n_normal,
+        labels,
+    )?;
+    report_detection(&mut report, "adfa_ld.full_scorer.decision", &decision, None);
+    let fpr: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let dr: Vec<f64> = points.iter().map(|p| p.1).collect();
+    report.add(
+        "adfa_ld.full_scorer.decision.operating_fpr",
+        mean(&fpr),
+        "share",
+    );
+    report.add(
+        "adfa_ld.full_scorer.decision.operating_dr",
+        mean(&dr),
+        "share",
+    );
+    eprintln!(
+        "full scorer at the service's own thresholds: FPR {:.3}±{:.3}, DR {:.3}±{:.3}",
+        mean(&fpr),
+        std_dev(&fpr),
+        mean(&dr),
+        std_dev(&dr)
+    );
+    summary.push(("full scorer: IF or STIDE".into(), decision));
 
     let stide_eval = Eval::of(&stide, n_normal, labels);
     report_detection(
@@ -621,7 +652,9 @@ fn novelty_features(data: &Dataset) -> FeatureSet {
 /// `FeatureSpec::traces()`): novelty and rarity for k = 2…10, the share of
 /// never-seen syscalls, length and syscall frequencies, training rows
 /// cross-fitted exactly as the service does when it learns a workload.
-fn full_scorer_features(data: &Dataset) -> FeatureSet {
+/// Also returns the STIDE novelty of the training rows (cross-fitted) and
+/// of the test rows, the service's second signal.
+fn full_scorer_features(data: &Dataset) -> (FeatureSet, Vec<f64>, Vec<f64>) {
     let spec = FeatureSpec::traces();
     let window = |trace: &Vec<u16>| WindowObs {
         calls: trace.iter().map(|&c| u32::from(c)).collect(),
@@ -631,7 +664,11 @@ fn full_scorer_features(data: &Dataset) -> FeatureSet {
     let refs: Vec<&WindowObs> = train.iter().collect();
     let baseline = Baseline::learn(&spec, refs.iter().copied());
     let featurizer = Featurizer::new(spec.clone(), baseline.vocabulary());
-    let (train, _) = cross_fitted_rows(&spec, &featurizer, &refs);
+    let (train, train_novelty) = cross_fitted_rows(&spec, &featurizer, &refs);
+    let test_novelty: Vec<f64> = data
+        .test()
+        .map(|t| baseline.stide(&spec, &window(t).calls))
+        .collect();
     let test_rows: Vec<Vec<f32>> = data
         .test()
         .collect::<Vec<_>>()
@@ -642,11 +679,62 @@ fn full_scorer_features(data: &Dataset) -> FeatureSet {
     for (i, row) in test_rows.iter().enumerate() {
         test.row_mut(i).assign(&ndarray::ArrayView1::from(row));
     }
-    FeatureSet {
+    let set = FeatureSet {
         name: "full_scorer",
         train,
         test,
+    };
+    (set, train_novelty, test_novelty)
+}
+
+/// (false-positive rate, detection rate) of one seed.
+type OperatingPoint = (f64, f64);
+
+/// The full scorer as the service decides: the forest's score and the
+/// STIDE novelty, each divided by its threshold (the highest value over
+/// the cross-fitted training rows, floored by the service defaults), the
+/// larger of the two ranking the trace; above 1 the service raises a
+/// finding. Returns the evaluations and, per seed, (false-positive rate,
+/// detection rate) at that operating point.
+fn full_scorer_decision(
+    set: &FeatureSet,
+    train_novelty: &[f64],
+    test_novelty: &[f64],
+    n_normal: usize,
+    labels: &[Option<String>],
+) -> Result<(Vec<Eval>, Vec<OperatingPoint>)> {
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let novelty_threshold = max(train_novelty).max(MIN_NOVELTY);
+    let mut evals = Vec::new();
+    let mut points = Vec::new();
+    for seed in SEEDS {
+        let model = IsolationForest::params()
+            .seed(seed)
+            .fit(&DatasetBase::from(set.train.view()))?;
+        let train_scores = anomaly(
+            model
+                .score_samples(&set.train)?
+                .as_slice()
+                .context("row-major")?,
+        );
+        let test_scores = anomaly(
+            model
+                .score_samples(&set.test)?
+                .as_slice()
+                .context("row-major")?,
+        );
+        let score_threshold = max(&train_scores).max(DEFAULT_MIN_SCORE);
+        let ratio: Vec<f64> = test_scores
+            .iter()
+            .zip(test_novelty)
+            .map(|(&s, &n)| anomaly_ratio(s, n, score_threshold, novelty_threshold))
+            .collect();
+        let (normal, attack) = ratio.split_at(n_normal);
+        let share = |v: &[f64]| v.iter().filter(|&&r| r > 1.0).count() as f64 / v.len() as f64;
+        points.push((share(normal), share(attack)));
+        evals.push(Eval::of(&ratio, n_normal, labels));
     }
+    Ok((evals, points))
 }
 
 /// STIDE: share of a test trace's 6-grams never seen in training (higher is
