@@ -9,6 +9,7 @@
 //! | `process_ancestry_depth` | 4 | ancestors carried in each event, parent first |
 //! | `replay.path`, `replay.pace`, `replay.speed`, `replay.rebase_time` | "", `original`, 1.0, true | see `source::replay::ReplayConfig` |
 //! | `synthetic.rate`, `synthetic.containers`, `synthetic.seed`, `synthetic.max_events` | 10000, 20, 1, 0 | see `source::synthetic::SyntheticConfig` |
+//! | `kube.enabled`, `kube.api_url` | false, "" | watch this node's pods for pod metadata; "" = in-cluster or kubeconfig |
 //! | `drops.threshold`, `drops.interval_ms`, `drops.priority` | 1, 10000, `critical` | drops per interval that raise a finding; see `drops::DropsConfig` |
 //! | `batch_max_events` | 256 | a batch is published when it holds this many events |
 //! | `flush_interval_ms` | 5 | a partly filled batch (or one reporting only drops) is published at least this often |
@@ -19,10 +20,10 @@
 use serde::{Deserialize, Serialize};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 
-use crate::kernel::syscalls::KernelConfig;
-
 use crate::{
     drops::DropsConfig,
+    enrich::pods::KubeConfig,
+    kernel::syscalls::KernelConfig,
     source::{replay::ReplayConfig, synthetic::SyntheticConfig},
 };
 
@@ -54,7 +55,6 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Size of the BPF ring buffer in bytes (a power of two).
     pub ring_buffer_bytes: u32,
-    pub kernel: KernelConfig,
     /// Also append every published event to this recording ("" = off).
     pub record_path: String,
     /// Ancestors carried in each event's `ancestors`, parent first.
@@ -62,6 +62,8 @@ pub struct Config {
     pub replay: ReplayConfig,
     pub synthetic: SyntheticConfig,
     pub drops: DropsConfig,
+    pub kube: KubeConfig,
+    pub kernel: KernelConfig,
     pub nats: NatsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
@@ -89,12 +91,13 @@ impl Default for Config {
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
-            kernel: KernelConfig::default(),
             record_path: String::new(),
             process_ancestry_depth: crate::enrich::procs::DEFAULT_ANCESTRY_DEPTH,
             replay: ReplayConfig::default(),
             synthetic: SyntheticConfig::default(),
             drops: DropsConfig::default(),
+            kube: KubeConfig::default(),
+            kernel: KernelConfig::default(),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
@@ -135,6 +138,7 @@ impl Validate for Config {
             Source::Ebpf => {}
         }
         self.drops.validate(problems);
+        self.kube.validate(problems);
     }
 }
 

@@ -42,6 +42,7 @@ use vigil_service::Health;
 
 pub use config::{Config, Source};
 use enrich::Enricher;
+pub use enrich::pods::KUBE_PERMISSIONS;
 use kernel::{KernelOptions, KernelSource, LoadError};
 use publish::{Batcher, DropCounts};
 use source::{Sink, SourceError};
@@ -53,6 +54,8 @@ pub const SERVICE: &str = "collector";
 pub enum Error {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Kube(#[from] enrich::pods::PodsError),
     #[error("record_path {path}: cannot create the recording: {source}")]
     Record {
         path: String,
@@ -79,7 +82,18 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
             path: config.record_path.clone(),
             source,
         })?;
-    let source = source::start(&config, Sink::new(events, userspace_drops.clone())).await?;
+    let pods = enrich::PodDirectory::default();
+    let watching = if config.kube.enabled {
+        let client = config.kube.client().await?;
+        let (node, pods, shutdown) = (config.node_name.clone(), pods.clone(), shutdown.clone());
+        Some(tokio::spawn(async move {
+            enrich::pods::watch(client, &node, pods, shutdown).await
+        }))
+    } else {
+        None
+    };
+    let sink = Sink::new(events, userspace_drops.clone());
+    let source = source::start(&config, sink, pods).await?;
     let drops = DropCounts {
         kernel: source.kernel_drops(),
         userspace: userspace_drops,
@@ -125,6 +139,9 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     // Stopping the source drops the channel's sender: the publisher then
     // flushes what is queued and waits for the last acks.
     source.stop().await;
+    if let Some(watching) = watching {
+        watching.abort();
+    }
     for (task, result) in [
         ("publisher", publishing.await),
         ("drop monitor", monitoring.await),

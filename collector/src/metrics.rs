@@ -20,6 +20,9 @@ pub const RECORD_ERRORS: &str = "vigil_collector_record_errors_total";
 /// "Collector dropped events" findings published.
 pub const DROP_FINDINGS: &str = "vigil_collector_drop_findings_total";
 
+/// Failed requests or watch errors against the Kubernetes API.
+pub const KUBE_ERRORS: &str = "vigil_collector_kube_errors_total";
+
 /// Registers descriptions, so `/metrics` explains each series.
 pub fn describe() {
     metrics::describe_counter!(EVENTS, "Events decoded from the kernel, by kind.");
@@ -39,6 +42,7 @@ pub fn describe() {
         "Replays stopped by a bad recording, by reason."
     );
     metrics::describe_counter!(RECORD_ERRORS, "Recordings stopped by a write error.");
+    metrics::describe_counter!(KUBE_ERRORS, "Errors watching pods in the Kubernetes API.");
     metrics::describe_counter!(
         DROP_FINDINGS,
         "Findings raised because events were dropped."

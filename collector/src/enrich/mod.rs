@@ -4,12 +4,14 @@
 //! from the process table.
 
 mod cgroup;
+pub mod pods;
 mod process;
 pub mod procs;
 
 use std::path::Path;
 
 pub use cgroup::CgroupPaths;
+pub use pods::PodDirectory;
 pub use procs::{ProcessInfo, ProcessTable};
 use vigil_cgroup::Hierarchies;
 use vigil_proto::v1::{Event, EventType};
@@ -23,6 +25,7 @@ pub struct Enricher {
     node: String,
     cgroups: CgroupPaths,
     processes: ProcessTable,
+    pods: PodDirectory,
 }
 
 impl Enricher {
@@ -52,7 +55,14 @@ impl Enricher {
             node: node.to_owned(),
             cgroups: CgroupPaths::new(hierarchies, cgroup::DEFAULT_CAPACITY),
             processes,
+            pods: PodDirectory::default(),
         }
+    }
+
+    /// Attributes containers to pods through `pods`.
+    pub fn with_pods(mut self, pods: PodDirectory) -> Self {
+        self.pods = pods;
+        self
     }
 
     pub fn processes(&self) -> &ProcessTable {
@@ -83,6 +93,7 @@ impl Enricher {
         if let Some(identity) = vigil_cgroup::identify(&path) {
             event.container_id = identity.container_id;
             event.pod_uid = identity.pod_uid;
+            event.pod = self.pods.get(&event.container_id);
         }
         event.cgroup_path = path;
     }

@@ -19,9 +19,21 @@ pub struct EbpfSource {
 
 impl EbpfSource {
     /// Loads and attaches the programs; fails at once if the kernel refuses.
-    pub async fn start(config: &Config, sink: Sink) -> Result<Self, super::SourceError> {
-        let options = KernelOptions::for_this_process(config.ring_buffer_bytes);
-        let enricher = Enricher::for_config(config);
+    pub async fn start(
+        config: &Config,
+        sink: Sink,
+        pods: crate::enrich::PodDirectory,
+    ) -> Result<Self, super::SourceError> {
+        // Validated with the config, so an error cannot happen here; every
+        // syscall is the safe reading if it did.
+        let syscalls = config
+            .kernel
+            .syscalls
+            .resolve()
+            .unwrap_or_else(|_| crate::kernel::syscalls::EnabledSet::all());
+        let options =
+            KernelOptions::for_this_process(config.ring_buffer_bytes).with_syscalls(syscalls);
+        let enricher = Enricher::for_config(config).with_pods(pods);
         let kernel =
             tokio::task::spawn_blocking(move || start_kernel(options, enricher, sink)).await??;
         Ok(Self { kernel })

@@ -102,9 +102,15 @@ impl Sink {
 }
 
 /// Starts the source `config.source` names.
-pub async fn start(config: &Config, sink: Sink) -> Result<Box<dyn EventSource>, SourceError> {
+/// `pods` attributes containers to pods for the live source (recorded and
+/// synthetic events carry their pods already).
+pub async fn start(
+    config: &Config,
+    sink: Sink,
+    pods: crate::enrich::PodDirectory,
+) -> Result<Box<dyn EventSource>, SourceError> {
     match config.source {
-        Source::Ebpf => Ok(Box::new(ebpf::EbpfSource::start(config, sink).await?)),
+        Source::Ebpf => Ok(Box::new(ebpf::EbpfSource::start(config, sink, pods).await?)),
         Source::Replay => Ok(Box::new(replay::ReplaySource::start(&config.replay, sink)?)),
         Source::Synthetic => Ok(Box::new(synthetic::SyntheticSource::start(
             &config.node_name,
