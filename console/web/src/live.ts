@@ -120,16 +120,32 @@ function apply(m: Model, batch: Message[], seen: Set<string>): Model {
   const scores = new Map(m.scores);
   let malformed = m.malformed;
   let malformedTotal = m.malformedTotal;
+  const minutes = m.minutes.map((c) => ({ ...c }));
+  // Live counts between the periodic re-reads of /api/counters.
+  const bump = (time_ms: number, key: "findings" | "actions") => {
+    const minute = Math.floor(time_ms / 60000);
+    let entry = minutes.find((c) => c.minute === minute);
+    if (!entry) {
+      entry = { minute, findings: 0, actions: 0, event_batches: 0 };
+      minutes.push(entry);
+      minutes.sort((a, b) => a.minute - b.minute);
+    }
+    entry[key] += 1;
+  };
   for (const message of batch) {
     switch (message.kind) {
       case "finding":
+        if (!seen.has(message.value.id)) bump(message.value.time_ms, "findings");
         findings.unshift(message.value);
         break;
       case "incident":
         incidents.set(message.value.id, message.value);
         break;
       case "action":
-        if (!actions.some((a) => a.id === message.value.id)) actions = [message.value, ...actions];
+        if (!actions.some((a) => a.id === message.value.id)) {
+          bump(message.value.time_ms, "actions");
+          actions = [message.value, ...actions];
+        }
         break;
       case "score": {
         const series = scores.get(message.value.workload) ?? [];
@@ -150,6 +166,7 @@ function apply(m: Model, batch: Message[], seen: Set<string>): Model {
     scores,
     malformed,
     malformedTotal,
+    minutes,
     version: m.version + 1,
   };
 }
