@@ -29,6 +29,9 @@ pub struct Config {
     pub finding_min_score: f64,
     /// Features named in a finding's explanation.
     pub explain_top: u32,
+    /// How long after a rule finding a container's windows are kept out of
+    /// learning and retraining.
+    pub rule_finding_hold_seconds: u64,
     /// gRPC listener (`AnomalyScorer`, health, reflection).
     pub grpc_listen: SocketAddr,
     pub nats: NatsConfig,
@@ -49,6 +52,7 @@ impl Default for Config {
             retrain_every: 50,
             finding_min_score: crate::scorer::DEFAULT_MIN_SCORE,
             explain_top: 5,
+            rule_finding_hold_seconds: 24 * 3600,
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod scorer;
 pub mod store;
+pub mod taint;
 pub mod window;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use config::Config;
 use grpc::Shared;
 use scorer::{Output, Scorer, Settings, window_id};
 use store::{ModelStore, StoreError};
+use taint::RuleFindings;
 use window::Windows;
 
 /// The service name: config file section, env prefix, metric prefix.
@@ -113,9 +115,17 @@ pub async fn run_on(
     let publisher = Publisher::new(bus.jetstream.clone());
     let shared = Arc::new(Shared::default());
     let grpc = tokio::spawn(grpc::serve(listener, shared.clone(), shutdown.clone()));
+    let rule_findings = Arc::new(RuleFindings::new(Duration::from_secs(
+        config.rule_finding_hold_seconds,
+    )));
+    let taint = {
+        let (rule_findings, client, shutdown) =
+            (rule_findings.clone(), bus.client.clone(), shutdown.clone());
+        tokio::spawn(async move { rule_findings.follow(client, shutdown).await })
+    };
     let state = Arc::new(Mutex::new(State {
         windows: Windows::new(config.window_events, config.window_stride),
-        scorer: Scorer::new(settings(&config), Some(store)),
+        scorer: Scorer::new(settings(&config), Some(store), rule_findings),
     }));
 
     health.set_ready(true);
@@ -126,6 +136,11 @@ pub async fn run_on(
     .await;
     health.set_ready(false);
     shutdown.cancel();
+    match taint.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(message = "Could not follow rule findings.", %error),
+        Err(error) => tracing::error!(message = "Rule-finding task failed.", %error),
+    }
     if let Err(error) = bus.client.flush().await {
         tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
     }

@@ -8,6 +8,8 @@ pub const WINDOWS: &str = "vigil_anomaly_scorer_windows_total";
 pub const FINDINGS: &str = "vigil_anomaly_scorer_findings_total";
 /// Models by `outcome` (`fitted`, `loaded`, `refitted`).
 pub const MODELS: &str = "vigil_anomaly_scorer_models_total";
+/// Windows kept out of learning because their container raised a rule finding.
+pub const UNTRUSTED_WINDOWS: &str = "vigil_anomaly_scorer_untrusted_windows_total";
 /// Time to featurize and score one window.
 pub const SCORE_SECONDS: &str = "vigil_anomaly_scorer_window_score_seconds";
 /// Errors by `error_type` and `stage`.
@@ -19,6 +21,10 @@ pub fn describe() {
     metrics::describe_counter!(WINDOWS, "Windows closed, by phase (learning, scored).");
     metrics::describe_counter!(FINDINGS, "Anomaly findings published and stored.");
     metrics::describe_counter!(MODELS, "Workload models fitted, loaded or refitted.");
+    metrics::describe_counter!(
+        UNTRUSTED_WINDOWS,
+        "Windows kept out of learning: their container raised a rule finding."
+    );
     metrics::describe_histogram!(SCORE_SECONDS, "Time to featurize and score one window.");
     metrics::describe_counter!(ERRORS, "Errors, by error_type and stage.");
 }

@@ -3,6 +3,7 @@
 //! an anomaly `Finding`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use crate::features::{FeatureSpec, WindowObs};
 use crate::metrics;
 use crate::model::{ModelError, WindowScore, WorkloadModel};
 use crate::store::{ModelStore, StoreError};
+use crate::taint::RuleFindings;
 use crate::window::ClosedWindow;
 
 /// Name of the anomaly findings (Finding.name).
@@ -64,17 +66,23 @@ pub struct Scorer {
     settings: Settings,
     spec: FeatureSpec,
     store: Option<ModelStore>,
+    rule_findings: Arc<RuleFindings>,
     workloads: HashMap<String, Workload>,
     /// Syscall token → name, for explanations.
     names: HashMap<u32, String>,
 }
 
 impl Scorer {
-    pub fn new(settings: Settings, store: Option<ModelStore>) -> Self {
+    pub fn new(
+        settings: Settings,
+        store: Option<ModelStore>,
+        rule_findings: Arc<RuleFindings>,
+    ) -> Self {
         Self {
             settings,
             spec: FeatureSpec::service(),
             store,
+            rule_findings,
             workloads: HashMap::new(),
             names: HashMap::new(),
         }
@@ -95,15 +103,21 @@ impl Scorer {
             self.workloads.insert(key.clone(), state);
         }
         let learning = matches!(self.workloads.get(&key), Some(Workload::Learning(_)));
+        // A container the rules flagged never trains its workload's baseline.
+        let trusted = !self.rule_findings.holds(&window.meta.container_id);
         if learning {
-            self.learn(&key, window.obs.clone()).await;
+            if trusted {
+                self.learn(&key, window.obs.clone()).await;
+            } else {
+                ::metrics::counter!(metrics::UNTRUSTED_WINDOWS).increment(1);
+            }
             ::metrics::counter!(metrics::WINDOWS, "phase" => "learning").increment(1);
             return Ok(Output {
                 score: anomaly_score(&window, None, true, Vec::new()),
                 finding: None,
             });
         }
-        self.score(&key, window).await
+        self.score(&key, window, trusted).await
     }
 
     /// The model of a workload from the store; a model that does not load
@@ -174,7 +188,12 @@ impl Scorer {
         }
     }
 
-    async fn score(&mut self, key: &str, window: ClosedWindow) -> Result<Output, ScoreError> {
+    async fn score(
+        &mut self,
+        key: &str,
+        window: ClosedWindow,
+        trusted: bool,
+    ) -> Result<Output, ScoreError> {
         let Some(Workload::Scoring {
             model,
             accepted_since_fit,
@@ -212,7 +231,7 @@ impl Scorer {
         let score = anomaly_score(&window, Some(&scored), false, explanation);
         let finding = anomalous.then(|| finding(&window, &score, model));
         let mut refit = None;
-        if !anomalous && model.accepts(&scored) {
+        if trusted && !anomalous && model.accepts(&scored) {
             model.accept(window.obs);
             *accepted_since_fit += 1;
             if self.settings.retrain_every > 0 && *accepted_since_fit >= self.settings.retrain_every

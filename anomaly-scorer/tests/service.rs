@@ -7,7 +7,10 @@ mod common;
 use common::*;
 use tonic::Code;
 use vigil_anomaly_scorer::scorer::FINDING_NAME;
-use vigil_proto::v1::{FindingSource, GetScoreRequest, StreamScoresRequest, TopAnomalousRequest};
+use vigil_bus::{Publisher, TraceContext, codec, subject};
+use vigil_proto::v1::{
+    Finding, FindingSource, GetScoreRequest, Priority, StreamScoresRequest, TopAnomalousRequest,
+};
 use vigil_testkit::NatsServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,4 +157,44 @@ async fn learns_a_workload_then_flags_an_injected_attack_and_a_restart_keeps_the
     assert_eq!(streamed.container_id, replica.id);
     assert_eq!(findings(&bus).await.len(), 1, "still only the attack");
     restarted.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_the_rules_flagged_never_trains_the_baseline() {
+    let server = NatsServer::start();
+    let bus = bus(&server).await;
+    let scorer = Running::start(config(&server)).await;
+    let web = Container::new(
+        "c0ffee00000000000000000000000000000000000000000000000000000000cc",
+        "web-1",
+    );
+    let finding = Finding {
+        id: "rule-finding-1".into(),
+        source: FindingSource::Rule as i32,
+        name: "Read of /etc/shadow".into(),
+        priority: Priority::Critical as i32,
+        container_id: web.id.clone(),
+        namespace: "shop".into(),
+        ..Finding::default()
+    };
+    Publisher::new(bus.jetstream.clone())
+        .publish(
+            subject::findings(Priority::Critical, "shop"),
+            &finding.id,
+            &TraceContext::new_root(),
+            codec::encode(&finding),
+        )
+        .await
+        .expect("publish rule finding");
+
+    // One window more than learning needs: had they counted, the last
+    // would be scored.
+    let learning = u64::from(LEARNING_WINDOWS);
+    publish_normal(&bus, &web, 0, learning + 1).await;
+    let scores = wait_scores(&bus, &web.id, LEARNING_WINDOWS as usize + 1).await;
+    assert!(
+        scores.iter().all(|s| s.learning),
+        "a flagged container's windows do not train: {scores:?}"
+    );
+    scorer.stop().await;
 }
