@@ -691,7 +691,7 @@ fn full_scorer_features(data: &Dataset) -> (FeatureSet, Vec<f64>, Vec<f64>) {
 type OperatingPoint = (f64, f64);
 
 /// The full scorer as the service decides: the forest's score and the
-/// STIDE novelty, each divided by its threshold (the highest value over
+/// STIDE novelty, each divided by its threshold (the 99th percentile over
 /// the cross-fitted training rows, floored by the service defaults), the
 /// larger of the two ranking the trace; above 1 the service raises a
 /// finding. Returns the evaluations and, per seed, (false-positive rate,
