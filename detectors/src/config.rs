@@ -1,42 +1,51 @@
-//! The detectors' configuration: `[nats]`, `[admin]`, `[log]` plus the
-//! settings of the built-in rules.
+//! The detectors' configuration: `[nats]`, `[admin]`, `[log]` plus `[rules]`.
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use vigil_proto::v1::Priority;
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
-
-use crate::rules::RuleSettings;
-
-/// Reverse-shell (4444) and Stratum mining-pool (3333, 5555, 14444) ports.
-pub const DEFAULT_SUSPICIOUS_PORTS: &[u16] = &[4444, 3333, 5555, 14444];
-pub const DEFAULT_SUSPICIOUS_PORT_PRIORITY: &str = "critical";
-/// See `rules/shell.rs` for why a shell is only a notice by default.
-pub const DEFAULT_SHELL_PRIORITY: &str = "notice";
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Names this instance in its NATS client name.
+    /// Names this instance in its NATS client name and findings' `hostname`.
     pub node_name: String,
-    /// Destination ports that raise "Outbound connection to suspicious
-    /// port"; an empty list disables the rule.
-    pub suspicious_ports: Vec<u16>,
-    /// Priority of that rule's findings (`notice`, `warning`, `critical`, ...).
-    pub suspicious_port_priority: String,
-    /// Priority of "Shell spawned in container" findings.
-    pub shell_priority: String,
+    pub rules: RulesConfig,
     pub nats: NatsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+/// Which rules files are loaded, in order: the default pack first (when
+/// enabled), then `files`, so local files can append to or override it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    pub default_pack: bool,
+    pub files: Vec<PathBuf>,
+    /// How often rules files are checked for changes (0 = only on SIGHUP).
+    pub watch_interval_ms: u64,
+    /// Event batches evaluated while earlier ones wait for JetStream to
+    /// confirm their findings.
+    pub max_in_flight: usize,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            default_pack: true,
+            files: Vec::new(),
+            watch_interval_ms: 2_000,
+            max_in_flight: 64,
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             node_name: vigil_service::config::default_node_name(),
-            suspicious_ports: DEFAULT_SUSPICIOUS_PORTS.to_vec(),
-            suspicious_port_priority: DEFAULT_SUSPICIOUS_PORT_PRIORITY.to_owned(),
-            shell_priority: DEFAULT_SHELL_PRIORITY.to_owned(),
+            rules: RulesConfig::default(),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
@@ -44,48 +53,21 @@ impl Default for Config {
     }
 }
 
-/// A priority key that did not parse (only reachable without `validate`).
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {value:?} is not a priority")]
-pub struct PriorityError {
-    pub key: &'static str,
-    pub value: String,
-}
-
-impl Config {
-    /// The rule settings, with priorities parsed.
-    pub fn rule_settings(&self) -> Result<RuleSettings, PriorityError> {
-        Ok(RuleSettings {
-            shell_priority: priority("shell_priority", &self.shell_priority)?,
-            suspicious_ports: self.suspicious_ports.clone(),
-            suspicious_port_priority: priority(
-                "suspicious_port_priority",
-                &self.suspicious_port_priority,
-            )?,
-        })
-    }
-}
-
-fn priority(key: &'static str, value: &str) -> Result<Priority, PriorityError> {
-    Priority::from_label(value).ok_or_else(|| PriorityError {
-        key,
-        value: value.to_owned(),
-    })
-}
-
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
         vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
-        for (key, value) in [
-            ("shell_priority", &self.shell_priority),
-            ("suspicious_port_priority", &self.suspicious_port_priority),
-        ] {
-            if let Err(error) = Priority::parse_label(value) {
-                problems.add(key, error);
-            }
+        if !self.rules.default_pack && self.rules.files.is_empty() {
+            problems.add(
+                "rules.files",
+                "no rules: the default pack is off and no files are listed",
+            );
         }
-        if self.suspicious_ports.contains(&0) {
-            problems.add("suspicious_ports", "port 0 cannot be connected to");
+        if self.rules.max_in_flight == 0 {
+            problems.add("rules.max_in_flight", "must be at least 1");
+        }
+        // Every file must load now; a broken file at start is a config error.
+        if let Err(error) = crate::engine::load(&self.rules) {
+            problems.add("rules.files", error);
         }
     }
 }
@@ -113,49 +95,42 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid() {
+    fn defaults_are_valid_and_load_the_pack() {
         let config = load(&[]).unwrap();
-        assert_eq!(config.suspicious_ports, DEFAULT_SUSPICIOUS_PORTS);
-        let settings = config.rule_settings().unwrap();
-        assert_eq!(settings.shell_priority, Priority::Notice);
-        assert_eq!(settings.suspicious_port_priority, Priority::Critical);
+        assert!(config.rules.default_pack);
+        assert!(config.rules.files.is_empty());
         assert!(!config.node_name.is_empty());
-    }
-
-    #[test]
-    fn environment_overrides_rule_settings() {
-        let config = load(&[
-            ("VIGIL_DETECTORS__SUSPICIOUS_PORTS", "[1234, 4444]"),
-            ("VIGIL_DETECTORS__SHELL_PRIORITY", "WARNING"),
-        ])
-        .unwrap();
-        assert_eq!(config.suspicious_ports, [1234, 4444]);
-        assert_eq!(
-            config.rule_settings().unwrap().shell_priority,
-            Priority::Warning
-        );
     }
 
     #[test]
     fn every_bad_key_is_reported_by_name() {
         let error = load(&[
-            ("VIGIL_DETECTORS__SHELL_PRIORITY", "loud"),
-            ("VIGIL_DETECTORS__SUSPICIOUS_PORT_PRIORITY", "urgent"),
-            ("VIGIL_DETECTORS__SUSPICIOUS_PORTS", "[0]"),
+            ("VIGIL_DETECTORS__RULES__DEFAULT_PACK", "false"),
+            ("VIGIL_DETECTORS__RULES__MAX_IN_FLIGHT", "0"),
             ("VIGIL_DETECTORS__NODE_NAME", " "),
         ])
         .unwrap_err();
         let text = error.to_string();
-        assert_eq!(error.problems.len(), 4, "{text}");
-        for key in [
-            "shell_priority",
-            "suspicious_port_priority",
-            "suspicious_ports",
-            "node_name",
-        ] {
+        for key in ["rules.files", "rules.max_in_flight", "node_name"] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
-        let unknown = load(&[("VIGIL_DETECTORS__SUSPICIOUS_PORT", "[1]")]).unwrap_err();
-        assert!(unknown.to_string().contains("suspicious_port"), "{unknown}");
+        let unknown = load(&[("VIGIL_DETECTORS__RULES__FILE", "[]")]).unwrap_err();
+        assert!(unknown.to_string().contains("file"), "{unknown}");
+    }
+
+    #[test]
+    fn a_broken_rules_file_is_a_config_error_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(
+            &path,
+            "- rule: R\n  desc: d\n  condition: proc.nmae = sh\n  output: o\n  priority: info\n",
+        )
+        .unwrap();
+        let files = format!("[{:?}]", path.display().to_string());
+        let error = load(&[("VIGIL_DETECTORS__RULES__FILES", &files)]).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("bad.yaml:3:14"), "{text}");
+        assert!(text.contains("proc.nmae"), "{text}");
     }
 }

@@ -1,151 +1,112 @@
-//! The rule engine seam.
+//! Which rules run: the default pack shipped in the binary plus configured
+//! files, compiled by `vigil-rules`, swappable at run time.
 //!
-//! A [`Rule`] says which event types it can match, decides on one event, and
-//! carries the metadata of the findings it raises. Today the rules are the
-//! built-in Rust ones in [`crate::rules`]; the Falco rule language will add
-//! rules compiled from YAML behind the same trait, so the engine, finding
-//! construction and publishing do not change.
-//!
-//! Every rule that matches an event fires (Falco's `rule_matching: all`):
-//! first-match shadowing is one of Falco's most complained-about behaviours.
+//! Reloads build a complete new rule set first and swap it in only when it
+//! compiled, so a broken edit never leaves the service without rules.
 
-use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use vigil_proto::v1::{Event, EventType, Priority};
+use vigil_rules::{LoadError, RuleSet};
 
-use crate::output::OutputTemplate;
+use crate::config::RulesConfig;
 
-/// What every rule declares about itself.
-#[derive(Clone, Debug)]
-pub struct RuleInfo {
-    /// Unique rule name; also the finding name.
-    pub name: String,
-    pub description: String,
-    pub priority: Priority,
-    /// Falco-style tags: domain, `mitre_<tactic>`, ATT&CK technique id.
-    pub tags: Vec<String>,
-    /// The only event types `matches` can return true for.
-    pub event_types: Vec<EventType>,
-    pub output: OutputTemplate,
+/// The default pack, in load order (base lists and macros first). Embedded,
+/// so the binary carries its rules wherever it runs.
+pub const DEFAULT_PACK: &[(&str, &str)] = &[
+    (
+        "detectors/rules/base.yaml",
+        include_str!("../rules/base.yaml"),
+    ),
+    (
+        "detectors/rules/process.yaml",
+        include_str!("../rules/process.yaml"),
+    ),
+    (
+        "detectors/rules/files.yaml",
+        include_str!("../rules/files.yaml"),
+    ),
+    (
+        "detectors/rules/escape.yaml",
+        include_str!("../rules/escape.yaml"),
+    ),
+    (
+        "detectors/rules/network.yaml",
+        include_str!("../rules/network.yaml"),
+    ),
+];
+
+/// Loads the configured rules: the pack, then each file in order.
+pub fn load(config: &RulesConfig) -> Result<RuleSet, LoadError> {
+    let mut texts = Vec::with_capacity(config.files.len());
+    for path in &config.files {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::at(&name, 0, 0, format!("cannot read the rules file: {e}")))?;
+        texts.push((name, text));
+    }
+    let mut sources: Vec<(&str, &str)> = Vec::new();
+    if config.default_pack {
+        sources.extend_from_slice(DEFAULT_PACK);
+    }
+    sources.extend(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+    RuleSet::load_sources(&sources)
 }
 
-/// A detection rule.
-pub trait Rule: Send + Sync {
-    fn info(&self) -> &RuleInfo;
-
-    /// Whether `event` triggers this rule. Must be false for event types not
-    /// listed in [`RuleInfo::event_types`].
-    fn matches(&self, event: &Event) -> bool;
-}
-
-/// Rules bucketed by event type, so an event meets only the rules that can
-/// match it.
-#[derive(Default)]
+/// The rule set in use; readers take a snapshot per batch.
+#[derive(Debug)]
 pub struct Engine {
-    rules: Vec<Box<dyn Rule>>,
-    by_type: HashMap<EventType, Vec<usize>>,
+    current: RwLock<Arc<RuleSet>>,
 }
 
 impl Engine {
-    pub fn new(rules: Vec<Box<dyn Rule>>) -> Self {
-        let mut by_type: HashMap<EventType, Vec<usize>> = HashMap::new();
-        for (index, rule) in rules.iter().enumerate() {
-            for event_type in &rule.info().event_types {
-                by_type.entry(*event_type).or_default().push(index);
-            }
+    pub fn new(rules: RuleSet) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(rules)),
         }
-        Self { rules, by_type }
     }
 
-    pub fn rules(&self) -> impl Iterator<Item = &dyn Rule> {
-        self.rules.iter().map(|rule| rule.as_ref())
+    pub fn snapshot(&self) -> Arc<RuleSet> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            // A writer never panics while holding the lock, but a poisoned
+            // lock still holds a complete rule set.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    /// The rules that match `event`, in load order.
-    pub fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a dyn Rule> + 'a {
-        self.by_type
-            .get(&event.r#type())
-            .into_iter()
-            .flatten()
-            .map(|index| self.rules[*index].as_ref())
-            .filter(move |rule| rule.matches(event))
+    pub fn replace(&self, rules: RuleSet) {
+        let rules = Arc::new(rules);
+        match self.current.write() {
+            Ok(mut guard) => *guard = rules,
+            Err(poisoned) => *poisoned.into_inner() = rules,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
     use super::*;
 
-    /// Matches everything it is shown, and counts how often it was asked.
-    struct Counting {
-        info: RuleInfo,
-        asked: Arc<AtomicUsize>,
-    }
-
-    impl Rule for Counting {
-        fn info(&self) -> &RuleInfo {
-            &self.info
-        }
-        fn matches(&self, _event: &Event) -> bool {
-            self.asked.fetch_add(1, Ordering::Relaxed);
-            true
-        }
-    }
-
-    fn counting(name: &str, types: &[EventType]) -> (Box<dyn Rule>, Arc<AtomicUsize>) {
-        let asked = Arc::new(AtomicUsize::new(0));
-        let info = RuleInfo {
-            name: name.into(),
-            description: String::new(),
-            priority: Priority::Notice,
-            tags: vec![],
-            event_types: types.to_vec(),
-            output: OutputTemplate::parse(name).unwrap(),
-        };
-        let rule = Counting {
-            info,
-            asked: asked.clone(),
-        };
-        (Box::new(rule), asked)
-    }
-
-    fn event(event_type: EventType) -> Event {
-        Event {
-            r#type: event_type as i32,
-            ..Default::default()
-        }
-    }
-
     #[test]
-    fn events_meet_only_the_rules_of_their_type_and_all_of_them_fire() {
-        let (exec_a, asked_a) = counting("a", &[EventType::Exec]);
-        let (exec_b, asked_b) = counting("b", &[EventType::Exec, EventType::Open]);
-        let (connect, asked_c) = counting("c", &[EventType::Connect]);
-        let engine = Engine::new(vec![exec_a, exec_b, connect]);
-
-        let names: Vec<_> = engine
-            .matching(&event(EventType::Exec))
-            .map(|r| r.info().name.clone())
-            .collect();
-        assert_eq!(names, ["a", "b"], "no first-match shadowing");
-        assert_eq!(engine.matching(&event(EventType::Open)).count(), 1);
-        assert_eq!(engine.matching(&event(EventType::Heartbeat)).count(), 0);
-        let unknown = Event {
-            r#type: 77,
-            ..Default::default()
+    fn the_default_pack_loads_alone_and_under_local_files() {
+        let pack = load(&RulesConfig::default()).unwrap();
+        assert!(pack.rules().len() >= 80, "{}", pack.rules().len());
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("local.yaml");
+        std::fs::write(
+            &local,
+            "- rule: Local rule\n  desc: d\n  condition: exec_ok and proc.name in (shell_binaries)\n  output: o\n  priority: info\n",
+        )
+        .unwrap();
+        let config = RulesConfig {
+            files: vec![local],
+            ..RulesConfig::default()
         };
-        assert_eq!(engine.matching(&unknown).count(), 0);
-        assert_eq!(asked_a.load(Ordering::Relaxed), 1);
-        assert_eq!(asked_b.load(Ordering::Relaxed), 2);
+        let both = load(&config).unwrap();
         assert_eq!(
-            asked_c.load(Ordering::Relaxed),
-            0,
-            "connect rule never asked"
+            both.rules().len(),
+            pack.rules().len() + 1,
+            "local file sees the pack's macros"
         );
     }
 }

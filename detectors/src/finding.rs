@@ -1,22 +1,32 @@
-//! From a rule match to a `Finding`.
+//! From a rule match to a `Finding`, plus its Falco JSON form.
 
 use sha2::{Digest, Sha256};
 use vigil_proto::v1::{Event, EventBatch, Finding, FindingSource};
-
-use crate::engine::{Engine, Rule};
+use vigil_rules::{
+    Rule, RuleSet,
+    fields::iso8601,
+    output::{FieldValue, Rendered},
+};
 
 /// Hex digits kept of the SHA-256: 128 bits, far from any collision.
 const ID_HEX_LEN: usize = 32;
 
-/// Every finding the engine raises for `batch`, stamped with `now_ns`.
-pub fn evaluate(engine: &Engine, batch: &EventBatch, now_ns: u64) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// A finding and its Falco-compatible JSON alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Raised {
+    pub finding: Finding,
+    pub falco_json: String,
+}
+
+/// Every finding `rules` raise for `batch`, stamped with `now_ns`.
+pub fn evaluate(rules: &RuleSet, batch: &EventBatch, now_ns: u64) -> Vec<Raised> {
+    let mut raised = Vec::new();
     for (index, event) in batch.events.iter().enumerate() {
-        for rule in engine.matching(event) {
-            findings.push(build(rule, batch, index, event, now_ns));
+        for rule in rules.matching(event) {
+            raised.push(build(rule, batch, index, event, now_ns));
         }
     }
-    findings
+    raised
 }
 
 /// Deterministic id of the finding `rule` raises for event `index` of a
@@ -37,39 +47,90 @@ pub fn finding_id(batch: &EventBatch, index: usize, rule: &str) -> String {
     id
 }
 
-fn build(rule: &dyn Rule, batch: &EventBatch, index: usize, event: &Event, now_ns: u64) -> Finding {
-    let info = rule.info();
-    let rendered = info.output.render(event);
-    Finding {
-        id: finding_id(batch, index, &info.name),
+fn build(rule: &Rule, batch: &EventBatch, index: usize, event: &Event, now_ns: u64) -> Raised {
+    let rendered = rule.output.render(event);
+    let pod = event.pod.as_ref();
+    let node = if event.node.is_empty() {
+        &batch.node
+    } else {
+        &event.node
+    };
+    let falco_json = falco_json(rule, &rendered, node, now_ns);
+    let finding = Finding {
+        id: finding_id(batch, index, &rule.name),
         time_ns: now_ns,
         source: FindingSource::Rule as i32,
-        name: info.name.clone(),
-        priority: info.priority as i32,
-        tags: info.tags.clone(),
+        name: rule.name.clone(),
+        priority: rule.priority as i32,
+        tags: rule.tags.clone(),
+        output_fields: rendered
+            .fields
+            .iter()
+            .filter_map(|(name, value)| match value {
+                FieldValue::Null => None,
+                FieldValue::Number(n) => Some((name.clone(), n.to_string())),
+                FieldValue::Text(s) => Some((name.clone(), s.clone())),
+            })
+            .collect(),
         output: rendered.text,
-        output_fields: rendered.fields,
         container_id: event.container_id.clone(),
-        // Pod name and namespace need Kubernetes metadata, which no
-        // service resolves yet; the subject then carries the `_` token.
-        pod: String::new(),
-        namespace: String::new(),
+        pod: pod.map(|p| p.name.clone()).unwrap_or_default(),
+        namespace: pod.map(|p| p.namespace.clone()).unwrap_or_default(),
         node: batch.node.clone(),
         events: vec![event.clone()],
         cgroup_path: event.cgroup_path.clone(),
         pod_uid: event.pod_uid.clone(),
         score: 0.0,
         explanation: Vec::new(),
-        pod_labels: event
-            .pod
-            .as_ref()
-            .map(|pod| pod.labels.clone())
-            .unwrap_or_default(),
+        pod_labels: pod.map(|p| p.labels.clone()).unwrap_or_default(),
+    };
+    Raised {
+        finding,
+        falco_json,
+    }
+}
+
+/// Falco's JSON alert: `time` (RFC 3339, ns), `rule`, `priority` (title
+/// case), `source`, `hostname`, `tags`, `output`, `output_fields` (numbers
+/// stay numbers, missing values are null).
+pub fn falco_json(rule: &Rule, rendered: &Rendered, hostname: &str, now_ns: u64) -> String {
+    let fields: serde_json::Map<String, serde_json::Value> = rendered
+        .fields
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                FieldValue::Null => serde_json::Value::Null,
+                FieldValue::Number(n) => serde_json::Value::from(*n),
+                FieldValue::Text(s) => serde_json::Value::from(s.as_str()),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    serde_json::json!({
+        "time": iso8601(now_ns),
+        "rule": rule.name,
+        "priority": title_case(rule.priority.label()),
+        "source": rule.source,
+        "hostname": hostname,
+        "tags": rule.tags,
+        "output": rendered.text,
+        "output_fields": fields,
+    })
+    .to_string()
+}
+
+fn title_case(label: &str) -> String {
+    let mut chars = label.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use vigil_proto::v1::{EventType, PodMeta};
+
     use super::*;
 
     fn batch(node: &str, run_id: &str, sequence: u64) -> EventBatch {
@@ -97,5 +158,44 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
+    }
+
+    #[test]
+    fn findings_carry_pod_metadata_and_falco_json() {
+        let rules = vigil_rules::RuleSet::load_sources(&[(
+            "t.yaml",
+            "- rule: Shell\n  desc: d\n  condition: evt.type = execve\n  output: shell %proc.name pid=%proc.pid file=%fd.name\n  priority: WARNING\n  tags: [T1059]\n",
+        )])
+        .unwrap();
+        let mut input = batch("node-a", "run", 1);
+        input.events.push(Event {
+            r#type: EventType::Exec as i32,
+            comm: "sh".into(),
+            pid: 7,
+            pod: Some(PodMeta {
+                name: "web-1".into(),
+                namespace: "shop".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let raised = evaluate(&rules, &input, 1_685_022_245_478_445_995);
+        assert_eq!(raised.len(), 1);
+        let finding = &raised[0].finding;
+        assert_eq!(
+            (finding.pod.as_str(), finding.namespace.as_str()),
+            ("web-1", "shop")
+        );
+        assert_eq!(finding.output, "shell sh pid=7 file=<NA>");
+        let json: serde_json::Value = serde_json::from_str(&raised[0].falco_json).unwrap();
+        assert_eq!(json["time"], "2023-05-25T13:44:05.478445995Z");
+        assert_eq!(json["rule"], "Shell");
+        assert_eq!(json["priority"], "Warning");
+        assert_eq!(json["source"], "syscall");
+        assert_eq!(json["hostname"], "node-a");
+        assert_eq!(json["tags"], serde_json::json!(["T1059"]));
+        assert_eq!(json["output_fields"]["proc.pid"], 7);
+        assert_eq!(json["output_fields"]["fd.name"], serde_json::Value::Null);
+        assert_eq!(json["output"], "shell sh pid=7 file=<NA>");
     }
 }

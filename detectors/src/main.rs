@@ -1,9 +1,12 @@
 //! `vigil-detectors --config <file>`: see the library for what it does.
+//! `vigil-detectors syscalls [--rules FILE]... [--no-default-pack]` prints
+//! the syscalls the rules need, one per line, for the collector's filter.
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::Parser;
-use vigil_detectors::{SERVICE, run};
+use clap::{Parser, Subcommand};
+use vigil_detectors::{RulesConfig, SERVICE, engine, run};
+use vigil_rules::Syscalls;
 
 /// Evaluates detection rules over event batches and publishes findings.
 #[derive(Parser)]
@@ -12,9 +15,51 @@ struct Args {
     /// TOML configuration file; `VIGIL_DETECTORS__<KEY>` variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the syscalls the rules need (`*` when a rule needs every event).
+    Syscalls {
+        /// Rules files loaded after the default pack.
+        #[arg(long = "rules")]
+        rules: Vec<PathBuf>,
+        /// Leave the default pack out.
+        #[arg(long)]
+        no_default_pack: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    vigil_service::process::main(SERVICE, args.config.as_deref(), run)
+    match args.command {
+        Some(Command::Syscalls {
+            rules,
+            no_default_pack,
+        }) => syscalls(rules, !no_default_pack),
+        None => vigil_service::process::main(SERVICE, args.config.as_deref(), run),
+    }
+}
+
+fn syscalls(files: Vec<PathBuf>, default_pack: bool) -> ExitCode {
+    let config = RulesConfig {
+        files,
+        default_pack,
+        ..RulesConfig::default()
+    };
+    match engine::load(&config) {
+        Ok(rules) => {
+            match rules.syscalls() {
+                Syscalls::All => println!("*"),
+                Syscalls::Only(names) => names.iter().for_each(|n| println!("{n}")),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("vigil-detectors: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

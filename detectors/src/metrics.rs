@@ -8,6 +8,12 @@ pub const BATCHES: &str = "vigil_detectors_batches_total";
 pub const FINDINGS: &str = "vigil_detectors_findings_total";
 /// Errors by `error_type` and `stage`.
 pub const ERRORS: &str = "vigil_detectors_errors_total";
+/// Rules in the running rule set.
+pub const RULES_LOADED: &str = "vigil_detectors_rules_loaded";
+/// Rule reloads by `outcome` (`applied`, `failed`).
+pub const RELOADS: &str = "vigil_detectors_rule_reloads_total";
+/// Batches evaluated but not yet settled (findings awaiting confirmation).
+pub const IN_FLIGHT: &str = "vigil_detectors_batches_in_flight";
 
 /// Registers descriptions, so `/metrics` explains each series.
 pub fn describe() {
@@ -15,6 +21,12 @@ pub fn describe() {
     metrics::describe_counter!(BATCHES, "Event batches evaluated.");
     metrics::describe_counter!(FINDINGS, "Findings published and stored, by rule.");
     metrics::describe_counter!(ERRORS, "Errors, by error_type and stage.");
+    metrics::describe_gauge!(RULES_LOADED, "Rules in the running rule set.");
+    metrics::describe_counter!(RELOADS, "Rule reloads, by outcome (applied, failed).");
+    metrics::describe_gauge!(
+        IN_FLIGHT,
+        "Batches evaluated whose findings await confirmation."
+    );
 }
 
 /// Counts one error.

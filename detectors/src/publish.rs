@@ -1,28 +1,38 @@
 //! Publishing findings, pipelined in windows.
 
-use vigil_bus::{PublishError, Publisher, TraceContext, codec, subject};
-use vigil_proto::v1::Finding;
+use vigil_bus::{PublishError, Publisher, TraceContext, codec, publish::FALCO_JSON, subject};
 
-use crate::metrics;
+use crate::{finding::Raised, metrics};
 
 /// Publishes awaited per window: async-nats blocks once 5000 acks are in
-/// flight, so an unbounded batch of findings must never be sent at once.
-const PUBLISH_WINDOW: usize = 256;
+/// flight across the client, and many batches publish at once.
+const PUBLISH_WINDOW: usize = 64;
 
-/// Publishes `findings` and returns once JetStream has stored all of them.
-/// Each finding's id is its message id, so a repeat is discarded.
+/// Publishes `raised` and returns once JetStream has stored all of them.
+/// Each finding's id is its message id, so a repeat is discarded. The Falco
+/// JSON form rides in the `Vigil-Falco-Json` header.
 pub async fn publish_findings(
     publisher: &Publisher,
-    findings: &[Finding],
+    raised: &[Raised],
     trace: &TraceContext,
 ) -> Result<(), PublishError> {
-    for window in findings.chunks(PUBLISH_WINDOW) {
+    for window in raised.chunks(PUBLISH_WINDOW) {
         let mut pending = Vec::with_capacity(window.len());
-        for finding in window {
+        for Raised {
+            finding,
+            falco_json,
+        } in window
+        {
             let subject = subject::findings(finding.priority(), &finding.namespace);
             let payload = codec::encode(finding);
             let ack = publisher
-                .send(subject.clone(), &finding.id, &trace.child(), payload)
+                .send_with_headers(
+                    subject.clone(),
+                    &finding.id,
+                    &trace.child(),
+                    payload,
+                    &[(FALCO_JSON, falco_json.as_str())],
+                )
                 .await?;
             pending.push((finding, subject, ack));
         }

@@ -105,7 +105,7 @@ async fn a_batch_raises_exactly_the_expected_findings() {
             .expect("shadow"),
     );
     assert_eq!(shadow.output_fields["fd.name"], "/etc/shadow");
-    assert_eq!(shadow.output_fields["evt.type"], "open");
+    assert_eq!(shadow.output_fields["evt.type"], "openat");
     let port = decode(
         stored
             .iter()

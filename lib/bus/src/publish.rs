@@ -25,6 +25,10 @@ pub enum PublishError {
     },
 }
 
+/// Header of a rule finding on `vigil.findings.*` carrying the same finding
+/// as Falco's one-line JSON alert, for tools built for Falco output.
+pub const FALCO_JSON: &str = "Vigil-Falco-Json";
+
 /// Publishes Vigil messages. Every message carries `Nats-Msg-Id`, so a
 /// repeat within the stream's duplicate window is stored once.
 #[derive(Clone, Debug)]
@@ -46,8 +50,24 @@ impl Publisher {
         trace: &TraceContext,
         payload: Bytes,
     ) -> Result<PublishAckFuture, PublishError> {
+        self.send_with_headers(subject, message_id, trace, payload, &[])
+            .await
+    }
+
+    /// [`Publisher::send`] with extra headers (such as [`FALCO_JSON`]).
+    pub async fn send_with_headers(
+        &self,
+        subject: String,
+        message_id: &str,
+        trace: &TraceContext,
+        payload: Bytes,
+        extra: &[(&'static str, &str)],
+    ) -> Result<PublishAckFuture, PublishError> {
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, trace.to_traceparent().as_str());
+        for (name, value) in extra {
+            headers.insert(*name, *value);
+        }
         let message = PublishMessage::build()
             .payload(payload)
             .headers(headers)

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use vigil_proto::v1::{Event, EventType};
 
-use crate::fields::Value;
+use crate::fields::{Value, capabilities};
 
 /// open(2) flags as Falco prints them (`O_WRONLY|O_CREAT|O_TRUNC`), so
 /// `evt.arg.flags contains O_TRUNC` works.
@@ -40,6 +40,23 @@ const CLONE_FLAGS: &[(u32, &str)] = &[
     (0x4000_0000, "CLONE_NEWNET"),
 ];
 
+/// File mode bits as Falco prints them (`S_IXUSR|S_ISUID`), so
+/// `evt.arg.mode contains S_ISUID` works.
+const MODE_BITS: &[(u32, &str)] = &[
+    (0o4000, "S_ISUID"),
+    (0o2000, "S_ISGID"),
+    (0o1000, "S_ISVTX"),
+    (0o400, "S_IRUSR"),
+    (0o200, "S_IWUSR"),
+    (0o100, "S_IXUSR"),
+    (0o040, "S_IRGRP"),
+    (0o020, "S_IWGRP"),
+    (0o010, "S_IXGRP"),
+    (0o004, "S_IROTH"),
+    (0o002, "S_IWOTH"),
+    (0o001, "S_IXOTH"),
+];
+
 pub fn extract<'a>(event: &'a Event, name: &str) -> Value<'a> {
     let Some(args) = event.args.as_ref() else {
         return Value::Absent;
@@ -67,7 +84,13 @@ pub fn extract<'a>(event: &'a Event, name: &str) -> Value<'a> {
             Value::Str(Cow::Owned(named_flags(args.flags, CLONE_FLAGS)))
         }
         ("flags" | "nstype", _) => Value::Num(args.flags.into()),
+        ("mode", T::Chmod | T::Open | T::Mkdir) => {
+            Value::Str(Cow::Owned(named_flags(args.mode, MODE_BITS)))
+        }
         ("mode", _) => Value::Num(args.mode.into()),
+        ("cap_effective", _) => Value::Str(Cow::Owned(capabilities(args.cap_effective))),
+        ("cap_permitted", _) => Value::Str(Cow::Owned(capabilities(args.cap_permitted))),
+        ("type", T::Socket) => Value::Num(args.socket_type.into()),
         ("fd", _) => Value::Num(args.fd.into()),
         ("newfd", _) => Value::Num(args.new_fd.into()),
         ("pid", _) => Value::Num(args.target_pid.into()),
@@ -121,5 +144,9 @@ mod tests {
         assert_eq!(open_flags(0), "O_RDONLY");
         assert_eq!(open_flags(0o1101), "O_WRONLY|O_CREAT|O_TRUNC");
         assert_eq!(named_flags(0x4000_0000, CLONE_FLAGS), "CLONE_NEWNET");
+        assert_eq!(
+            named_flags(0o4755, MODE_BITS),
+            "S_ISUID|S_IRUSR|S_IWUSR|S_IXUSR|S_IRGRP|S_IXGRP|S_IROTH|S_IXOTH"
+        );
     }
 }

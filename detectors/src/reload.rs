@@ -1,0 +1,74 @@
+//! Hot reload: on SIGHUP, or when a configured rules file changes, compile
+//! the rules again and swap them in. A set that fails to compile is logged
+//! with its file:line:column, counted, and the running set is kept.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::RulesConfig,
+    engine::{self, Engine},
+    metrics,
+};
+
+/// Runs until `shutdown`: watches for SIGHUP and file changes.
+pub async fn watch(config: RulesConfig, engine: Arc<Engine>, shutdown: CancellationToken) {
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(error) => {
+            tracing::warn!(message = "Cannot listen for SIGHUP; reloading on file changes only.", %error);
+            None
+        }
+    };
+    let interval = Duration::from_millis(config.watch_interval_ms.max(1));
+    let polling = config.watch_interval_ms > 0 && !config.files.is_empty();
+    let mut stamps = modification_times(&config.files);
+    loop {
+        let reason = tokio::select! {
+            () = shutdown.cancelled() => return,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            () = tokio::time::sleep(interval), if polling => {
+                let now = modification_times(&config.files);
+                if now == stamps { continue; }
+                stamps = now;
+                "file change"
+            }
+        };
+        reload(&config, &engine, reason);
+    }
+}
+
+/// Compiles the configured rules and swaps them in if they compile.
+pub fn reload(config: &RulesConfig, engine: &Engine, reason: &str) -> bool {
+    match engine::load(config) {
+        Ok(rules) => {
+            let count = rules.rules().len();
+            engine.replace(rules);
+            ::metrics::gauge!(metrics::RULES_LOADED).set(count as f64);
+            ::metrics::counter!(metrics::RELOADS, "outcome" => "applied").increment(1);
+            tracing::info!(message = "Reloaded rules.", reason, rules = count);
+            true
+        }
+        Err(error) => {
+            ::metrics::counter!(metrics::RELOADS, "outcome" => "failed").increment(1);
+            tracing::error!(
+                message = "Rules do not compile; keeping the running rule set.",
+                reason, file = %error.file, line = error.line, column = error.column, %error
+            );
+            false
+        }
+    }
+}
+
+fn modification_times(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
+}
