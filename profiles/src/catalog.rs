@@ -18,9 +18,12 @@ pub struct Technique {
     pub description: &'static str,
     /// The syscalls the technique cannot do without.
     pub syscalls: &'static [&'static str],
-    /// Perl that sets `$r` (negative on failure, with `$!` set). `NR(x)` is
+    /// Perl that sets `$r` (negative on failure, with `$!` set); strings it
+    /// passes to `syscall` are variables, as Perl wants them writable. `NR(x)` is
     /// replaced by syscall x's number, `@DIR@` by a scratch directory,
-    /// `@PID@` by another process's pid, `@SOCK@` by a root-only unix socket.
+    /// `@PID@` by another process's pid, `@SOCK@` by a root-only unix socket,
+    /// `@CGROUP_PROCS@` by the root cgroup's `cgroup.procs`. Files are opened
+    /// with `sysopen` and no O_CREAT, and nothing is ever written.
     code: &'static str,
 }
 
@@ -29,13 +32,13 @@ pub const CATALOG: &[Technique] = &[
         id: "mount-filesystem",
         description: "mount a file system (host disk, procfs, tmpfs) to reach or shadow the host's files",
         syscalls: &["mount"],
-        code: r#"$r = syscall(NR(mount), "none", "@DIR@", "tmpfs", 0, 0);"#,
+        code: r#"my ($s, $t, $f) = ("none", "@DIR@", "tmpfs"); $r = syscall(NR(mount), $s, $t, $f, 0, 0);"#,
     },
     Technique {
         id: "cgroup-release-agent",
         description: "mount a cgroup v1 hierarchy to set release_agent, run by the host on cgroup release",
         syscalls: &["mount"],
-        code: r#"$r = syscall(NR(mount), "cgroup", "@DIR@", "cgroup", 0, "rdma");"#,
+        code: r#"my ($s, $t, $f, $o) = ("cgroup", "@DIR@", "cgroup", "rdma"); $r = syscall(NR(mount), $s, $t, $f, 0, $o);"#,
     },
     Technique {
         id: "unshare-user-namespace",
@@ -51,9 +54,9 @@ pub const CATALOG: &[Technique] = &[
     },
     Technique {
         id: "setns-host-namespace",
-        description: "enter the host's mount namespace through /proc/1/ns/mnt",
+        description: "join another mount namespace with setns (the host's, through /proc/1/ns/mnt, where hostPID shows it); attempted on the process's own, which /proc always shows",
         syscalls: &["setns"],
-        code: r#"if (open(my $f, "<", "/proc/1/ns/mnt")) { $r = syscall(NR(setns), fileno($f), 0x00020000); } else { $r = -1; }"#,
+        code: r#"if (open(my $f, "<", "/proc/self/ns/mnt")) { $r = syscall(NR(setns), fileno($f), 0x00020000); } else { $r = -1; }"#,
     },
     Technique {
         id: "ptrace-other-process",
@@ -71,7 +74,7 @@ pub const CATALOG: &[Technique] = &[
         id: "kernel-module",
         description: "load a kernel module (finit_module)",
         syscalls: &["finit_module", "init_module"],
-        code: r#"if (open(my $f, "<", "/dev/null")) { $r = syscall(NR(finit_module), fileno($f), "", 0); } else { $r = -1; }"#,
+        code: r#"if (open(my $f, "<", "/dev/null")) { my $p = ""; $r = syscall(NR(finit_module), fileno($f), $p, 0); } else { $r = -1; }"#,
     },
     Technique {
         id: "bpf-program",
@@ -113,37 +116,37 @@ pub const CATALOG: &[Technique] = &[
         id: "chroot-escape",
         description: "chroot to break out of a chroot-style root",
         syscalls: &["chroot"],
-        code: r#"$r = syscall(NR(chroot), "@DIR@");"#,
+        code: r#"my $d = "@DIR@"; $r = syscall(NR(chroot), $d);"#,
     },
     Technique {
         id: "pivot-root",
         description: "pivot_root to swap the container's root",
         syscalls: &["pivot_root"],
-        code: r#"$r = syscall(NR(pivot_root), "@DIR@", "@DIR@");"#,
+        code: r#"my ($n, $o) = ("@DIR@", "@DIR@"); $r = syscall(NR(pivot_root), $n, $o);"#,
     },
     Technique {
         id: "mknod-block-device",
         description: "create a block device node to read the host disk raw",
         syscalls: &["mknodat", "mknod"],
-        code: r#"$r = syscall(NR(mknodat), -100, "@DIR@/sda", 0060600, 2048);"#,
+        code: r#"my $p = "@DIR@/sda"; $r = syscall(NR(mknodat), -100, $p, 0060600, 2048);"#,
     },
     Technique {
         id: "core-pattern-write",
         description: "open /proc/sys/kernel/core_pattern for writing: a pipe there runs as root on the host",
         syscalls: &["openat"],
-        code: r#"$r = open(my $f, ">>", "/proc/sys/kernel/core_pattern") ? 0 : -1;"#,
+        code: r#"$r = sysopen(my $f, "/proc/sys/kernel/core_pattern", 1) ? 0 : -1;"#,
     },
     Technique {
-        id: "sysrq-trigger-write",
-        description: "open /proc/sysrq-trigger for writing (crash or reboot the host)",
+        id: "cgroup-escape",
+        description: "open the root cgroup's cgroup.procs for writing, to move out of the container's cgroup and its limits",
         syscalls: &["openat"],
-        code: r#"$r = open(my $f, ">>", "/proc/sysrq-trigger") ? 0 : -1;"#,
+        code: r#"$r = sysopen(my $f, "@CGROUP_PROCS@", 1) ? 0 : -1;"#,
     },
     Technique {
         id: "container-runtime-socket",
         description: "connect to the container runtime's socket (containerd, docker, cri-o) to start a privileged container",
         syscalls: &["socket", "connect"],
-        code: r#"use Socket; $r = (socket(my $s, PF_UNIX, SOCK_STREAM, 0) && connect($s, pack_sockaddr_un("@SOCK@"))) ? 0 : -1;"#,
+        code: r#"use Socket; my $s; $r = (socket($s, PF_UNIX, SOCK_STREAM, 0) && connect($s, pack_sockaddr_un("@SOCK@"))) ? 0 : -1;"#,
     },
 ];
 
@@ -198,6 +201,25 @@ pub struct Scene {
     pub dir: PathBuf,
     pub victim_pid: u32,
     pub runtime_socket: PathBuf,
+    pub cgroup_procs: PathBuf,
+}
+
+/// The root cgroup's `cgroup.procs`: the unified hierarchy's, else the
+/// first v1 hierarchy's.
+pub fn root_cgroup_procs() -> Option<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let unified = root.join("cgroup.procs");
+    if unified.is_file() {
+        return Some(unified);
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("cgroup.procs"))
+        .filter(|path| path.is_file())
+        .collect();
+    candidates.sort();
+    candidates.into_iter().next()
 }
 
 /// The Perl program of one attempt.
@@ -211,7 +233,8 @@ pub fn program(technique: &Technique, scene: &Scene) -> String {
     let code = code
         .replace("@DIR@", &scene.dir.to_string_lossy())
         .replace("@PID@", &scene.victim_pid.to_string())
-        .replace("@SOCK@", &scene.runtime_socket.to_string_lossy());
+        .replace("@SOCK@", &scene.runtime_socket.to_string_lossy())
+        .replace("@CGROUP_PROCS@", &scene.cgroup_procs.to_string_lossy());
     format!(
         "$| = 1; print \"ready\\n\"; my $r; {code} print((($r // -1) < 0) ? \"errno=\" . ($! + 0) . \"\\n\" : \"ok\\n\");"
     )
@@ -267,7 +290,11 @@ pub fn classify(output: &Output) -> Outcome {
         },
         None => match std::os::unix::process::ExitStatusExt::signal(&output.status) {
             Some(SIGSYS) => Outcome::Blocked("SIGSYS".to_owned()),
-            _ => Outcome::DidNotRun(format!("no result; status {}", output.status)),
+            _ => Outcome::DidNotRun(format!(
+                "no result; status {}; stderr: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )),
         },
     }
 }
@@ -336,6 +363,7 @@ mod tests {
             dir: "/tmp/x".into(),
             victim_pid: 7,
             runtime_socket: "/tmp/s".into(),
+            cgroup_procs: "/sys/fs/cgroup/cgroup.procs".into(),
         };
         for technique in CATALOG {
             let program = program(technique, &scene);

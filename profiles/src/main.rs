@@ -292,11 +292,14 @@ fn run_catalog(profile: &Path, restricted: bool) -> anyhow::Result<ExitCode> {
         &socket_path,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )?;
+    let cgroup_procs =
+        catalog::root_cgroup_procs().context("no cgroup hierarchy under /sys/fs/cgroup")?;
     let mut victim = std::process::Command::new("sleep").arg("60").spawn()?;
     let scene = Scene {
         dir: dir.clone(),
         victim_pid: victim.id(),
         runtime_socket: socket_path,
+        cgroup_procs,
     };
     let confinement = if restricted {
         Confinement::Restricted(profile.to_path_buf())

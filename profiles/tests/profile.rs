@@ -15,6 +15,7 @@ fn scene(dir: &std::path::Path, victim: u32) -> Scene {
         dir: dir.to_path_buf(),
         victim_pid: victim,
         runtime_socket: dir.join("runtime.sock"),
+        cgroup_procs: catalog::root_cgroup_procs().expect("a cgroup hierarchy"),
     }
 }
 
