@@ -9,20 +9,10 @@ use vigil_k8s_checks::objects::parse;
 use vigil_k8s_checks::rbac::{from_const, granted};
 use vigil_k8s_checks::render::k8s_dir;
 
-/// Shim until `vigil_collector::KUBE_PERMISSIONS` and
-/// `vigil_responder::KUBE_PERMISSIONS` are committed by their crates: the
-/// same lists, to be replaced by the crates' constants (issue 8).
+/// What the code uses, declared next to the code that uses it.
 mod uses {
-    pub const COLLECTOR: &[(&str, &str, &str)] = &[("", "pods", "list"), ("", "pods", "watch")];
-    pub const RESPONDER: &[(&str, &str, &str)] = &[
-        ("", "pods", "get"),
-        ("", "pods", "patch"),
-        ("", "pods", "delete"),
-        ("", "pods/eviction", "create"),
-        ("networking.k8s.io", "networkpolicies", "get"),
-        ("networking.k8s.io", "networkpolicies", "create"),
-        ("networking.k8s.io", "networkpolicies", "patch"),
-    ];
+    pub use vigil_collector::KUBE_PERMISSIONS as COLLECTOR;
+    pub use vigil_responder::KUBE_PERMISSIONS as RESPONDER;
 }
 
 fn role(file: &str, name: &str) -> ClusterRole {
