@@ -4,6 +4,8 @@
 pub const EVENTS: &str = "vigil_collector_events_total";
 /// Ring-buffer records that did not decode, by `reason`.
 pub const RECORDS_INVALID: &str = "vigil_collector_records_invalid_total";
+/// Events in batches stored by JetStream.
+pub const EVENTS_PUBLISHED: &str = "vigil_collector_events_published_total";
 /// Batches stored by JetStream.
 pub const BATCHES_PUBLISHED: &str = "vigil_collector_batches_published_total";
 /// Events the kernel could not deliver, by `reason` (`ringbuf_full`, `pending_full`).
@@ -42,6 +44,7 @@ pub fn describe() {
         "Replays stopped by a bad recording, by reason."
     );
     metrics::describe_counter!(RECORD_ERRORS, "Recordings stopped by a write error.");
+    metrics::describe_counter!(EVENTS_PUBLISHED, "Events in batches stored by JetStream.");
     metrics::describe_counter!(KUBE_ERRORS, "Errors watching pods in the Kubernetes API.");
     metrics::describe_counter!(
         DROP_FINDINGS,

@@ -335,6 +335,7 @@ async fn settle(
     match result {
         Ok(_) => {
             ::metrics::counter!(metrics::BATCHES_PUBLISHED).increment(1);
+            ::metrics::counter!(metrics::EVENTS_PUBLISHED).increment(outgoing.events as u64);
         }
         Err(error) if outgoing.attempt < MAX_ATTEMPTS => {
             ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => "confirm").increment(1);
