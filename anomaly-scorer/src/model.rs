@@ -236,8 +236,16 @@ pub fn anomaly_ratio(
     (score / score_threshold).max(novelty / novelty_threshold)
 }
 
+/// The fold of window `i` of `n`: contiguous blocks in arrival order.
+/// Consecutive windows of a container overlap (stride < size), so folds
+/// by `i % 5` would describe each window against its own neighbours'
+/// k-grams and make every training window look familiar.
+fn fold_of(i: usize, n: usize) -> usize {
+    i * FOLDS / n.max(1)
+}
+
 /// Rows of the training windows, each described against the baseline of
-/// the other folds (window `i` is in fold `i % 5`).
+/// the other folds (contiguous fifths, see `fold_of`).
 /// Also returns each window's STIDE novelty against the other folds.
 pub fn cross_fitted_rows(
     spec: &FeatureSpec,
@@ -250,10 +258,14 @@ pub fn cross_fitted_rows(
         let rest = all
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % FOLDS != fold)
+            .filter(|(i, _)| fold_of(*i, all.len()) != fold)
             .map(|(_, w)| *w);
         let baseline = Baseline::learn(spec, rest);
-        for (i, window) in all.iter().enumerate().filter(|(i, _)| i % FOLDS == fold) {
+        for (i, window) in all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fold_of(*i, all.len()) == fold)
+        {
             let row = featurizer.row(&baseline, window);
             rows.row_mut(i).assign(&ArrayView1::from(&row));
             novelty[i] = baseline.stide(spec, &window.calls);

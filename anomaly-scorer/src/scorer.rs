@@ -326,6 +326,7 @@ fn finding(window: &ClosedWindow, score: &AnomalyScore, model: &WorkloadModel) -
         ("workload".to_owned(), meta.workload.clone()),
         ("score".to_owned(), format!("{:.4}", score.score)),
         ("novelty".to_owned(), format!("{:.4}", score.novelty)),
+        ("window_end_ns".to_owned(), score.window_end_ns.to_string()),
     ]);
     Finding {
         id: window_id(

@@ -55,6 +55,9 @@ struct Container {
     id: String,
     workload: usize,
     state: u64,
+    /// Events generated past the last request, so the stream never skips
+    /// the tail of a request (which would be new behaviour).
+    pending: std::collections::VecDeque<Event>,
 }
 
 impl Container {
@@ -63,6 +66,7 @@ impl Container {
             id: format!("{i:064x}"),
             workload: i % WORKLOADS,
             state: (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -89,7 +93,8 @@ impl Container {
 
     /// The next `count` events of a web server.
     fn next(&mut self, count: usize, wall_ns: &mut u64) -> Vec<Event> {
-        let mut events = Vec::with_capacity(count + 6);
+        let mut events: Vec<Event> = Vec::with_capacity(count + 6);
+        events.extend(self.pending.drain(..));
         while events.len() < count {
             self.state ^= self.state >> 12;
             self.state ^= self.state << 25;
@@ -131,7 +136,7 @@ impl Container {
             }
             events.push(self.event("write", EventType::Unspecified, Args::default(), 100));
         }
-        events.truncate(count);
+        self.pending.extend(events.drain(count..));
         for event in &mut events {
             *wall_ns += 1;
             event.wall_time_ns = *wall_ns;
