@@ -30,6 +30,10 @@ use crate::{kernel::KernelDrops, metrics, source::recording::RecordingWriter};
 /// Batches whose acks may be outstanding at once; beyond it no event is
 /// taken from the channel until acks arrive.
 const MAX_IN_FLIGHT: usize = 256;
+/// Events taken from the channel per wake-up: one wake-up per event costs
+/// more than the batching itself. A chunk can seal a few batches past
+/// `MAX_IN_FLIGHT`, so the bound is that plus one chunk.
+const RECEIVE_CHUNK: usize = 256;
 /// Attempts per batch (same message id, so a repeat JetStream did store is
 /// discarded as a duplicate).
 const MAX_ATTEMPTS: u32 = 3;
@@ -217,6 +221,7 @@ pub async fn run(
     mut recorder: Option<Recorder>,
 ) {
     let mut in_flight = InFlight::new();
+    let mut chunk = Vec::with_capacity(RECEIVE_CHUNK);
     let mut ticker = tokio::time::interval(flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -228,11 +233,15 @@ pub async fn run(
             Some((outgoing, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 settle(&publisher, &mut in_flight, outgoing, result).await;
             }
-            event = events.recv(), if room => {
-                let Some(event) = event else { break };
-                record(&mut recorder, &event);
-                if let Some(sealed) = batcher.push(event) {
-                    send(&publisher, &mut in_flight, outgoing(sealed)).await;
+            received = events.recv_many(&mut chunk, RECEIVE_CHUNK), if room => {
+                if received == 0 {
+                    break;
+                }
+                for event in chunk.drain(..) {
+                    record(&mut recorder, &event);
+                    if let Some(sealed) = batcher.push(event) {
+                        send(&publisher, &mut in_flight, outgoing(sealed)).await;
+                    }
                 }
             }
             _ = ticker.tick(), if room => {

@@ -10,7 +10,8 @@
 //! window has no drops and at least 97% of the offered events were stored.
 //!
 //! Figures: the highest sustained rate (events/s); CPU seconds per million
-//! events at that rate; resident memory (VmRSS) idle (1 event/s) and at
+//! events at that rate, of the pipeline alone (the process minus the
+//! `vigil-synthetic` thread that makes the events) and of the whole process; resident memory (VmRSS) idle (1 event/s) and at
 //! capacity. Baseline, in the same run: the same events, batched the same
 //! way and encoded beforehand, published to the same nats-server as fast as
 //! JetStream acknowledges them with the collector's in-flight window — the
@@ -46,6 +47,8 @@ const BATCH_EVENTS: usize = 256;
 /// The collector's own window of unacknowledged batches.
 const IN_FLIGHT: usize = 256;
 const SUSTAINED_SHARE: f64 = 0.97;
+/// Bisection steps between the last sustained and the first failed rate.
+const REFINEMENTS: u32 = 2;
 
 fn main() -> Result<()> {
     let window = Duration::from_secs(env_or("VIGIL_BENCH_WINDOW_SECS", 3));
@@ -59,15 +62,19 @@ fn main() -> Result<()> {
     let idle_rss = idle.rss_kib()?;
     drop(idle);
 
+    // Doubling until a rate is not sustained, then halving the gap twice.
     let mut best: Option<Step> = None;
+    let mut failed: Option<u64> = None;
     let mut rate = FIRST_RATE;
-    while rate <= max_rate {
+    let mut refinements = 0;
+    while rate <= max_rate && refinements <= REFINEMENTS {
         let step = measure(&binary, &nats, rate, window)?;
         println!(
-            "  rate {rate:>8}/s: stored {:>9.0}/s, dropped {}, cpu {:.3} s/M events, rss {} KiB -> {}",
+            "  rate {rate:>8}/s: stored {:>9.0}/s, dropped {}, cpu {:.3} s/M events ({:.3} with the source), rss {} KiB -> {}",
             step.stored_per_sec,
             step.dropped,
             step.cpu_per_million(),
+            step.total_cpu_per_million(),
             step.rss_kib,
             if step.sustained() {
                 "sustained"
@@ -75,11 +82,19 @@ fn main() -> Result<()> {
                 "not sustained"
             }
         );
-        if !step.sustained() {
-            break;
+        if step.sustained() {
+            best = Some(step);
+        } else {
+            failed = Some(rate);
         }
-        best = Some(step);
-        rate *= 2;
+        let ok = best.as_ref().map_or(0, |b| b.rate);
+        rate = match failed {
+            None => rate * 2,
+            Some(failed) => {
+                refinements += 1;
+                (ok + failed) / 2
+            }
+        };
     }
     let Some(best) = best else {
         bail!("the collector did not sustain even {FIRST_RATE} events/s without drops");
@@ -102,6 +117,11 @@ fn main() -> Result<()> {
         best.cpu_per_million(),
         "cpu-s",
     );
+    report.add(
+        "collector_cpu_per_million_events_with_source",
+        best.total_cpu_per_million(),
+        "cpu-s",
+    );
     report.add("collector_rss_idle", idle_rss as f64 / 1024.0, "MiB");
     report.add(
         "collector_rss_at_capacity",
@@ -119,7 +139,10 @@ struct Step {
     stored: f64,
     stored_per_sec: f64,
     dropped: f64,
+    /// The whole process: generating the events plus the pipeline.
     cpu_secs: f64,
+    /// The synthetic source's thread alone (generating the events).
+    source_cpu_secs: f64,
     rss_kib: u64,
 }
 
@@ -128,11 +151,21 @@ impl Step {
         self.dropped == 0.0 && self.stored >= SUSTAINED_SHARE * self.offered
     }
 
+    /// CPU of the pipeline (channel, batching, encoding, publishing, acks)
+    /// per million events: what the collector spends beyond making events.
     fn cpu_per_million(&self) -> f64 {
+        self.per_million(self.cpu_secs - self.source_cpu_secs)
+    }
+
+    fn total_cpu_per_million(&self) -> f64 {
+        self.per_million(self.cpu_secs)
+    }
+
+    fn per_million(&self, secs: f64) -> f64 {
         if self.stored == 0.0 {
             return f64::NAN;
         }
-        self.cpu_secs / self.stored * 1e6
+        secs / self.stored * 1e6
     }
 }
 
@@ -151,7 +184,8 @@ fn measure(binary: &Path, nats: &NatsServer, rate: u64, window: Duration) -> Res
         stored: stored_1 - stored_0,
         stored_per_sec: (stored_1 - stored_0) / elapsed,
         dropped: dropped_1 - dropped_0,
-        cpu_secs: cpu_1 - cpu_0,
+        cpu_secs: cpu_1.0 - cpu_0.0,
+        source_cpu_secs: cpu_1.1 - cpu_0.1,
         rss_kib,
     })
 }
@@ -186,26 +220,26 @@ impl Collector {
         Ok(collector)
     }
 
-    /// (events stored, events dropped, CPU seconds) so far.
-    fn sample(&self) -> Result<(f64, f64, f64)> {
+    /// (events stored, events dropped, (CPU seconds, of which the source's)) so far.
+    fn sample(&self) -> Result<(f64, f64, (f64, f64))> {
         let (_, metrics) = http_get(self.admin, "/metrics").context("read /metrics")?;
         let stored = metric(&metrics, "vigil_collector_events_published_total");
         let dropped = metric(&metrics, "vigil_collector_userspace_drops_total");
         Ok((stored, dropped, self.cpu_secs()?))
     }
 
-    fn cpu_secs(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let after = stat.rsplit_once(')').context("stat has a comm")?.1;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // utime and stime are fields 14 and 15; `fields` starts at field 3.
-        let ticks: f64 = fields
-            .get(11..13)
-            .context("stat has utime and stime")?
-            .iter()
-            .map(|f| f.parse::<f64>().unwrap_or(0.0))
-            .sum();
-        Ok(ticks / clock_ticks())
+    /// CPU seconds of the whole process and of its synthetic-source thread.
+    fn cpu_secs(&self) -> Result<(f64, f64)> {
+        let pid = self.child.id();
+        let total = stat_cpu_secs(&format!("/proc/{pid}/stat"))?;
+        let mut source = 0.0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "vigil-synthetic" {
+                source += stat_cpu_secs(&task.path().join("stat").to_string_lossy())?;
+            }
+        }
+        Ok((total, source))
     }
 
     fn rss_kib(&self) -> Result<u64> {
@@ -225,6 +259,21 @@ impl Drop for Collector {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// utime + stime of a /proc stat file, in seconds.
+fn stat_cpu_secs(path: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
+    let after = stat.rsplit_once(')').context("stat has a comm")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `fields` starts at field 3.
+    let ticks: f64 = fields
+        .get(11..13)
+        .context("stat has utime and stime")?
+        .iter()
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    Ok(ticks / clock_ticks())
 }
 
 /// The sum of every series of `name` in Prometheus text (0 when absent).

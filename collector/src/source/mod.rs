@@ -57,6 +57,8 @@ pub enum SourceError {
         #[source]
         source: recording::FormatError,
     },
+    #[error("cannot start the source's thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("the source's start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -112,19 +114,24 @@ pub async fn start(
     match config.source {
         Source::Ebpf => Ok(Box::new(ebpf::EbpfSource::start(config, sink, pods).await?)),
         Source::Replay => Ok(Box::new(replay::ReplaySource::start(&config.replay, sink)?)),
-        Source::Synthetic => Ok(Box::new(synthetic::SyntheticSource::start(
-            &config.node_name,
-            &config.synthetic,
-            sink,
-        ))),
+        Source::Synthetic => Ok(Box::new(
+            synthetic::SyntheticSource::start(&config.node_name, &config.synthetic, sink)
+                .map_err(SourceError::Thread)?,
+        )),
     }
 }
 
-/// A source that runs as one tokio task until done or cancelled.
+/// A source that runs as one tokio task, or on a thread of its own, until
+/// done or cancelled.
 pub struct TaskSource {
     name: &'static str,
     cancel: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    runner: Runner,
+}
+
+enum Runner {
+    Task(tokio::task::JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
 }
 
 impl TaskSource {
@@ -137,24 +144,33 @@ impl TaskSource {
     {
         let cancel = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(body(cancel.clone()));
-        Self { name, cancel, task }
+        Self {
+            name,
+            cancel,
+            runner: Runner::Task(task),
+        }
     }
-}
 
-impl TaskSource {
-    /// Runs `body` on a thread of its own, like the kernel's ring-buffer
-    /// thread: a source that is busy all the time must not hold a runtime
-    /// worker that the publisher needs.
+    /// Runs `body` on a thread named `vigil-<name>`, like the kernel's
+    /// ring-buffer thread: a source that is busy all the time must not hold
+    /// a runtime worker that the publisher needs, and its CPU can be told
+    /// apart (`/proc/<pid>/task/*/comm`).
     pub fn spawn_thread(
         name: &'static str,
         body: impl FnOnce(tokio_util::sync::CancellationToken) + Send + 'static,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let cancel = tokio_util::sync::CancellationToken::new();
-        let task = tokio::task::spawn_blocking({
-            let cancel = cancel.clone();
-            move || body(cancel)
-        });
-        Self { name, cancel, task }
+        let thread = std::thread::Builder::new()
+            .name(format!("vigil-{name}"))
+            .spawn({
+                let cancel = cancel.clone();
+                move || body(cancel)
+            })?;
+        Ok(Self {
+            name,
+            cancel,
+            runner: Runner::Thread(thread),
+        })
     }
 }
 
@@ -166,8 +182,15 @@ impl EventSource for TaskSource {
     fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             self.cancel.cancel();
-            if let Err(error) = self.task.await {
-                tracing::error!(message = "The event source task failed.", source = self.name, %error);
+            let failed = match self.runner {
+                Runner::Task(task) => task.await.is_err(),
+                Runner::Thread(thread) => {
+                    let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                    !matches!(joined, Ok(Ok(())))
+                }
+            };
+            if failed {
+                tracing::error!(message = "The event source failed.", source = self.name);
             }
         })
     }

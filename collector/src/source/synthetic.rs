@@ -51,7 +51,7 @@ pub struct SyntheticSource;
 impl SyntheticSource {
     /// Generates events on a task, offering them to `sink` without waiting
     /// (like the kernel: what does not fit is dropped and counted).
-    pub fn start(node: &str, config: &SyntheticConfig, sink: Sink) -> TaskSource {
+    pub fn start(node: &str, config: &SyntheticConfig, sink: Sink) -> std::io::Result<TaskSource> {
         let mut generator = Generator::new(node, config);
         let (rate, max_events) = (config.rate, config.max_events);
         TaskSource::spawn_thread("synthetic", move |cancel| {
