@@ -132,12 +132,21 @@ pub async fn publish_finding(
 }
 
 /// Polls `check` every 20 ms until it yields a value; panics after 15 s.
-pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn poll<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    poll_within(what, PATIENCE, check).await
+}
+
+/// [`poll`] with its own patience.
+pub async fn poll_within<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         if let Some(value) = check().await {
             return value;
