@@ -313,3 +313,91 @@ async fn evict_delete_and_policy_repair_use_exactly_the_granted_permissions() {
     );
     service.stop().await;
 }
+
+/// Runs the CLI against `grpc`; returns (success, stdout, stderr).
+async fn cli(grpc: std::net::SocketAddr, args: &[&str]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-responder-cli"));
+    command
+        .arg("--server")
+        .arg(format!("http://{grpc}"))
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_quarantines_lists_and_releases_through_grpc() {
+    let mut cluster = cluster(2_000).await;
+    cluster.fake.put_pod(&pod("shop", "web-1")).unwrap();
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    cluster.config.grpc.listen = Some(grpc);
+    let bus = bus(&cluster.server).await;
+    let service = Running::start(cluster.config.clone(), Health::default()).await;
+    let labelled = || {
+        cluster
+            .fake
+            .pod("shop", "web-1")
+            .and_then(|p| p.metadata.labels)
+            .and_then(|l| l.get(kube_actions::QUARANTINE_LABEL).cloned())
+    };
+
+    let (ok, out, err) = cli(
+        grpc,
+        &[
+            "quarantine",
+            "shop/web-1",
+            "--by",
+            "bob",
+            "--reason",
+            "shell",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("QUARANTINE") && out.contains("SUCCEEDED"),
+        "{out}"
+    );
+    assert_eq!(labelled().as_deref(), Some("true"));
+    let (ok, out, err) = cli(grpc, &["list"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("shop/web-1") && out.contains("by=bob"),
+        "{out}"
+    );
+
+    let (ok, out, err) = cli(grpc, &["release", "shop/web-1", "--by", "bob"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("RELEASE") && out.contains("SUCCEEDED"),
+        "{out}"
+    );
+    assert_eq!(labelled(), None);
+    let (ok, out, _) = cli(grpc, &["list"]).await;
+    assert!(ok && out.trim().is_empty(), "{out}");
+
+    // Both steps are on the audit stream, with who asked.
+    let records = wait_records(&bus, 2).await;
+    assert!(
+        records.iter().all(|(_, r)| r.requested_by == "bob"),
+        "{records:?}"
+    );
+    assert_eq!(records[1].1.kind(), ActionKind::Release);
+
+    let (ok, _, err) = cli(grpc, &["release", "web-1", "--by", "bob"]).await;
+    assert!(!ok);
+    assert!(err.contains("expected <namespace>/<pod>"), "{err}");
+    let (ok, _, err) = cli(grpc, &["release", "shop/web-9", "--by", "bob"]).await;
+    assert!(!ok);
+    assert!(err.contains("not quarantined"), "{err}");
+    service.stop().await;
+}
