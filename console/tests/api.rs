@@ -475,3 +475,47 @@ async fn a_responder_that_is_down_is_a_502_not_a_hang() {
     assert_ne!(audit.outcome, "ok");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn anomaly_scores_form_a_series_per_workload() {
+    let console = start().await;
+    let addr = console.addr;
+    for (i, value) in [0.2, 0.9].into_iter().enumerate() {
+        let score = vigil_proto::v1::AnomalyScore {
+            namespace: "shop".into(),
+            pod: "web-1".into(),
+            workload: "shop/web".into(),
+            window_end_ns: 1_000_000_000 * (i as u64 + 1),
+            score: value,
+            ..Default::default()
+        };
+        let subject = subject::scores("shop");
+        console
+            .js
+            .publish(subject, score.encode_to_vec().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let reader = format!("Bearer {READER_TOKEN}");
+    let mut series = serde_json::Value::Null;
+    for _ in 0..300 {
+        let answer = http(
+            addr,
+            "GET",
+            "/api/scores",
+            &[("Authorization", &reader)],
+            None,
+        )
+        .await;
+        series = answer.json()["shop/web"].clone();
+        if series.as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(series[0]["score"], 0.2, "{series}");
+    assert_eq!(series[1]["score"], 0.9, "{series}");
+    assert_eq!(series[1]["time_ms"], 2000.0);
+}

@@ -1,6 +1,6 @@
 // The live feed: filters, and a virtualised list that renders only the rows
 // in view, so 10,000 findings scroll as smoothly as 100.
-import { useMemo, useState } from "react";
+import { memo, useMemo, useState } from "react";
 import type { Finding } from "./types";
 import { PRIORITIES, SEVERITY } from "./types";
 
@@ -80,6 +80,29 @@ function Select(props: {
   );
 }
 
+/** One feed row; memoised so a scroll step renders only the rows it adds. */
+const Row = memo(function Row(props: { finding: Finding; top: number; onOpen: (incidentId: string) => void }) {
+  const f = props.finding;
+  return (
+    <div
+      className={`row sev-${f.priority}`}
+      data-testid="feed-row"
+      data-id={f.id}
+      style={{ top: props.top, height: ROW_HEIGHT }}
+      onClick={() => props.onOpen(f.incident_id)}
+      title={f.output}
+    >
+      <span className="time">{new Date(f.time_ms).toLocaleTimeString()}</span>
+      <span className={`badge sev-${f.priority}`}>{f.priority}</span>
+      <span className="where">
+        {f.namespace || "-"}/{f.pod || f.container_id.slice(0, 12) || f.node}
+      </span>
+      <span className="rule">{f.rule}</span>
+      <span className="output">{f.output}</span>
+    </div>
+  );
+});
+
 export function Feed(props: { findings: Finding[]; onOpen: (incidentId: string) => void }) {
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [scrollTop, setScrollTop] = useState(0);
@@ -126,23 +149,7 @@ export function Feed(props: { findings: Finding[]; onOpen: (incidentId: string) 
       >
         <div style={{ height: shown.length * ROW_HEIGHT, position: "relative" }}>
           {rows.map((f, i) => (
-            <div
-              key={f.id}
-              className={`row sev-${f.priority}`}
-              data-testid="feed-row"
-              data-id={f.id}
-              style={{ top: (first + i) * ROW_HEIGHT, height: ROW_HEIGHT }}
-              onClick={() => props.onOpen(f.incident_id)}
-              title={f.output}
-            >
-              <span className="time">{new Date(f.time_ms).toLocaleTimeString()}</span>
-              <span className={`badge sev-${f.priority}`}>{f.priority}</span>
-              <span className="where">
-                {f.namespace || "-"}/{f.pod || f.container_id.slice(0, 12) || f.node}
-              </span>
-              <span className="rule">{f.rule}</span>
-              <span className="output">{f.output}</span>
-            </div>
+            <Row key={f.id} finding={f} top={(first + i) * ROW_HEIGHT} onOpen={props.onOpen} />
           ))}
         </div>
       </div>

@@ -3,41 +3,19 @@
 // Line protocol: this script prints `READY`, `SEEN <id>`, `QUARANTINED`,
 // `READONLY-OK` as it gets there and reads `PUBLISHED <id>` on stdin.
 // Any failure exits non-zero with the reason and a screenshot.
-import { chromium } from "playwright-core";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
+import { launch } from "./browser-launch.mjs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const url = process.env.CONSOLE_URL;
 const shots = process.env.SCREENSHOT_DIR ?? "screenshots";
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 mkdirSync(shots, { recursive: true });
 
 const lines = createInterface({ input: process.stdin });
 const waiting = [];
 lines.on("line", (line) => waiting.shift()?.(line));
 const nextLine = () => new Promise((resolve) => waiting.push(resolve));
-
-export async function launch() {
-  const profile = mkdtempSync(join(tmpdir(), "vigil-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-quic",
-    ],
-  });
-  return { context, cleanup: () => rmSync(profile, { recursive: true, force: true }) };
-}
 
 async function login(page, user, password) {
   await page.goto(url);
