@@ -33,9 +33,13 @@ impl EbpfSource {
             .unwrap_or_else(|_| crate::kernel::syscalls::EnabledSet::all());
         let options =
             KernelOptions::for_this_process(config.ring_buffer_bytes).with_syscalls(syscalls);
-        let enricher = Enricher::for_config(config).with_pods(pods);
-        let kernel =
-            tokio::task::spawn_blocking(move || start_kernel(options, enricher, sink)).await??;
+        let config = config.clone();
+        // Seeding the process table reads all of /proc: off the runtime.
+        let kernel = tokio::task::spawn_blocking(move || {
+            let enricher = Enricher::for_config(&config).with_pods(pods);
+            start_kernel(options, enricher, sink)
+        })
+        .await??;
         Ok(Self { kernel })
     }
 }

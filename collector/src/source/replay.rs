@@ -142,3 +142,90 @@ pub async fn replay<R: std::io::Read>(
 fn rebase(event: &mut Event, first_wall: u64, now_wall: u64) {
     event.wall_time_ns = now_wall.saturating_add(event.wall_time_ns.saturating_sub(first_wall));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, atomic::AtomicU64};
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::source::recording::RecordingWriter;
+
+    /// A recording of events `gaps_ms` apart (wall time).
+    fn recording(gaps_ms: &[u64]) -> Vec<u8> {
+        let mut writer = RecordingWriter::new(Vec::new()).unwrap();
+        for (i, gap) in gaps_ms.iter().enumerate() {
+            let event = Event {
+                pid: i as u32 + 1,
+                wall_time_ns: 7_000_000_000 + gap * 1_000_000,
+                ..Event::default()
+            };
+            writer.write(&event).unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
+    /// Replays with time paused: the runtime's clock only moves when the
+    /// replay sleeps, so the virtual time taken is exactly the paced gaps.
+    async fn replay_duration(pace: Pace, speed: f64) -> (Duration, Vec<Event>) {
+        let bytes = recording(&[0, 2_000, 5_000]);
+        let reader = RecordingReader::new(bytes.as_slice()).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let sink = Sink::new(tx, Arc::new(AtomicU64::new(0)));
+        let config = ReplayConfig {
+            pace,
+            speed,
+            rebase_time: false,
+            ..ReplayConfig::default()
+        };
+        let started = tokio::time::Instant::now();
+        let sent = replay(reader, &config, &sink, &CancellationToken::new())
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        drop(sink);
+        let mut events = Vec::new();
+        while let Some(event) = rx.recv().await {
+            events.push(event);
+        }
+        assert_eq!(sent, 3);
+        (elapsed, events)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_original_pace_keeps_the_recorded_gaps_divided_by_speed() {
+        let (elapsed, events) = replay_duration(Pace::Original, 2.0).await;
+        assert_eq!(elapsed, Duration::from_millis(2_500));
+        assert_eq!(events.iter().map(|e| e.pid).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            events[1].wall_time_ns,
+            7_000_000_000 + 2_000_000_000,
+            "not rebased"
+        );
+        let (elapsed, _) = replay_duration(Pace::Original, 1.0).await;
+        assert_eq!(elapsed, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fast_replays_do_not_wait() {
+        let (elapsed, events) = replay_duration(Pace::Fast, 1.0).await;
+        assert_eq!(elapsed, Duration::ZERO);
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn replay_keys_are_checked() {
+        let mut problems = vigil_service::Problems::default();
+        ReplayConfig {
+            speed: 0.0,
+            ..ReplayConfig::default()
+        }
+        .validate(&mut problems);
+        let text = format!("{problems:?}");
+        assert!(
+            text.contains("replay.path") && text.contains("replay.speed"),
+            "{text}"
+        );
+    }
+}
