@@ -31,6 +31,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the loader before load: the collector's own tgid. */
 const volatile __u32 self_tgid = 0;
+/* Set by the loader: wake the reader only once this many bytes wait. */
+const volatile __u32 wakeup_bytes = 0;
 
 /* Never read: it puts the record types into the object's BTF, which the
  * Rust mirror is checked against (src/kernel/abi.rs). Locals and pointers
@@ -107,6 +109,16 @@ static __always_inline void *reserve(__u64 size)
 	return record;
 }
 
+/* Waking the reader for every record costs the traced thread an
+ * interrupt and, on a busy CPU, a context switch; it is woken only when
+ * records pile up, and otherwise reads on its own short poll interval. */
+static __always_inline void submit(void *record)
+{
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(record, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline struct vigil_syscall_spec *spec_of(long slot)
 {
 	__u32 key = (__u32)slot;
@@ -124,7 +136,7 @@ static __always_inline __u32 login_uid(struct task_struct *task)
 {
 	if (!bpf_core_field_exists(task->loginuid))
 		return (__u32)-1;
-	return BPF_CORE_READ(task, loginuid.val);
+	return task->loginuid.val;
 }
 
 static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __u16 syscall,
@@ -132,7 +144,8 @@ static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __u
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 uid_gid = bpf_get_current_uid_gid();
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	/* A BTF pointer: its fields are plain loads, not probe-read calls. */
+	struct task_struct *task = bpf_get_current_task_btf();
 
 	hdr->kind = kind;
 	hdr->flags = 0;
@@ -140,7 +153,7 @@ static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __u
 	hdr->pid = pid_tgid >> 32;
 	hdr->ktime_ns = bpf_ktime_get_ns();
 	hdr->tid = (__u32)pid_tgid;
-	hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	hdr->ppid = task->real_parent->tgid;
 	hdr->uid = (__u32)uid_gid;
 	hdr->gid = uid_gid >> 32;
 	hdr->loginuid = login_uid(task);
@@ -346,7 +359,7 @@ static __always_inline void emit_syscall(const struct vigil_syscall_spec *spec,
 	deref = (const void *)arg_at(pending, spec->deref_arg);
 	if (deref && bpf_probe_read_user(rec->sys.deref, sizeof(rec->sys.deref), deref) < 0)
 		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
-	bpf_ringbuf_submit(rec, 0);
+	submit(rec);
 }
 
 /* === exec === */
@@ -400,7 +413,7 @@ static __always_inline void emit_failed_exec(const struct vigil_syscall_spec *sp
 					 (const char *)arg_at(pending, spec->str_args[0]));
 	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
 	read_user_argv(rec, (const char *const *)arg_at(pending, spec->argv_arg));
-	bpf_ringbuf_submit(rec, 0);
+	submit(rec);
 }
 
 SEC("tp_btf/sys_exit")
@@ -476,7 +489,7 @@ int vigil_exec(__u64 *ctx)
 					   BPF_CORE_READ(bprm, filename));
 	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
 	read_argv(rec, (struct task_struct *)task);
-	bpf_ringbuf_submit(rec, 0);
+	submit(rec);
 	return 0;
 }
 
@@ -500,6 +513,6 @@ int vigil_exit(__u64 *ctx)
 	fill_header(&rec->hdr, VIGIL_KIND_EXIT, VIGIL_NO_SYSCALL, 0);
 	rec->exit.exit_code = BPF_CORE_READ(task, exit_code);
 	rec->exit.reserved = 0;
-	bpf_ringbuf_submit(rec, 0);
+	submit(rec);
 	return 0;
 }

@@ -305,6 +305,7 @@ fn process_syscalls_exec_clone_exit_ids_and_signals() {
     let missing = dir.path().join("no-such-binary");
     let steps: Vec<String> = [
         "fork".to_owned(),
+        "thread".to_owned(),
         format!("execve={},--first,second", missing.display()),
         "setuid".to_owned(),
         "setgid".to_owned(),
@@ -368,6 +369,15 @@ fn process_syscalls_exec_clone_exit_ids_and_signals() {
         .expect("the child's exit");
     assert_eq!(child_exit.args.as_ref().unwrap().exit_code, 5 << 8);
     assert_eq!(child_exit.ppid, run.pid);
+
+    let thread = run.result("thread");
+    let clone3 = events
+        .iter()
+        .find(|e| e.syscall == "clone3" && e.return_value == thread)
+        .expect("the thread's clone3");
+    let flags = clone3.args.as_ref().unwrap().flags;
+    assert_eq!(clone3.r#type(), EventType::Clone);
+    assert_ne!(flags & libc::CLONE_THREAD as u32, 0, "{flags:#x}");
 
     for (syscall, event_type, ids) in [
         ("setuid", EventType::Setuid, vec![0]),

@@ -271,6 +271,10 @@ fn run(name: &str, a: &[&str]) -> Outcome {
         // KEYCTL_REVOKE of key 0: no such key.
         "keyctl" => Ok(sys(libc::SYS_keyctl, &[3, 0])),
         "fork" => fork(),
+        // std spawns threads with clone3(CLONE_THREAD | ...).
+        "thread" => std::thread::spawn(|| sys(libc::SYS_gettid, &[]))
+            .join()
+            .map_err(|_| "the thread panicked".to_owned()),
         "execve" => exec(libc::SYS_execve, first, a.get(1..).unwrap_or_default()),
         "exit" => {
             let code = first

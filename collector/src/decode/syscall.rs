@@ -65,3 +65,157 @@ fn raw(record: &Record<'_>, decoded: &Decoded) -> Result<RawSyscall, DecodeError
         comm: decoded.event.comm.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::offset_of;
+
+    use vigil_proto::v1::{AddressFamily, EventType, FdKind};
+
+    use super::*;
+    use crate::decode::{
+        self,
+        tests::{put, record},
+    };
+
+    /// A syscall record of `nr` with raw `args`, returning `ret`.
+    fn syscall_record(nr: i64, args: [u64; 6], ret: i64) -> Vec<u8> {
+        let mut bytes = record(abi::KIND_SYSCALL, size_of::<SyscallRecord>());
+        put(
+            &mut bytes,
+            offset_of!(SyscallRecord, hdr.syscall),
+            &(nr as u16).to_ne_bytes(),
+        );
+        put(
+            &mut bytes,
+            offset_of!(SyscallRecord, hdr.ret),
+            &ret.to_ne_bytes(),
+        );
+        for (i, arg) in args.iter().enumerate() {
+            put(
+                &mut bytes,
+                offset_of!(SyscallRecord, sys.args) + i * 8,
+                &arg.to_ne_bytes(),
+            );
+        }
+        bytes
+    }
+
+    fn with_path(mut bytes: Vec<u8>, len_at: usize, at: usize, path: &[u8]) -> Vec<u8> {
+        put(&mut bytes, len_at, &(path.len() as u32).to_ne_bytes());
+        put(&mut bytes, at, path);
+        bytes
+    }
+
+    #[test]
+    fn openat_gets_its_name_type_path_flags_and_dirfd() {
+        let flags = (libc::O_CREAT | libc::O_WRONLY) as u64;
+        let bytes = syscall_record(libc::SYS_openat, [7, 0, flags, 0o600, 0, 0], 5);
+        let bytes = with_path(
+            bytes,
+            offset_of!(SyscallRecord, sys.path_len),
+            offset_of!(SyscallRecord, sys.path),
+            b"data/x",
+        );
+        let decoded = decode::decode(&bytes).unwrap();
+        let event = &decoded.event;
+        assert_eq!(
+            (event.syscall.as_str(), event.r#type()),
+            ("openat", EventType::Open)
+        );
+        let args = event.args.as_ref().unwrap();
+        assert_eq!(
+            (
+                args.path.as_str(),
+                u64::from(args.flags),
+                args.mode,
+                args.fd
+            ),
+            ("data/x", flags, 0o600, 5)
+        );
+        assert_eq!(decoded.dirfd, Some(7));
+    }
+
+    #[test]
+    fn a_two_path_call_and_a_socket_address_decode() {
+        let bytes = syscall_record(libc::SYS_rename, [0; 6], -18);
+        let bytes = with_path(
+            bytes,
+            offset_of!(SyscallRecord, sys.path_len),
+            offset_of!(SyscallRecord, sys.path),
+            b"/a",
+        );
+        let bytes = with_path(
+            bytes,
+            offset_of!(SyscallRecord, sys.path2_len),
+            offset_of!(SyscallRecord, sys.path2),
+            b"/b",
+        );
+        let decoded = decode::decode(&bytes).unwrap();
+        let args = decoded.event.args.unwrap();
+        assert_eq!(
+            (args.path.as_str(), args.target_path.as_str()),
+            ("/a", "/b")
+        );
+        assert_eq!(
+            (decoded.event.return_value, decoded.dirfd),
+            (-18, Some(abi::AT_FDCWD))
+        );
+
+        let mut bytes = syscall_record(libc::SYS_connect, [3, 0, 0, 16, 0, 0], 0);
+        let mut sockaddr = abi::AF_INET.to_ne_bytes().to_vec();
+        sockaddr.extend(443u16.to_be_bytes());
+        sockaddr.extend([192, 0, 2, 1]);
+        bytes = with_path(
+            bytes,
+            offset_of!(SyscallRecord, sys.sockaddr_len),
+            offset_of!(SyscallRecord, sys.sockaddr),
+            &sockaddr,
+        );
+        put(
+            &mut bytes,
+            offset_of!(SyscallRecord, sys.fd_kind),
+            &[FdKind::SocketInet as u8],
+        );
+        let args = decode::decode(&bytes).unwrap().event.args.unwrap();
+        let address = args.address.as_ref().unwrap();
+        assert_eq!(
+            (address.family(), address.ip.as_str(), address.port),
+            (AddressFamily::Inet, "192.0.2.1", 443)
+        );
+        assert_eq!((args.fd, args.fd_kind()), (3, FdKind::SocketInet));
+    }
+
+    #[test]
+    fn unknown_syscalls_and_impossible_lengths_are_errors() {
+        let unknown = syscall_record(499, [0; 6], 0);
+        assert_eq!(
+            decode::decode(&unknown).unwrap_err(),
+            DecodeError::UnknownSyscall { nr: 499 }
+        );
+        assert_eq!(
+            decode::decode(&unknown).unwrap_err().reason(),
+            "unknown_syscall"
+        );
+        for (len_at, capacity) in [
+            (offset_of!(SyscallRecord, sys.path_len), abi::PATH_LEN),
+            (offset_of!(SyscallRecord, sys.path2_len), abi::PATH_LEN),
+            (
+                offset_of!(SyscallRecord, sys.sockaddr_len),
+                abi::SOCKADDR_LEN,
+            ),
+        ] {
+            let mut bytes = syscall_record(libc::SYS_rename, [0; 6], 0);
+            put(&mut bytes, len_at, &(capacity as u32 + 1).to_ne_bytes());
+            let error = decode::decode(&bytes).unwrap_err();
+            assert_eq!(error.reason(), "bad_length", "{error}");
+        }
+    }
+
+    #[test]
+    fn paths_that_are_not_to_be_resolved_say_so() {
+        let bytes = syscall_record(libc::SYS_symlink, [0; 6], 0);
+        let decoded = decode::decode(&bytes).unwrap();
+        assert_eq!(decoded.dirfd, Some(NO_BASE));
+    }
+}

@@ -29,6 +29,10 @@ use super::{abi, skel::VigilSkelBuilder, syscalls::EnabledSet};
 
 /// Where the kernel publishes its BTF; CO-RE relocations need it.
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Read the ring buffer at least this often (the kernel wakes the reader
+/// only for a backlog of `DEFAULT_WAKEUP_BYTES`).
+const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_millis(2);
+const DEFAULT_WAKEUP_BYTES: u32 = 256 << 10;
 /// How often the per-CPU drop counters are summed into `KernelDrops`.
 const COUNTER_INTERVAL: Duration = Duration::from_millis(50);
 /// Lines of libbpf output kept to explain a failed load.
@@ -42,8 +46,13 @@ pub struct KernelOptions {
     /// A process whose events are ignored in the kernel: the collector's
     /// own, so that its reads of /proc cause no events of their own.
     pub ignore_tgid: u32,
-    /// Longest wait for records before the thread checks for shutdown.
+    /// How often the ring buffer is read when the kernel has not woken the
+    /// reader: the latency of an event when events are few.
     pub poll_timeout: Duration,
+    /// The kernel wakes the reader once this many bytes wait in the ring
+    /// buffer, not for every record (the traced process would pay for each
+    /// wakeup). 0 wakes for every record.
+    pub wakeup_bytes: u32,
     /// The syscalls (and process events) the kernel reports; all others
     /// cost one map lookup and send nothing.
     pub syscalls: EnabledSet,
@@ -55,7 +64,8 @@ impl KernelOptions {
         Self {
             ring_buffer_bytes,
             ignore_tgid: std::process::id(),
-            poll_timeout: Duration::from_millis(100),
+            poll_timeout: DEFAULT_POLL_TIMEOUT,
+            wakeup_bytes: (ring_buffer_bytes / 8).min(DEFAULT_WAKEUP_BYTES),
             syscalls: EnabledSet::all(),
         }
     }
@@ -106,6 +116,14 @@ pub enum LoadError {
     ThreadExited,
 }
 
+/// The kernel's statistics of one BPF program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    pub name: String,
+    pub run_time_ns: u64,
+    pub run_count: u64,
+}
+
 /// Records the kernel dropped, by reason, summed over all CPUs since load.
 #[derive(Debug, Default)]
 pub struct KernelDrops {
@@ -131,6 +149,9 @@ impl KernelDrops {
 /// The running kernel side. Stops and detaches on [`KernelSource::stop`] or drop.
 #[derive(Debug)]
 pub struct KernelSource {
+    /// Id of this load's `syscall_specs` map, which every one of its
+    /// programs uses: it identifies them.
+    specs_map_id: u32,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     drops: Arc<KernelDrops>,
@@ -158,12 +179,16 @@ impl KernelSource {
             })
             .map_err(LoadError::Thread)?;
         let mut source = Self {
+            specs_map_id: 0,
             stop,
             thread: Some(thread),
             drops,
         };
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(source),
+            Ok(Ok(specs_map_id)) => {
+                source.specs_map_id = specs_map_id;
+                Ok(source)
+            }
             Ok(Err(error)) => {
                 source.stop();
                 Err(error)
@@ -173,6 +198,20 @@ impl KernelSource {
                 Err(LoadError::ThreadExited)
             }
         }
+    }
+
+    /// Run time and run count of each of this load's programs, as the
+    /// kernel counts them while `kernel.bpf_stats_enabled` is 1.
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        let options = libbpf_rs::query::ProgInfoQueryOptions::default().include_map_ids(true);
+        libbpf_rs::query::ProgInfoIter::with_query_opts(options)
+            .filter(|info| info.map_ids.contains(&self.specs_map_id))
+            .map(|info| ProgramStats {
+                name: info.name.to_string_lossy().into_owned(),
+                run_time_ns: info.run_time_ns,
+                run_count: info.run_cnt,
+            })
+            .collect()
     }
 
     /// The kernel's drop counters, refreshed by the ring-buffer thread.
@@ -204,7 +243,7 @@ fn ring_thread<F>(
     mut on_record: F,
     stop: &AtomicBool,
     drops: &KernelDrops,
-    ready: &mpsc::SyncSender<Result<(), LoadError>>,
+    ready: &mpsc::SyncSender<Result<u32, LoadError>>,
 ) where
     F: FnMut(&[u8]),
 {
@@ -228,10 +267,16 @@ fn ring_thread<F>(
             return;
         }
     };
-    let _receiver_gone = ready.send(Ok(()));
+    let specs_map_id = skel
+        .maps
+        .syscall_specs
+        .info()
+        .map_or(0, |info| info.info.id);
+    let _receiver_gone = ready.send(Ok(specs_map_id));
     tracing::info!(
         message = "eBPF programs attached.",
         ring_buffer_bytes = options.ring_buffer_bytes,
+        wakeup_bytes = options.wakeup_bytes,
         ignored_tgid = options.ignore_tgid
     );
     let mut counted_at = Instant::now();
@@ -241,6 +286,11 @@ fn ring_thread<F>(
         {
             tracing::warn!(message = "Ring buffer poll failed.", %error);
             std::thread::sleep(options.poll_timeout);
+        }
+        // Records submitted without a wakeup: a poll that timed out has
+        // not read them.
+        if let Err(error) = ring.consume() {
+            tracing::warn!(message = "Ring buffer read failed.", %error);
         }
         if counted_at.elapsed() >= COUNTER_INTERVAL {
             refresh_drops(&skel.maps.drops, drops);
@@ -262,6 +312,7 @@ fn load_and_attach<'obj>(
         .map_err(|source| libbpf_error("open", source))?;
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.self_tgid = options.ignore_tgid;
+        rodata.wakeup_bytes = options.wakeup_bytes;
     }
     open.maps
         .events

@@ -5,7 +5,7 @@ pub mod abi;
 mod loader;
 pub mod syscalls;
 
-pub use loader::{KernelDrops, KernelOptions, KernelSource, LoadError};
+pub use loader::{KernelDrops, KernelOptions, KernelSource, LoadError, ProgramStats};
 
 /// The skeleton libbpf-cargo generates from `bpf/vigil.bpf.c` (see build.rs).
 #[allow(
