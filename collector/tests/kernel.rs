@@ -35,6 +35,11 @@ fn trigger_helper() {
             "create" => drop(std::fs::File::create(argument).expect("create the file")),
             "open" => drop(std::fs::File::open(argument)),
             "connect" => drop(TcpStream::connect(argument).expect("connect")),
+            "mkdir" => std::fs::create_dir(argument).expect("mkdir"),
+            "symlink" => {
+                let (target, link) = argument.split_once(',').expect("target,link");
+                std::os::unix::fs::symlink(target, link).expect("symlink");
+            }
             "sleep" => std::thread::sleep(Duration::from_millis(argument.parse().unwrap())),
             other => panic!("unknown trigger step {other:?}"),
         }
@@ -90,7 +95,7 @@ fn exec_open_and_connect_arrive_with_pid_and_arguments() {
     let exec_pid = exec_child.id();
     exec_child.wait().unwrap();
     let plan = format!(
-        "create:{};open:{};connect:127.0.0.1:{v4_port};connect:[::1]:{v6_port};open:relative.txt;sleep:300",
+        "create:{};open:{};connect:127.0.0.1:{v4_port};connect:[::1]:{v6_port};open:relative.txt;mkdir:reldir;symlink:../target,link;sleep:300",
         created.display(),
         missing.display()
     );
@@ -138,6 +143,18 @@ fn exec_open_and_connect_arrive_with_pid_and_arguments() {
         e.pid == pid && path(e) == relative.to_str().unwrap()
     });
     assert_eq!(resolved.cwd, dir.path().to_str().unwrap());
+
+    // Other path syscalls are resolved the same way; a symlink's target
+    // is kept as written (it is relative to the link, not the cwd).
+    let mkdir = probe.expect("the relative mkdir", pid, WAIT, |e| {
+        e.pid == pid && e.r#type() == EventType::Mkdir
+    });
+    assert_eq!(path(&mkdir), dir.path().join("reldir").to_str().unwrap());
+    let symlink = probe.expect("the symlink", pid, WAIT, |e| {
+        e.pid == pid && e.r#type() == EventType::Symlink
+    });
+    assert_eq!(path(&symlink), "../target");
+    assert_eq!(symlink.args.unwrap().target_path, "link");
 
     for (family, ip, port) in [
         (AddressFamily::Inet, "127.0.0.1", v4_port),
