@@ -100,7 +100,11 @@ fn main() -> Result<()> {
         bail!("the collector did not sustain even {FIRST_RATE} events/s without drops");
     };
 
-    let baseline = tokio::runtime::Runtime::new()?.block_on(raw_publish(&nats, window))?;
+    let batches = encoded_batches(800 * BATCH_EVENTS);
+    let bytes: usize = batches.iter().map(|(_, payload, _)| payload.len()).sum();
+    let events: usize = batches.iter().map(|(_, _, events)| events).sum();
+    let baseline =
+        tokio::runtime::Runtime::new()?.block_on(raw_publish(&nats, &batches, window))?;
     report.add_with_baseline(
         "collector_capacity_events_per_sec",
         best.stored_per_sec,
@@ -121,6 +125,11 @@ fn main() -> Result<()> {
         "collector_cpu_per_million_events_with_source",
         best.total_cpu_per_million(),
         "cpu-s",
+    );
+    report.add(
+        "collector_batch_bytes_per_event",
+        bytes as f64 / events as f64,
+        "bytes",
     );
     report.add("collector_rss_idle", idle_rss as f64 / 1024.0, "MiB");
     report.add(
@@ -287,7 +296,11 @@ fn metric(text: &str, name: &str) -> f64 {
 
 /// Events per second JetStream stores when the same batches, encoded in
 /// advance, are published with the collector's in-flight window.
-async fn raw_publish(nats: &NatsServer, window: Duration) -> Result<f64> {
+async fn raw_publish(
+    nats: &NatsServer,
+    batches: &[(String, Bytes, usize)],
+    window: Duration,
+) -> Result<f64> {
     let options = ConnectOptions {
         url: nats.url(),
         client_name: "capacity-baseline".into(),
@@ -297,7 +310,9 @@ async fn raw_publish(nats: &NatsServer, window: Duration) -> Result<f64> {
     let publisher = Publisher::new(bus.jetstream.clone());
     // Batches for a whole window at the bus's rate would not fit in memory:
     // a fixed set (about 200 000 events) is cycled, with fresh message ids.
-    let batches = encoded_batches(800 * BATCH_EVENTS)?;
+    if batches.is_empty() {
+        bail!("no batches to publish");
+    }
     let trace = TraceContext::new_root();
     let started = Instant::now();
     let mut in_flight = FuturesUnordered::new();
@@ -328,7 +343,7 @@ async fn raw_publish(nats: &NatsServer, window: Duration) -> Result<f64> {
 }
 
 /// The synthetic mix, batched by partition as the collector does, encoded.
-fn encoded_batches(events: usize) -> Result<Vec<(String, Bytes, usize)>> {
+fn encoded_batches(events: usize) -> Vec<(String, Bytes, usize)> {
     let mut generator = Generator::new("capacity-baseline", &SyntheticConfig::default());
     let mut batcher = Batcher::new("capacity-baseline", BATCH_EVENTS, DropCounts::default());
     let mut sealed = Vec::new();
@@ -336,13 +351,13 @@ fn encoded_batches(events: usize) -> Result<Vec<(String, Bytes, usize)>> {
         sealed.extend(batcher.push(generator.next_event()));
     }
     sealed.extend(batcher.flush());
-    Ok(sealed
+    sealed
         .into_iter()
         .map(|s| {
             let subject = subject::events(&s.batch.node, s.partition);
             (subject, codec::encode(&s.batch), s.batch.events.len())
         })
-        .collect())
+        .collect()
 }
 
 fn collector_binary() -> Result<PathBuf> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
-use vigil_proto::v1::{AddressFamily, Args, Event, EventType, PodMeta, SocketAddress};
+use vigil_proto::v1::{AddressFamily, Ancestor, Args, Event, EventType, PodMeta, SocketAddress};
 
 use super::{Sink, TaskSource};
 
@@ -239,6 +239,7 @@ impl Generator {
         }
         event.tid = event.pid;
         event.process_start_ns = self.kernel_time_ns.saturating_sub(60_000_000_000);
+        event.ancestors = ancestors(container.and_then(|i| self.containers.get(i)));
         event
     }
 
@@ -258,6 +259,34 @@ impl Generator {
             }),
             ..Args::default()
         }
+    }
+}
+
+/// What the process table gives a process of a container (the app's main
+/// process, then the runtime's shim) or of the host (systemd).
+fn ancestors(container: Option<&Container>) -> Vec<Ancestor> {
+    let ancestor = |pid: u32, exe: &str, cmdline: &[&str]| Ancestor {
+        pid,
+        comm: comm_of(cmdline),
+        exe_path: exe.to_owned(),
+        cmdline: cmdline.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    match container {
+        Some(c) => vec![
+            ancestor(1, c.image.0, c.image.1),
+            ancestor(
+                900,
+                "/usr/bin/containerd-shim-runc-v2",
+                &[
+                    "/usr/bin/containerd-shim-runc-v2",
+                    "-namespace",
+                    "k8s.io",
+                    "-id",
+                    &c.id,
+                ],
+            ),
+        ],
+        None => vec![ancestor(1, "/usr/lib/systemd/systemd", &["/sbin/init"])],
     }
 }
 
@@ -357,6 +386,7 @@ mod tests {
         for event in events.iter().filter(|e| !e.container_id.is_empty()) {
             assert!(ids.contains(&event.container_id));
             assert!(event.pod.as_ref().is_some_and(|p| !p.name.is_empty()));
+            assert_eq!(event.ancestors.len(), 2, "parent and shim");
             assert!(
                 vigil_cgroup::identify(&event.cgroup_path)
                     .is_some_and(|i| i.container_id == event.container_id)
