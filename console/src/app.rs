@@ -48,6 +48,9 @@ pub struct App {
     pub session_ttl: Duration,
     pub secure_cookies: bool,
     pub user_names: Vec<String>,
+    /// Ends the live streams on shutdown (the HTTP server waits for every
+    /// open response, and a live stream never ends by itself).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -97,6 +97,13 @@ fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// A hash at the default cost, for logins of unknown users.
+fn dummy_hash() -> Option<PasswordHash<'static>> {
+    static HASH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let hash = HASH.get_or_init(|| hash_password("vigil-unknown-user").ok());
+    hash.as_deref().and_then(|h| PasswordHash::new(h).ok())
+}
+
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -139,11 +146,18 @@ impl Auth {
 
     /// Checks a password and opens a session.
     pub fn login(&self, name: &str, password: &str) -> Result<NewSession, AuthError> {
-        let user = self
+        let Some(user) = self
             .users
             .iter()
             .find(|u| u.name == name && !u.password_hash.is_empty())
-            .ok_or(AuthError::BadCredentials)?;
+        else {
+            // Spend the time a real check takes, so the answer's timing does
+            // not tell which user names exist.
+            if let Some(hash) = dummy_hash() {
+                let _ = Argon2::default().verify_password(password.as_bytes(), &hash);
+            }
+            return Err(AuthError::BadCredentials);
+        };
         let hash = PasswordHash::new(&user.password_hash).map_err(|_| AuthError::BadCredentials)?;
         Argon2::default()
             .verify_password(password.as_bytes(), &hash)

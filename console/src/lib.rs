@@ -124,6 +124,7 @@ pub async fn start(
         session_ttl: Duration::from_secs(config.http.session_ttl_s),
         secure_cookies: config.http.secure_cookies,
         user_names: config.users.iter().map(|u| u.name.clone()).collect(),
+        shutdown: shutdown.clone(),
     });
 
     let mut tasks = JoinSet::new();

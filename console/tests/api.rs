@@ -519,3 +519,20 @@ async fn anomaly_scores_form_a_series_per_workload() {
     assert_eq!(series[1]["score"], 0.9, "{series}");
     assert_eq!(series[1]["time_ms"], 2000.0);
 }
+
+#[tokio::test]
+async fn live_streams_end_on_shutdown_so_the_console_can_stop() {
+    let console = start().await;
+    let ann = login(console.addr, "ann", RESPONDER_PASSWORD).await;
+    let mut live = Sse::open(console.addr, &ann.cookie).await;
+    live.find("hello", WAIT, |_| true).await.expect("hello");
+    console.shutdown.cancel();
+    // next() is None at end of stream; a timeout would also be None, so
+    // check that it returned well before the wait ran out.
+    let started = std::time::Instant::now();
+    assert!(live.next(Duration::from_secs(20)).await.is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the stream stayed open"
+    );
+}
