@@ -208,6 +208,15 @@ static __always_inline int wanted(const struct vigil_syscall_spec *spec, const _
 	return 1;
 }
 
+/* A 32-bit syscall has another number for the same name (ia32's 2 is fork,
+ * x86-64's 2 is open): those are not reported rather than misreported. */
+static __always_inline int is_compat(struct task_struct *task)
+{
+	if (!bpf_core_field_exists(task->thread_info.status))
+		return 0;
+	return task->thread_info.status & TS_COMPAT;
+}
+
 SEC("tp_btf/sys_enter")
 int vigil_sys_enter(__u64 *ctx)
 {
@@ -217,7 +226,7 @@ int vigil_sys_enter(__u64 *ctx)
 	struct pending *pending;
 	__u64 args[6];
 
-	if (!spec || is_self())
+	if (!spec || is_self() || is_compat(bpf_get_current_task_btf()))
 		return 0;
 	args[0] = regs->di;
 	args[1] = regs->si;
@@ -241,6 +250,16 @@ int vigil_sys_enter(__u64 *ctx)
 
 /* === exit: syscall records === */
 
+static __always_inline int is_memfd(struct file *file)
+{
+	const unsigned char *name = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+	char prefix[6] = {};
+
+	bpf_probe_read_kernel(prefix, sizeof(prefix), name);
+	return prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
+	       prefix[4] == 'd' && prefix[5] == ':';
+}
+
 static __always_inline __u8 fd_kind(__u64 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -259,7 +278,7 @@ static __always_inline __u8 fd_kind(__u64 fd)
 	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
 	switch (mode) {
 	case S_IFREG:
-		return VIGIL_FD_FILE;
+		return is_memfd(file) ? VIGIL_FD_MEMFD : VIGIL_FD_FILE;
 	case S_IFDIR:
 		return VIGIL_FD_DIRECTORY;
 	case S_IFIFO:

@@ -594,6 +594,7 @@ fn namespace_mount_memory_module_and_kernel_interface_syscalls() {
         step("umount2", &[&mnt]),
         step("pivot_root", &[dir.path(), &mnt]),
         "memfd_create=vigil-payload".to_owned(),
+        "dup_memfd".to_owned(),
         "mmap_rw".to_owned(),
         "mmap".to_owned(),
         "mprotect".to_owned(),
@@ -658,6 +659,11 @@ fn namespace_mount_memory_module_and_kernel_interface_syscalls() {
         (EventType::MemfdCreate, "vigil-payload", libc::MFD_CLOEXEC)
     );
     assert_eq!(i64::from(args.fd), run.result("memfd_create"));
+    let dup = events
+        .iter()
+        .find(|e| e.syscall == "dup" && e.return_value == run.result("dup_memfd"))
+        .expect("the memfd's dup");
+    assert_eq!(dup.args.as_ref().unwrap().fd_kind(), FdKind::Memfd);
     // Only the executable mapping is reported, not the read-write one.
     let mmaps: Vec<&Event> = events.iter().filter(|e| e.syscall == "mmap").collect();
     assert_eq!(mmaps.len(), 1, "{mmaps:#?}");

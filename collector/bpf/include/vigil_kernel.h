@@ -92,7 +92,20 @@ struct inode {
 	unsigned short i_mode;
 };
 
+struct qstr {
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct qstr d_name;
+};
+
+struct path {
+	struct dentry *dentry;
+};
+
 struct file {
+	struct path f_path; /* memfds are named "memfd:<name>" */
 	struct inode *f_inode;
 	void *private_data; /* struct socket * for sockets */
 };
@@ -109,7 +122,15 @@ struct socket {
 	struct sock *sk;
 };
 
+/* x86: TS_COMPAT in status marks a 32-bit syscall in progress. */
+struct thread_info {
+	__u32 status;
+};
+
+#define TS_COMPAT 0x0002
+
 struct task_struct {
+	struct thread_info thread_info;
 	int pid;
 	int tgid;
 	int exit_code;

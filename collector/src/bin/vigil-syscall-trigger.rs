@@ -210,6 +210,12 @@ fn run(name: &str, a: &[&str]) -> Outcome {
         "tcp6" => tcp(Ipv6Addr::LOCALHOST.into()),
         "unix" => unix(first),
         "dup" => with_socket(|fd| sys(libc::SYS_dup, &[fd])),
+        // dup of a fresh memfd: the descriptor's kind is memfd.
+        "dup_memfd" => {
+            let name = c("vigil-dup")?;
+            let fd = sys(libc::SYS_memfd_create, &[cptr(&name), 0]);
+            Ok(sys(libc::SYS_dup, &[fd]))
+        }
         "dup2" => with_socket(|fd| sys(libc::SYS_dup2, &[fd, 100])),
         "dup3" => with_socket(|fd| sys(libc::SYS_dup3, &[fd, 101, i64::from(libc::O_CLOEXEC)])),
         "memfd_create" => Ok(sys(
