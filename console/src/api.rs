@@ -17,7 +17,7 @@ use axum::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{get, post},
+    routing::{any, get, post},
 };
 use futures::{StreamExt, stream};
 use serde::Deserialize;
@@ -117,8 +117,17 @@ pub fn router(app: Arc<App>, web_dir: &std::path::Path) -> Router {
         .route("/api/counters", get(counters))
         .route("/api/malformed", get(malformed))
         .route("/api/stream", get(live))
+        .route("/api/{*rest}", any(no_such_endpoint))
         .fallback_service(files)
         .with_state(app)
+}
+
+/// Unknown API paths get a JSON 404, not the front end's page.
+async fn no_such_endpoint(Path(rest): Path<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no API endpoint /api/{rest}"),
+    }
 }
 
 #[derive(Deserialize)]

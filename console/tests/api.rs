@@ -192,6 +192,13 @@ async fn malformed_requests_get_a_4xx_naming_the_problem() {
             404,
             "no incident",
         ),
+        (
+            "GET",
+            "/api/nothing/here",
+            "",
+            404,
+            "no API endpoint /api/nothing/here",
+        ),
     ];
     for (method, path, body, status, message) in cases {
         let answer = if *method == "GET" {
