@@ -37,6 +37,12 @@ async function main() {
     await page.locator(`[data-testid=feed-row][data-id="${published}"]`).waitFor({ timeout: 5000 });
     console.log(`SEEN ${published}`);
     await page.screenshot({ path: join(shots, "2-feed-finding.png") });
+    // Filters: a critical finding is hidden at "alert and above", kept by its tactic.
+    await page.getByTestId("filter-priority").selectOption("alert");
+    await page.getByTestId("feed-count").filter({ hasText: "0 of 1" }).waitFor({ timeout: 5000 });
+    await page.getByTestId("filter-priority").selectOption("debug");
+    await page.getByTestId("filter-tactic").selectOption("credential_access");
+    await page.getByTestId("feed-count").filter({ hasText: "1 of 1" }).waitFor({ timeout: 5000 });
 
     await page.locator(`[data-testid=feed-row][data-id="${published}"]`).click();
     await page.getByTestId("incident-view").waitFor();
