@@ -58,11 +58,17 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 pub struct Kube {
     client: Client,
     timeout: Duration,
+    /// The policy's protected labels, checked against the pod as the API
+    /// server has it (the finding's copy of the labels may be missing or old).
+    protected_labels: BTreeMap<String, String>,
 }
 
 impl Kube {
     /// Connects to `api_url`, or to what in-cluster config or kubeconfig name.
-    pub async fn connect(config: &KubeConfig) -> Result<Self, String> {
+    pub async fn connect(
+        config: &KubeConfig,
+        protected_labels: BTreeMap<String, String>,
+    ) -> Result<Self, String> {
         let timeout = Duration::from_millis(config.timeout_ms);
         let mut kube_config = match &config.api_url {
             Some(url) => {
@@ -78,40 +84,69 @@ impl Kube {
         kube_config.read_timeout = None;
         kube_config.connect_timeout = Some(timeout);
         let client = Client::try_from(kube_config).map_err(|e| e.to_string())?;
-        Ok(Self::from_client(client, timeout))
+        Ok(Self::from_client(client, timeout, protected_labels))
     }
 
-    pub fn from_client(client: Client, timeout: Duration) -> Self {
-        Self { client, timeout }
+    pub fn from_client(
+        client: Client,
+        timeout: Duration,
+        protected_labels: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            client,
+            timeout,
+            protected_labels,
+        }
     }
 
-    /// Carries out a cluster-level action for the finding's pod.
+    /// Carries out a cluster-level action for the finding's pod, after
+    /// reading the pod: a missing pod fails, a protected one is refused.
     pub async fn act(&self, action: Action, finding: &Finding) -> Done {
         let (namespace, pod) = (finding.namespace.as_str(), finding.pod.as_str());
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let current = match self.retry("get pod", || pods.get_opt(pod)).await {
+            Ok(Some(current)) => current,
+            Ok(None) => {
+                return (
+                    ActionOutcome::Failed,
+                    format!("pod {namespace}/{pod} does not exist"),
+                );
+            }
+            Err(reason) => return (ActionOutcome::Failed, reason),
+        };
+        let labels = current.metadata.labels.clone().unwrap_or_default();
+        if let Some((key, value)) = self
+            .protected_labels
+            .iter()
+            .find(|(key, value)| labels.get(*key) == Some(*value))
+        {
+            return (
+                ActionOutcome::Refused,
+                format!("pod {namespace}/{pod} is labelled {key}={value}, which is protected"),
+            );
+        }
         let result = match action {
-            Action::Quarantine => self.quarantine(namespace, pod).await,
-            Action::Annotate => self.annotate(namespace, pod, finding).await,
-            Action::Evict => self.evict(namespace, pod).await,
-            Action::DeletePod => self.delete(namespace, pod).await,
+            Action::Quarantine => self.quarantine(&pods, namespace, pod, &labels).await,
+            Action::Annotate => self.annotate(&pods, namespace, pod, finding).await,
+            Action::Evict => self.evict(&pods, namespace, pod).await,
+            Action::DeletePod => self.delete(&pods, namespace, pod).await,
             other => Err(format!("{} is not a cluster-level action", other.label())),
         };
         result.unwrap_or_else(|reason| (ActionOutcome::Failed, reason))
     }
 
-    async fn quarantine(&self, namespace: &str, pod: &str) -> Result<Done, String> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let current = self.retry("get pod", || pods.get_opt(pod)).await?;
-        let Some(current) = current else {
-            return Err(format!("pod {namespace}/{pod} does not exist"));
-        };
+    async fn quarantine(
+        &self,
+        pods: &Api<Pod>,
+        namespace: &str,
+        pod: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Done, String> {
         self.ensure_policy(namespace).await?;
-        let labelled = current
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|labels| labels.get(QUARANTINE_LABEL))
-            .is_some_and(|value| value == "true");
-        if labelled {
+        if labels
+            .get(QUARANTINE_LABEL)
+            .is_some_and(|value| value == "true")
+        {
             return Ok((
                 ActionOutcome::AlreadyDone,
                 format!(
@@ -120,7 +155,7 @@ impl Kube {
             ));
         }
         let patch = serde_json::json!({"metadata": {"labels": {QUARANTINE_LABEL: "true"}}});
-        self.patch_pod(&pods, pod, &patch).await?;
+        self.patch_pod(pods, pod, &patch).await?;
         Ok((
             ActionOutcome::Succeeded,
             format!(
@@ -144,16 +179,16 @@ impl Kube {
 
     async fn annotate(
         &self,
+        pods: &Api<Pod>,
         namespace: &str,
         pod: &str,
         finding: &Finding,
     ) -> Result<Done, String> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let patch = serde_json::json!({"metadata": {"annotations": {
             FINDING_ANNOTATION: finding.id,
             FINDING_NAME_ANNOTATION: finding.name,
         }}});
-        self.patch_pod(&pods, pod, &patch).await?;
+        self.patch_pod(pods, pod, &patch).await?;
         Ok((
             ActionOutcome::Succeeded,
             format!(
@@ -163,8 +198,7 @@ impl Kube {
         ))
     }
 
-    async fn evict(&self, namespace: &str, pod: &str) -> Result<Done, String> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+    async fn evict(&self, pods: &Api<Pod>, namespace: &str, pod: &str) -> Result<Done, String> {
         let params = EvictParams::default();
         match self.retry("evict pod", || pods.evict(pod, &params)).await {
             Ok(_) => Ok((
@@ -178,8 +212,7 @@ impl Kube {
         }
     }
 
-    async fn delete(&self, namespace: &str, pod: &str) -> Result<Done, String> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+    async fn delete(&self, pods: &Api<Pod>, namespace: &str, pod: &str) -> Result<Done, String> {
         let params = DeleteParams::default();
         match self.retry("delete pod", || pods.delete(pod, &params)).await {
             Ok(_) => Ok((

@@ -89,7 +89,7 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     let state = state::State::open(&bus.jetstream, &spec.durable_name, replicas).await?;
     let kube = if config.kube.enabled {
         Some(
-            kube_actions::Kube::connect(&config.kube)
+            kube_actions::Kube::connect(&config.kube, policy.protected_labels.clone())
                 .await
                 .map_err(Error::Kube)?,
         )

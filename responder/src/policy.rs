@@ -23,6 +23,8 @@ pub const DEFAULT_POLICY: &str = include_str!("../policy/default.yaml");
 pub const DEFAULT_POLICY_NAME: &str = "responder/policy/default.yaml (built in)";
 /// Protected when the policy names none: Kubernetes' own and Vigil's.
 pub const DEFAULT_PROTECTED_NAMESPACES: &[&str] = &["kube-system", "vigil-system"];
+/// Protected when the policy names none: the opt-out label for any pod.
+pub const DEFAULT_PROTECTED_LABELS: &[(&str, &str)] = &[("vigil.dev/protected", "true")];
 
 /// A policy that could not be loaded: every problem, with where it is.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +283,7 @@ struct PolicyDoc {
 struct ProtectedDoc {
     #[serde(default = "default_protected_namespaces")]
     namespaces: Vec<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default = "default_protected_labels")]
     labels: BTreeMap<String, String>,
 }
 
@@ -289,9 +291,16 @@ impl Default for ProtectedDoc {
     fn default() -> Self {
         Self {
             namespaces: default_protected_namespaces(),
-            labels: BTreeMap::new(),
+            labels: default_protected_labels(),
         }
     }
+}
+
+fn default_protected_labels() -> BTreeMap<String, String> {
+    DEFAULT_PROTECTED_LABELS
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
 }
 
 fn default_protected_namespaces() -> Vec<Spanned<String>> {

@@ -401,3 +401,48 @@ async fn the_cli_quarantines_lists_and_releases_through_grpc() {
     assert!(err.contains("not quarantined"), "{err}");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_pods_are_never_touched_whatever_the_finding() {
+    let cluster = cluster(2_000).await;
+    // Protected by the label the API server shows, though the finding
+    // carries no labels at all.
+    let mut guarded = pod("shop", "vault-0");
+    guarded
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("vigil.dev/protected".into(), "true".into());
+    cluster.fake.put_pod(&guarded).unwrap();
+    cluster
+        .fake
+        .put_pod(&pod("kube-system", "coredns-1"))
+        .unwrap();
+    let bus = bus(&cluster.server).await;
+    let service = Running::start(cluster.config.clone(), Health::default()).await;
+    for finding in [
+        pod_finding("f-vault", "delete-me", "shop", "vault-0"),
+        pod_finding("f-vault-2", "Reverse shell", "shop", "vault-0"),
+        pod_finding("f-dns", "delete-me", "kube-system", "coredns-1"),
+        pod_finding("f-dns-2", "Reverse shell", "kube-system", "coredns-1"),
+    ] {
+        publish_finding(&bus, &finding, &finding.id, &TraceContext::new_root()).await;
+    }
+    // delete (1) + quarantine, annotate (2), for each pod.
+    let records = wait_records(&bus, 6).await;
+    for (subject, record) in &records {
+        assert_eq!(record.outcome(), ActionOutcome::Refused, "{record:?}");
+        assert!(subject.ends_with(".refused"), "{subject}");
+        assert!(record.reason.contains("protected"), "{}", record.reason);
+    }
+    let writes: Vec<_> = cluster
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb != "get")
+        .collect();
+    assert!(writes.is_empty(), "nothing written: {writes:?}");
+    assert!(cluster.fake.pod("shop", "vault-0").is_some());
+    assert!(cluster.fake.pod("kube-system", "coredns-1").is_some());
+    service.stop().await;
+}
