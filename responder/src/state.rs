@@ -290,3 +290,35 @@ pub fn template(
         since_ns: now_ns,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_keys_are_valid_kv_keys_and_tell_pods_apart() {
+        let valid = |key: &str| {
+            !key.starts_with('.')
+                && !key.ends_with('.')
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-/_=.".contains(&b))
+        };
+        let keys = [
+            pod_key("shop", "web-1", "", ""),
+            pod_key("shop", "web-2", "", ""),
+            pod_key("", "", "0f9c2b5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f", ""),
+            pod_key("", "", "", "abc"),
+            pod_key("odd ns", "pod*>", "", ""),
+        ];
+        assert_eq!(keys[0], "shop.web-1");
+        assert_eq!(keys[2], "uid.0f9c2b5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f");
+        for key in &keys {
+            assert!(valid(key), "{key}");
+        }
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert_eq!(topology::kv_key(".x."), "=2Ex=2E");
+        assert_eq!(topology::kv_key(""), "=00");
+    }
+}
