@@ -118,8 +118,16 @@ impl App {
                 .map_err(|e| StepError::Store(e.to_string()))?;
             let mut state = match &entry {
                 Some(entry) => {
-                    codec::decode::<IncidentState>(&entry.value, &incident.id, entry.revision)
-                        .unwrap_or_default()
+                    match codec::decode::<IncidentState>(&entry.value, &incident.id, entry.revision)
+                    {
+                        Ok(state) => state,
+                        Err(error) => {
+                            // Start over rather than leave the incident stuck; say so.
+                            crate::metrics::error("malformed_payload", "incident_state");
+                            tracing::warn!(message = "Unparseable incident state replaced.", %error);
+                            IncidentState::default()
+                        }
+                    }
                 }
                 None => IncidentState::default(),
             };
