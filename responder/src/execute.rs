@@ -356,7 +356,9 @@ impl Responder {
                 },
             })
             .collect();
-        let context = self.manual_context(requested_by, dry_run);
+        // A manual request starts its own trace; the records carry its id.
+        let trace = TraceContext::new_root();
+        let context = self.manual_context(requested_by, dry_run, &trace);
         let mut records = Vec::new();
         let mut in_force = Vec::new();
         for plan in &planned {
@@ -369,8 +371,7 @@ impl Responder {
             }
             records.push(record::build(&finding, acted, &context, clock::wall_ns()));
         }
-        self.publish_all(&records, &TraceContext::new_root())
-            .await?;
+        self.publish_all(&records, &trace).await?;
         if !in_force.is_empty() {
             let template = state::template(
                 &finding,
@@ -416,7 +417,9 @@ impl Responder {
             ..Default::default()
         };
         let dry_run = dry_run || self.scope.dry_run || self.policy.dry_run;
-        let context = self.manual_context(requested_by, dry_run);
+        // A manual request starts its own trace; the records carry its id.
+        let trace = TraceContext::new_root();
+        let context = self.manual_context(requested_by, dry_run, &trace);
         let mut records = Vec::new();
         let mut undone = Vec::new();
         for kind in state.active().collect::<Vec<_>>() {
@@ -432,8 +435,7 @@ impl Responder {
             }
             records.push(record::build(&finding, acted, &context, clock::wall_ns()));
         }
-        self.publish_all(&records, &TraceContext::new_root())
-            .await?;
+        self.publish_all(&records, &trace).await?;
         if !undone.is_empty() {
             self.state
                 .remove_active(key, &undone)
@@ -500,11 +502,11 @@ impl Responder {
         self.state.list().await.map_err(|e| self.failed("state", e))
     }
 
-    fn manual_context(&self, requested_by: &str, dry_run: bool) -> Context {
+    fn manual_context(&self, requested_by: &str, dry_run: bool, trace: &TraceContext) -> Context {
         Context {
             node: self.scope.node.clone(),
             dry_run,
-            trace_id: String::new(),
+            trace_id: trace.trace_id_hex(),
             finding_received_ns: clock::monotonic_ns(),
             policy: "manual".to_owned(),
             requested_by: requested_by.to_owned(),

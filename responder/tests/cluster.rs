@@ -388,7 +388,9 @@ async fn the_cli_quarantines_lists_and_releases_through_grpc() {
     // Both steps are on the audit stream, with who asked.
     let records = wait_records(&bus, 2).await;
     assert!(
-        records.iter().all(|(_, r)| r.requested_by == "bob"),
+        records
+            .iter()
+            .all(|(_, r)| r.requested_by == "bob" && r.trace_id.len() == 32),
         "{records:?}"
     );
     assert_eq!(records[1].1.kind(), ActionKind::Release);
