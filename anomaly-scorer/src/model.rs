@@ -81,7 +81,8 @@ impl WorkloadModel {
         }
         let baseline = Baseline::learn(spec, all.iter().copied());
         let featurizer = Featurizer::new(spec.clone(), baseline.vocabulary());
-        let (rows, mut training_novelty) = cross_fitted_rows(spec, &featurizer, &all);
+        let (rows, mut training_novelty) =
+            cross_fitted_rows(spec, &featurizer, &all, Folds::Contiguous);
         training_novelty.sort_by(f64::total_cmp);
         let forest = IsolationForest::params()
             .seed(seed)
@@ -236,21 +237,35 @@ pub fn anomaly_ratio(
     (score / score_threshold).max(novelty / novelty_threshold)
 }
 
-/// The fold of window `i` of `n`: contiguous blocks in arrival order.
-/// Consecutive windows of a container overlap (stride < size), so folds
-/// by `i % 5` would describe each window against its own neighbours'
-/// k-grams and make every training window look familiar.
-fn fold_of(i: usize, n: usize) -> usize {
-    i * FOLDS / n.max(1)
+/// How training windows are split into folds for cross-fitting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Folds {
+    /// Window `i` in fold `i % 5`: for independent traces (ADFA-LD), where
+    /// every fold should see the whole range of the data.
+    Interleaved,
+    /// Contiguous fifths in arrival order: for a container's overlapping
+    /// windows (stride < size), which `i % 5` would describe against their
+    /// own neighbours' k-grams, making every training window look familiar.
+    Contiguous,
+}
+
+impl Folds {
+    fn of(self, i: usize, n: usize) -> usize {
+        match self {
+            Folds::Interleaved => i % FOLDS,
+            Folds::Contiguous => i * FOLDS / n.max(1),
+        }
+    }
 }
 
 /// Rows of the training windows, each described against the baseline of
-/// the other folds (contiguous fifths, see `fold_of`).
+/// the other folds.
 /// Also returns each window's STIDE novelty against the other folds.
 pub fn cross_fitted_rows(
     spec: &FeatureSpec,
     featurizer: &Featurizer,
     all: &[&WindowObs],
+    folds: Folds,
 ) -> (Array2<f32>, Vec<f64>) {
     let mut rows = Array2::<f32>::zeros((all.len(), featurizer.width()));
     let mut novelty = vec![0.0; all.len()];
@@ -258,13 +273,13 @@ pub fn cross_fitted_rows(
         let rest = all
             .iter()
             .enumerate()
-            .filter(|(i, _)| fold_of(*i, all.len()) != fold)
+            .filter(|(i, _)| folds.of(*i, all.len()) != fold)
             .map(|(_, w)| *w);
         let baseline = Baseline::learn(spec, rest);
         for (i, window) in all
             .iter()
             .enumerate()
-            .filter(|(i, _)| fold_of(*i, all.len()) == fold)
+            .filter(|(i, _)| folds.of(*i, all.len()) == fold)
         {
             let row = featurizer.row(&baseline, window);
             rows.row_mut(i).assign(&ArrayView1::from(&row));

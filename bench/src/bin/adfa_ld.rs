@@ -25,7 +25,9 @@
 //!   five folds, or every training row would look perfectly familiar.
 //! * `full_scorer`: the anomaly scorer's own features
 //!   (`vigil_anomaly_scorer::features`): the novelty set plus the share of
-//!   never-seen syscalls and syscall frequencies, cross-fitted the same way.
+//!   never-seen syscalls and syscall frequencies, cross-fitted the same way
+//!   (interleaved folds: ADFA-LD traces are independent; the service uses
+//!   contiguous folds for its overlapping windows).
 //!   Also evaluated as the service decides (`full scorer: IF or STIDE`): the
 //!   forest score and STIDE novelty each over its threshold from the
 //!   cross-fitted training rows, the larger ranking the trace.
@@ -51,7 +53,9 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vigil_anomaly_scorer::features::{Baseline, FeatureSpec, Featurizer, WindowObs};
-use vigil_anomaly_scorer::model::{anomaly_ratio, cross_fitted_rows};
+use vigil_anomaly_scorer::model::{
+    Folds, THRESHOLD_QUANTILE, anomaly_ratio, cross_fitted_rows, quantile,
+};
 use vigil_anomaly_scorer::scorer::{DEFAULT_MIN_SCORE, MIN_NOVELTY};
 use vigil_bench::{Report, results_path};
 use vigil_isolation_forest::IsolationForest;
@@ -664,7 +668,7 @@ fn full_scorer_features(data: &Dataset) -> (FeatureSet, Vec<f64>, Vec<f64>) {
     let refs: Vec<&WindowObs> = train.iter().collect();
     let baseline = Baseline::learn(&spec, refs.iter().copied());
     let featurizer = Featurizer::new(spec.clone(), baseline.vocabulary());
-    let (train, train_novelty) = cross_fitted_rows(&spec, &featurizer, &refs);
+    let (train, train_novelty) = cross_fitted_rows(&spec, &featurizer, &refs, Folds::Interleaved);
     let test_novelty: Vec<f64> = data
         .test()
         .map(|t| baseline.stide(&spec, &window(t).calls))
@@ -703,8 +707,12 @@ fn full_scorer_decision(
     n_normal: usize,
     labels: &[Option<String>],
 ) -> Result<(Vec<Eval>, Vec<OperatingPoint>)> {
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let novelty_threshold = max(train_novelty).max(MIN_NOVELTY);
+    let threshold = |values: &[f64], floor: f64| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        quantile(&sorted, THRESHOLD_QUANTILE).map_or(floor, |q| q.max(floor))
+    };
+    let novelty_threshold = threshold(train_novelty, MIN_NOVELTY);
     let mut evals = Vec::new();
     let mut points = Vec::new();
     for seed in SEEDS {
@@ -723,7 +731,7 @@ fn full_scorer_decision(
                 .as_slice()
                 .context("row-major")?,
         );
-        let score_threshold = max(&train_scores).max(DEFAULT_MIN_SCORE);
+        let score_threshold = threshold(&train_scores, DEFAULT_MIN_SCORE);
         let ratio: Vec<f64> = test_scores
             .iter()
             .zip(test_novelty)

@@ -130,6 +130,8 @@ async fn main() -> Result<()> {
             windows.push(score);
         }
     }
+    // The service's own decision: which windows raised a finding.
+    let flagged = flagged_windows(&bus, &container).await?;
     shutdown.cancel();
     scorer.await??;
     drop(pipeline);
@@ -191,8 +193,6 @@ async fn main() -> Result<()> {
         "auc",
         auc(&n_novelty, &a_novelty),
     );
-    // The service's own decision: which windows raised a finding.
-    let flagged = flagged_windows(&bus, &container).await?;
     let rate = |attack: bool| {
         let windows: Vec<&&AnomalyScore> = labelled
             .iter()
