@@ -5,8 +5,14 @@ use std::process::Command;
 
 #[test]
 fn every_service_names_every_bad_key_and_exits_78() {
-    for service in ["collector", "detectors", "responder"] {
-        let prefix = format!("VIGIL_{}__", service.to_ascii_uppercase());
+    for service in [
+        "collector",
+        "detectors",
+        "responder",
+        "anomaly-scorer",
+        "console",
+    ] {
+        let prefix = vigil_service::config::env_prefix(service);
         let output = Command::new(vigil_testkit::binary(&format!("vigil-{service}")))
             .env(format!("{prefix}NATS__URL"), "http://not-nats")
             .env(format!("{prefix}NATS__STREAM_REPLICAS"), "2")
