@@ -724,6 +724,16 @@ mod tests {
     }
 
     #[test]
+    fn every_event_type_of_the_schema_has_a_source() {
+        let missing: Vec<EventType> = (1..=i32::from(u8::MAX))
+            .filter_map(|n| EventType::try_from(n).ok())
+            .filter(|t| !matches!(t, EventType::Exit | EventType::Heartbeat))
+            .filter(|t| !SYSCALLS.iter().any(|s| s.event_type == *t))
+            .collect();
+        assert!(missing.is_empty(), "no syscall reports {missing:?}");
+    }
+
+    #[test]
     fn the_default_enables_every_syscall_exec_and_exit() {
         let all = SyscallSelection::default().resolve().unwrap();
         assert_eq!(all.slots.len(), SYSCALLS.len() + 2);
