@@ -5,7 +5,8 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeSet, HashMap, HashSet},
+    cell::OnceCell,
+    collections::{BTreeSet, HashMap},
     net::IpAddr,
 };
 
@@ -14,9 +15,13 @@ use vigil_proto::v1::Event;
 
 use crate::{
     condition::{self, Compare, Expr, Item, Op, Quantifier, Rhs, Transformer},
-    fields::{Field, Value, is_numeric},
+    fields::{Field, Side, Value, is_numeric},
+    hash::FastSet,
     loader::MacroDef,
 };
+
+/// Sets up to this size are scanned rather than hashed.
+const SMALL_SET: usize = 6;
 
 /// A compiled condition.
 #[derive(Debug)]
@@ -56,16 +61,20 @@ pub enum Matcher {
     Eq(String),
     Ne(String),
     Num(NumOp, i64),
-    InStr(HashSet<String>),
-    InNum(HashSet<i64>),
-    Intersects(HashSet<String>),
+    InStr(FastSet<String>),
+    /// Sets of up to [`SMALL_SET`] strings: comparing beats hashing.
+    InSmall(Box<[String]>),
+    InNum(FastSet<i64>),
+    Intersects(FastSet<String>),
     Contains(String),
     ContainsAny(AhoCorasick),
     ContainsAll(Vec<String>),
     IContains(String),
     StartsWith(Box<[String]>),
     EndsWith(Box<[String]>),
-    Glob(globset::GlobSet),
+    /// The literal text every pattern starts with is checked first: most
+    /// values fail there without running the glob automaton.
+    Glob(globset::GlobSet, String),
     Regex(regex::Regex),
     Pmatch(Box<[String]>),
     Cidr(Box<[(IpAddr, u8)]>),
@@ -239,6 +248,7 @@ fn set_matcher(
                 .map(|v| parse_num(v))
                 .collect::<Result<_, _>>()?,
         ),
+        Op::In if values.len() <= SMALL_SET => Matcher::InSmall(values.into_boxed_slice()),
         Op::In => Matcher::InStr(values.into_iter().collect()),
         Op::Intersects => Matcher::Intersects(values.into_iter().collect()),
         Op::Pmatch => Matcher::Pmatch(
@@ -311,7 +321,11 @@ fn scalar_matcher(
                     .map_err(|e| format!("invalid glob {value:?}: {e}"))?;
                 set.add(glob);
             }
-            Matcher::Glob(set.build().map_err(|e| format!("invalid glob: {e}"))?)
+            let prefix = common_literal_prefix(values, op == Op::IGlob);
+            Matcher::Glob(
+                set.build().map_err(|e| format!("invalid glob: {e}"))?,
+                prefix,
+            )
         }
         Op::Regex => Matcher::Regex(
             regex::Regex::new(&format!("^(?:{first})$"))
@@ -319,6 +333,31 @@ fn scalar_matcher(
         ),
         other => return Err(format!("operator {other:?} needs a list of values")),
     })
+}
+
+/// The longest prefix free of glob syntax shared by all patterns ("" for
+/// case-insensitive globs).
+fn common_literal_prefix(patterns: &[String], case_insensitive: bool) -> String {
+    if case_insensitive {
+        return String::new();
+    }
+    let literal = |p: &str| -> String {
+        p.chars()
+            .take_while(|c| !matches!(c, '*' | '?' | '[' | '{' | '\\'))
+            .collect()
+    };
+    let mut prefix = patterns.first().map(|p| literal(p)).unwrap_or_default();
+    for pattern in patterns.iter().skip(1) {
+        let other = literal(pattern);
+        let common = prefix
+            .char_indices()
+            .zip(other.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8());
+        prefix.truncate(common);
+    }
+    prefix
 }
 
 fn and(parts: Vec<Pred>) -> Pred {
@@ -375,6 +414,73 @@ pub fn all_of(parts: Vec<Pred>) -> Pred {
     and(parts)
 }
 
+/// Removes top-level `evt.type` tests that the evt.type index already
+/// guarantees: the rule only meets events whose type is in `types`, which
+/// is the intersection of those tests' sets.
+pub fn drop_implied_types(pred: Pred, types: &BTreeSet<String>) -> Pred {
+    let implied = |part: &Pred| match part {
+        Pred::Test(test)
+            if test.lhs.field == Field::EvtType && test.lhs.transformers.is_empty() =>
+        {
+            match &test.matcher {
+                Matcher::Eq(value) => types.iter().all(|t| t == value),
+                Matcher::InStr(set) => types.iter().all(|t| set.contains(t)),
+                Matcher::InSmall(set) => types.iter().all(|t| set.contains(t)),
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    match pred {
+        Pred::And(parts) => and(parts
+            .into_vec()
+            .into_iter()
+            .filter(|p| !implied(p))
+            .collect()),
+        other if implied(&other) => Pred::Const(true),
+        other => other,
+    }
+}
+
+/// Orders every conjunction so that selective, cheap tests (a path prefix,
+/// a name in a set) run before broad ones (a flag, `!=`, nested logic):
+/// most events then fail on the first test. Predicates have no side
+/// effects, so the order does not change results.
+pub fn reorder(pred: Pred) -> Pred {
+    match pred {
+        Pred::And(parts) => {
+            let mut parts: Vec<Pred> = parts.into_vec().into_iter().map(reorder).collect();
+            parts.sort_by_key(cost);
+            Pred::And(parts.into_boxed_slice())
+        }
+        Pred::Or(parts) => Pred::Or(parts.into_vec().into_iter().map(reorder).collect()),
+        Pred::Not(inner) => Pred::Not(Box::new(reorder(*inner))),
+        other => other,
+    }
+}
+
+/// 0: selective string tests; 1: broad tests; 2: nested logic.
+fn cost(pred: &Pred) -> u8 {
+    let Pred::Test(test) = pred else {
+        return 2;
+    };
+    let broad_field = matches!(
+        test.lhs.field,
+        Field::EvtIsOpenRead
+            | Field::EvtIsOpenWrite
+            | Field::EvtIsOpenExec
+            | Field::EvtFailed
+            | Field::ProcIsExeFromMemfd
+            | Field::EvtType
+            | Field::ContainerId
+    );
+    let broad_matcher = matches!(
+        test.matcher,
+        Matcher::Ne(_) | Matcher::Num(..) | Matcher::Exists | Matcher::Field(..)
+    );
+    u8::from(broad_field || broad_matcher)
+}
+
 /// The `evt.type` values a predicate can be true for; `None` means any.
 pub fn event_types(pred: &Pred) -> Option<BTreeSet<String>> {
     match pred {
@@ -386,6 +492,7 @@ pub fn event_types(pred: &Pred) -> Option<BTreeSet<String>> {
             match &test.matcher {
                 Matcher::Eq(value) => Some([value.clone()].into()),
                 Matcher::InStr(values) => Some(values.iter().cloned().collect()),
+                Matcher::InSmall(values) => Some(values.iter().cloned().collect()),
                 _ => None,
             }
         }
@@ -403,19 +510,82 @@ pub fn event_types(pred: &Pred) -> Option<BTreeSet<String>> {
 
 impl Pred {
     pub fn eval(&self, event: &Event) -> bool {
+        self.eval_in(&EvalCtx::new(event))
+    }
+
+    /// Evaluates with a context shared by all rules an event meets.
+    pub fn eval_in(&self, ctx: &EvalCtx<'_>) -> bool {
         match self {
             Pred::Const(b) => *b,
-            Pred::And(parts) => parts.iter().all(|p| p.eval(event)),
-            Pred::Or(parts) => parts.iter().any(|p| p.eval(event)),
-            Pred::Not(inner) => !inner.eval(event),
-            Pred::Test(test) => test.eval(event),
+            Pred::And(parts) => parts.iter().all(|p| p.eval_in(ctx)),
+            Pred::Or(parts) => parts.iter().any(|p| p.eval_in(ctx)),
+            Pred::Not(inner) => !inner.eval_in(ctx),
+            Pred::Test(test) => test.eval(ctx),
         }
+    }
+}
+
+/// One event under evaluation, with the derived values that several rules
+/// ask for computed at most once (command lines are built, addresses parsed).
+pub struct EvalCtx<'a> {
+    pub event: &'a Event,
+    cmdline: OnceCell<Option<String>>,
+    args: OnceCell<Option<String>>,
+    ips: [OnceCell<Option<IpAddr>>; 5],
+}
+
+impl<'a> EvalCtx<'a> {
+    pub fn new(event: &'a Event) -> Self {
+        Self {
+            event,
+            cmdline: OnceCell::new(),
+            args: OnceCell::new(),
+            ips: Default::default(),
+        }
+    }
+
+    fn cached<'c>(&'c self, field: &Field) -> Option<Value<'c>> {
+        let text = |cell: &'c OnceCell<Option<String>>| {
+            let value = cell.get_or_init(|| field.extract(self.event).render());
+            Some(
+                value
+                    .as_deref()
+                    .map_or(Value::Absent, |s| Value::Str(Cow::Borrowed(s))),
+            )
+        };
+        match field {
+            Field::ProcCmdline => text(&self.cmdline),
+            Field::ProcArgs => text(&self.args),
+            _ => None,
+        }
+    }
+
+    fn ip(&self, side: Side) -> Option<IpAddr> {
+        let index = match side {
+            Side::Server => 0,
+            Side::Client => 1,
+            Side::Remote => 2,
+            Side::Local => 3,
+            Side::Any => 4,
+        };
+        *self.ips[index]
+            .get_or_init(|| crate::fd::endpoint(self.event, side).and_then(|a| a.ip.parse().ok()))
     }
 }
 
 impl Operand {
     pub fn value<'a>(&self, event: &'a Event) -> Value<'a> {
-        let mut value = self.field.extract(event);
+        self.transform(self.field.extract(event))
+    }
+
+    fn value_in<'c>(&self, ctx: &'c EvalCtx<'_>) -> Value<'c> {
+        let value = ctx
+            .cached(&self.field)
+            .unwrap_or_else(|| self.field.extract(ctx.event));
+        self.transform(value)
+    }
+
+    fn transform<'a>(&self, mut value: Value<'a>) -> Value<'a> {
         for transformer in self.transformers.iter() {
             value = transform(*transformer, value);
         }
@@ -446,13 +616,26 @@ fn transform(transformer: Transformer, value: Value<'_>) -> Value<'_> {
 }
 
 impl Test {
-    fn eval(&self, event: &Event) -> bool {
-        let value = self.lhs.value(event);
+    fn eval(&self, ctx: &EvalCtx<'_>) -> bool {
+        if let (Field::FdNet(side), Matcher::Cidr(nets), true) = (
+            &self.lhs.field,
+            &self.matcher,
+            self.lhs.transformers.is_empty(),
+        ) {
+            return ctx
+                .ip(*side)
+                .is_some_and(|ip| nets.iter().any(|(net, bits)| in_network(ip, *net, *bits)));
+        }
+        let value = self.lhs.value_in(ctx);
+        let event = ctx.event;
         match (&self.matcher, value) {
             (_, Value::Absent) => false,
             (Matcher::Exists, _) => true,
             (Matcher::InStr(set), Value::Many(values)) => {
                 values.iter().all(|v| set.contains(v.as_ref()))
+            }
+            (Matcher::InSmall(set), Value::Many(values)) => {
+                values.iter().all(|v| set.iter().any(|s| s == v))
             }
             (Matcher::Intersects(set), Value::Many(values)) => {
                 values.iter().any(|v| set.contains(v.as_ref()))
@@ -482,6 +665,7 @@ impl Matcher {
                 .parse::<i64>()
                 .is_ok_and(|n| compare_num(*op, n, *rhs)),
             Matcher::InStr(set) | Matcher::Intersects(set) => set.contains(value),
+            Matcher::InSmall(set) => set.iter().any(|s| s == value),
             Matcher::InNum(set) => value.parse::<i64>().is_ok_and(|n| set.contains(&n)),
             Matcher::Contains(needle) => value.contains(needle.as_str()),
             Matcher::ContainsAny(automaton) => automaton.is_match(value),
@@ -489,7 +673,7 @@ impl Matcher {
             Matcher::IContains(needle) => value.to_lowercase().contains(needle.as_str()),
             Matcher::StartsWith(prefixes) => prefixes.iter().any(|p| value.starts_with(p.as_str())),
             Matcher::EndsWith(suffixes) => suffixes.iter().any(|s| value.ends_with(s.as_str())),
-            Matcher::Glob(set) => set.is_match(value),
+            Matcher::Glob(set, prefix) => value.starts_with(prefix.as_str()) && set.is_match(value),
             Matcher::Regex(regex) => regex.is_match(value),
             Matcher::Pmatch(prefixes) => prefixes.iter().any(|p| path_prefix(p, value)),
             Matcher::Cidr(nets) => value
@@ -569,5 +753,14 @@ mod tests {
         assert!(in_network("8.8.8.8".parse().unwrap(), n, b));
         assert_eq!(unquote("'\"a b\"'"), "\"a b\"");
         assert_eq!(unquote("\"a b\""), "a b");
+        let globs = |v: &[&str]| {
+            common_literal_prefix(
+                &v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                false,
+            )
+        };
+        assert_eq!(globs(&["/proc/*/mem"]), "/proc/");
+        assert_eq!(globs(&["/proc/*/mem", "/pro[c]"]), "/pro");
+        assert_eq!(globs(&["/etc/x", "/var"]), "/");
     }
 }

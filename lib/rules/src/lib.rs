@@ -15,6 +15,7 @@ pub mod compile;
 pub mod condition;
 mod fd;
 pub mod fields;
+mod hash;
 pub mod loader;
 pub mod output;
 mod yaml;
@@ -69,8 +70,14 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether the rule fires on `event`. The compiled condition leaves out
+    /// the `evt.type` tests the index guarantees, so they are checked here.
     pub fn matches(&self, event: &Event) -> bool {
-        self.condition.eval(event)
+        let type_ok = self
+            .event_types
+            .as_ref()
+            .is_none_or(|types| types.contains(fields::evt_type(event)));
+        type_ok && self.condition.eval(event)
     }
 }
 
@@ -99,7 +106,7 @@ pub struct Summary {
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// For each `evt.type` any rule names: the rules to run, in load order.
-    by_type: HashMap<String, Box<[u32]>>,
+    by_type: hash::FastMap<String, Box<[u32]>>,
     /// Rules for event types no rule names: those without a type restriction.
     any_type: Box<[u32]>,
     pub summary: Summary,
@@ -208,10 +215,12 @@ impl RuleSet {
     /// The rules that match `event`, in load order. An event meets only the
     /// rules of its `evt.type`.
     pub fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Rule> + 'a {
+        let ctx = compile::EvalCtx::new(event);
         self.candidates(event)
             .iter()
             .map(|i| &self.rules[*i as usize])
-            .filter(move |rule| rule.matches(event))
+            // The index already checked the event type.
+            .filter(move |rule| rule.condition.eval_in(&ctx))
     }
 
     /// Indices of the rules `event` is evaluated against.
@@ -254,6 +263,11 @@ fn compile_rule(compiler: &Compiler<'_>, def: &RuleDef) -> Result<Rule, LoadErro
                 .error(format!("{context}: exceptions: {message}"))
         })?;
     pred = compile::and_not(pred, exceptions);
+    let event_types = compile::event_types(&pred);
+    if let Some(types) = &event_types {
+        pred = compile::drop_implied_types(pred, types);
+    }
+    let pred = compile::reorder(pred);
     let output = OutputTemplate::parse(&def.output)
         .map_err(|message| def.position.error(format!("{context}: {message}")))?;
     Ok(Rule {
@@ -263,7 +277,7 @@ fn compile_rule(compiler: &Compiler<'_>, def: &RuleDef) -> Result<Rule, LoadErro
         tags: def.tags.clone(),
         source: def.source.clone(),
         output,
-        event_types: compile::event_types(&pred),
+        event_types,
         condition: pred,
     })
 }
