@@ -15,7 +15,7 @@ use vigil_bus::{
     subject,
     topology::StreamSpec,
 };
-use vigil_detectors::{Config, Error, run};
+use vigil_detectors::{Config, Error, RulesConfig, run};
 use vigil_proto::v1::{AddressFamily, Args, Event, EventBatch, EventType, SocketAddress};
 use vigil_service::{Health, NatsConfig};
 use vigil_testkit::NatsServer;
@@ -34,8 +34,14 @@ pub struct Running {
 
 impl Running {
     pub async fn start(server: &NatsServer, health: Health) -> Self {
+        Self::start_with(server, health, RulesConfig::default()).await
+    }
+
+    /// Starts with the given rules configuration.
+    pub async fn start_with(server: &NatsServer, health: Health, rules: RulesConfig) -> Self {
         let config = Config {
             node_name: "detectors-test".into(),
+            rules,
             nats: NatsConfig {
                 url: server.url(),
                 ..Default::default()
