@@ -12,10 +12,11 @@ use crate::features::{Baseline, FeatureSpec, Featurizer, WindowObs};
 const FOLDS: usize = 5;
 /// Bumped when the stored form changes; older models are relearnt.
 pub const MODEL_VERSION: u32 = 1;
-/// Thresholds sit at this quantile of the training windows' values: a
-/// target of about 1 % false positives on normal windows, fixed up front,
-/// and robust to a single odd training window (the maximum is not).
-pub const THRESHOLD_QUANTILE: f64 = 0.99;
+/// Thresholds are Tukey's far-out fence over the training windows' values,
+/// Q3 + FENCE_IQR × (Q3 − Q1): a textbook rule fixed up front, robust to a
+/// quarter of odd training windows (a container's start-up, a deploy),
+/// where a high quantile of 50 windows is just their maximum.
+pub const FENCE_IQR: f64 = 3.0;
 /// Deviation floor, so a feature that never moved in training (standard
 /// deviation 0) does not dominate every explanation.
 const STD_FLOOR: f64 = 0.02;
@@ -160,20 +161,20 @@ impl WorkloadModel {
         weights
     }
 
-    /// The score above which a window raises a finding: the
-    /// [`THRESHOLD_QUANTILE`] of the cross-fitted training windows' scores,
-    /// and never below `floor`.
+    /// The score above which a window raises a finding: the upper fence
+    /// ([`FENCE_IQR`]) of the cross-fitted training windows' scores, and
+    /// never below `floor`.
     pub fn finding_threshold(&self, floor: f64) -> f64 {
-        quantile(&self.training_scores, THRESHOLD_QUANTILE).map_or(floor, |q| q.max(floor))
+        upper_fence(&self.training_scores).map_or(floor, |q| q.max(floor))
     }
 
     /// The STIDE novelty above which a window raises a finding on its own:
-    /// the [`THRESHOLD_QUANTILE`] over the training windows (each against the
-    /// other folds), and never below `floor`. The forest alone cannot see a feature that never moved
+    /// the upper fence over the training windows (each against the other
+    /// folds), and never below `floor`. The forest alone cannot see a feature that never moved
     /// in training (it only splits on features that vary), and for a very
     /// regular workload the novelty shares are exactly such features.
     pub fn novelty_threshold(&self, floor: f64) -> f64 {
-        quantile(&self.training_novelty, THRESHOLD_QUANTILE).map_or(floor, |q| q.max(floor))
+        upper_fence(&self.training_novelty).map_or(floor, |q| q.max(floor))
     }
 
     /// How far past its thresholds a window is: the larger of score over
@@ -224,6 +225,12 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     let (below, above) = (position.floor() as usize, position.ceil() as usize);
     let fraction = position - below as f64;
     Some(sorted[below] + (sorted[above] - sorted[below]) * fraction)
+}
+
+/// Tukey's far-out fence of sorted values, Q3 + [`FENCE_IQR`] × IQR.
+pub fn upper_fence(sorted: &[f64]) -> Option<f64> {
+    let (q1, q3) = (quantile(sorted, 0.25)?, quantile(sorted, 0.75)?);
+    Some(q3 + FENCE_IQR * (q3 - q1))
 }
 
 /// The two signals against their thresholds, as one number (see
@@ -368,8 +375,8 @@ mod tests {
             "{attack:?}"
         );
         assert!(attack.novelty > 0.5);
-        // Thresholds target about 1 % false positives; of 40 fresh normal
-        // windows (fixed data) at most two may cross them.
+        // Of 40 fresh normal windows (fixed data) at most two may cross the
+        // thresholds.
         let mut flagged = 0;
         for i in 100..140 {
             let normal = model.score(&normal(i), 3).expect("score");
@@ -424,6 +431,8 @@ mod tests {
         assert_eq!(quantile(&[3.0], 0.99), Some(3.0));
         assert_eq!(quantile(&[0.0, 1.0, 2.0, 3.0, 4.0], 0.5), Some(2.0));
         assert_eq!(quantile(&[0.0, 10.0], 0.99), Some(9.9));
+        // Q1 1, Q3 3: fence 3 + 3 × 2; the odd 100 does not move it.
+        assert_eq!(upper_fence(&[0.0, 1.0, 2.0, 3.0, 100.0]), Some(9.0));
     }
 
     #[test]

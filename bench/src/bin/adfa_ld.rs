@@ -53,9 +53,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vigil_anomaly_scorer::features::{Baseline, FeatureSpec, Featurizer, WindowObs};
-use vigil_anomaly_scorer::model::{
-    Folds, THRESHOLD_QUANTILE, anomaly_ratio, cross_fitted_rows, quantile,
-};
+use vigil_anomaly_scorer::model::{Folds, anomaly_ratio, cross_fitted_rows, upper_fence};
 use vigil_anomaly_scorer::scorer::{DEFAULT_MIN_SCORE, MIN_NOVELTY};
 use vigil_bench::{Report, results_path};
 use vigil_isolation_forest::IsolationForest;
@@ -695,7 +693,7 @@ fn full_scorer_features(data: &Dataset) -> (FeatureSet, Vec<f64>, Vec<f64>) {
 type OperatingPoint = (f64, f64);
 
 /// The full scorer as the service decides: the forest's score and the
-/// STIDE novelty, each divided by its threshold (the 99th percentile over
+/// STIDE novelty, each divided by its threshold (the upper fence Q3 + 3 IQR over
 /// the cross-fitted training rows, floored by the service defaults), the
 /// larger of the two ranking the trace; above 1 the service raises a
 /// finding. Returns the evaluations and, per seed, (false-positive rate,
@@ -710,7 +708,7 @@ fn full_scorer_decision(
     let threshold = |values: &[f64], floor: f64| {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        quantile(&sorted, THRESHOLD_QUANTILE).map_or(floor, |q| q.max(floor))
+        upper_fence(&sorted).map_or(floor, |q| q.max(floor))
     };
     let novelty_threshold = threshold(train_novelty, MIN_NOVELTY);
     let mut evals = Vec::new();

@@ -215,6 +215,25 @@ async fn main() -> Result<()> {
         rate(true),
         rate(false)
     );
+    let spread = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
+        format!(
+            "min {:.3} median {:.3} max {:.3}",
+            at(0.0),
+            at(0.5),
+            at(1.0)
+        )
+    };
+    eprintln!(
+        "score benign {} / attack {}; novelty benign {} / attack {}; {} findings",
+        spread(&n_score),
+        spread(&a_score),
+        spread(&n_novelty),
+        spread(&a_novelty),
+        flagged.len()
+    );
     report.write(&results_path())?;
     Ok(())
 }
