@@ -260,19 +260,26 @@ static __always_inline int is_memfd(struct file *file)
 	       prefix[4] == 'd' && prefix[5] == ':';
 }
 
-static __always_inline __u8 fd_kind(__u64 fd)
+/* The open file behind descriptor `fd` of the current process, or 0. */
+static __always_inline struct file *file_of(__u64 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *file = 0;
+
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+static __always_inline __u8 fd_kind(struct file *file)
+{
 	struct socket *sock;
 	unsigned short family;
 	unsigned short mode;
 
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
-		return VIGIL_FD_UNKNOWN;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	if (!file)
 		return VIGIL_FD_UNKNOWN;
 	mode = BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT;
@@ -299,6 +306,32 @@ static __always_inline __u8 fd_kind(__u64 fd)
 		return VIGIL_FD_SOCKET_UNIX;
 	default:
 		return VIGIL_FD_OTHER;
+	}
+}
+
+/* The local end of an inet socket (listen), written as the sockaddr the
+ * caller would have passed. */
+static __always_inline void local_sockaddr(struct vigil_syscall_record *rec, struct file *file)
+{
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_num));
+	struct vigil_sockaddr_in6 in6 = {};
+	struct vigil_sockaddr_in in = {};
+
+	if (family == AF_INET) {
+		in.family = family;
+		in.port = port;
+		BPF_CORE_READ_INTO(&in.addr, sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(rec->sys.sockaddr, &in, sizeof(in));
+		rec->sys.sockaddr_len = sizeof(in);
+	} else if (family == AF_INET6) {
+		in6.family = family;
+		in6.port = port;
+		BPF_CORE_READ_INTO(&in6.addr, sk, __sk_common.skc_v6_rcv_saddr);
+		__builtin_memcpy(rec->sys.sockaddr, &in6, sizeof(in6));
+		rec->sys.sockaddr_len = sizeof(in6);
 	}
 }
 
@@ -374,7 +407,15 @@ static __always_inline void emit_syscall(const struct vigil_syscall_spec *spec,
 	__builtin_memset(rec->sys.deref, 0, sizeof(rec->sys.deref));
 	read_strings(rec, spec, pending);
 	read_sockaddr(rec, spec, pending);
-	rec->sys.fd_kind = spec->fd_arg ? fd_kind(arg_at(pending, spec->fd_arg)) : VIGIL_FD_UNKNOWN;
+	rec->sys.fd_kind = VIGIL_FD_UNKNOWN;
+	if (spec->fd_arg) {
+		struct file *file = file_of(arg_at(pending, spec->fd_arg));
+
+		rec->sys.fd_kind = fd_kind(file);
+		if ((spec->flags & VIGIL_SPEC_SOCK_LOCAL) && (rec->sys.fd_kind == VIGIL_FD_SOCKET_INET ||
+							      rec->sys.fd_kind == VIGIL_FD_SOCKET_INET6))
+			local_sockaddr(rec, file);
+	}
 	deref = (const void *)arg_at(pending, spec->deref_arg);
 	if (deref && bpf_probe_read_user(rec->sys.deref, sizeof(rec->sys.deref), deref) < 0)
 		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;

@@ -513,6 +513,11 @@ fn network_syscalls_carry_addresses_and_descriptor_kinds() {
             (listen.r#type(), listen.args.as_ref().unwrap().fd_kind()),
             (EventType::Listen, kind)
         );
+        // listen knows the port bind chose.
+        assert!(
+            on(&listen.args.as_ref().unwrap().local_address, port),
+            "{listen:?}"
+        );
         // accept4: the peer's address, on the listening descriptor.
         let accept = after
             .iter()

@@ -83,6 +83,8 @@ enum vigil_spec_flag {
 	VIGIL_SPEC_MAP_ANON = 1 << 3,
 	/* Only when args[0] lies in a mapping without a file (mprotect). */
 	VIGIL_SPEC_ANON_VMA = 1 << 4,
+	/* The local end of fd_arg's inet socket goes into sockaddr (listen). */
+	VIGIL_SPEC_SOCK_LOCAL = 1 << 5,
 };
 
 /* How to report one syscall: the value of map "syscall_specs" at its

@@ -110,8 +110,15 @@ struct file {
 	void *private_data; /* struct socket * for sockets */
 };
 
+struct in6_addr {
+	__u8 s6_addr[16];
+};
+
 struct sock_common {
 	unsigned short skc_family;
+	__be32 skc_rcv_saddr;
+	unsigned short skc_num; /* local port, host byte order */
+	struct in6_addr skc_v6_rcv_saddr;
 };
 
 struct sock {
@@ -157,5 +164,21 @@ struct pt_regs {
 };
 
 #pragma clang attribute pop
+
+/* User-space sockaddr layouts (UAPI, fixed). */
+struct vigil_sockaddr_in {
+	__u16 family;
+	__be16 port;
+	__u8 addr[4];
+	__u8 zero[8];
+};
+
+struct vigil_sockaddr_in6 {
+	__u16 family;
+	__be16 port;
+	__u32 flowinfo;
+	__u8 addr[16];
+	__u32 scope_id;
+};
 
 #endif /* VIGIL_KERNEL_H */

@@ -39,6 +39,7 @@ pub const SPEC_SOCKLEN_PTR: u8 = 1 << 1;
 pub const SPEC_PROT_EXEC: u8 = 1 << 2;
 pub const SPEC_MAP_ANON: u8 = 1 << 3;
 pub const SPEC_ANON_VMA: u8 = 1 << 4;
+pub const SPEC_SOCK_LOCAL: u8 = 1 << 5;
 
 /// `enum vigil_drop_reason`: indexes of the per-CPU `drops` map, with the
 /// label each one gets in metrics.
@@ -292,6 +293,11 @@ pub fn constants() -> Vec<(&'static str, &'static str, i64)> {
             "vigil_spec_flag",
             "VIGIL_SPEC_ANON_VMA",
             i64::from(SPEC_ANON_VMA),
+        ),
+        (
+            "vigil_spec_flag",
+            "VIGIL_SPEC_SOCK_LOCAL",
+            i64::from(SPEC_SOCK_LOCAL),
         ),
         (
             "vigil_drop_reason",

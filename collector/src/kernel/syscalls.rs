@@ -505,11 +505,22 @@ pub static SYSCALLS: &[Syscall] = &[
     syscall!(bind, Bind, sockaddr(1, 2, 0), Base::None, |r| socket_call(
         r, true
     )),
-    syscall!(listen, Listen, fd(0), Base::None, |r| Args {
-        fd: r.int(0),
-        fd_kind: fd_kind(r),
-        ..Args::default()
-    }),
+    syscall!(
+        listen,
+        Listen,
+        Reads {
+            flags: abi::SPEC_SOCK_LOCAL,
+            ..fd(0)
+        },
+        Base::None,
+        // The kernel wrote the socket's local end as a sockaddr.
+        |r| Args {
+            fd: r.int(0),
+            fd_kind: fd_kind(r),
+            local_address: crate::decode::sockaddr::parse(&r.sockaddr),
+            ..Args::default()
+        }
+    ),
     syscall!(dup, Dup, fd(0), Base::None, |r| dup(
         r,
         i32::try_from(r.ret).unwrap_or(-1),
