@@ -445,7 +445,8 @@ impl Responder {
         Ok(records)
     }
 
-    /// One undo step; None when it is another process's to do.
+    /// One undo step. What is another process's to undo is refused on
+    /// record, naming who can, and stays in the state.
     async fn undo(
         &self,
         state: &QuarantineState,
@@ -453,20 +454,29 @@ impl Responder {
         undo: ActionKind,
         dry_run: bool,
     ) -> Option<Acted> {
-        let node_level = matches!(undo, ActionKind::Thaw | ActionKind::NetworkRestore);
-        if node_level && !(self.scope.node_actions && state.node == self.scope.node) {
-            return None;
-        }
-        if !node_level && !self.scope.cluster_actions {
-            return None;
-        }
         let label = match undo {
             ActionKind::Thaw => "thaw",
             ActionKind::NetworkRestore => "network_restore",
             _ => "release",
         };
+        let node_level = matches!(undo, ActionKind::Thaw | ActionKind::NetworkRestore);
+        let elsewhere = if node_level && !(self.scope.node_actions && state.node == self.scope.node)
+        {
+            Some(format!(
+                "{label}: the container runs on node {}; the responder agent there must undo it",
+                state.node
+            ))
+        } else if !node_level && !self.scope.cluster_actions {
+            Some(format!(
+                "{label}: needs a responder with the Kubernetes API (mode cluster or both)"
+            ))
+        } else {
+            None
+        };
         let started_ns = clock::monotonic_ns();
-        let (outcome, reason) = if dry_run {
+        let (outcome, reason) = if let Some(reason) = elsewhere {
+            (ActionOutcome::Refused, reason)
+        } else if dry_run {
             (ActionOutcome::DryRun, format!("dry run: would {label}"))
         } else {
             match undo {

@@ -401,6 +401,41 @@ async fn the_cli_quarantines_lists_and_releases_through_grpc() {
     let (ok, _, err) = cli(grpc, &["release", "shop/web-9", "--by", "bob"]).await;
     assert!(!ok);
     assert!(err.contains("not quarantined"), "{err}");
+
+    // A pod frozen by the agent of another node: this cluster actor lifts
+    // the label, and refuses on record to thaw what it cannot reach.
+    cluster.fake.put_pod(&pod("shop", "web-3")).unwrap();
+    let elsewhere = vigil_proto::v1::QuarantineState {
+        target: Some(vigil_proto::v1::PodRef {
+            namespace: "shop".into(),
+            pod: "web-3".into(),
+        }),
+        node: "node-9".into(),
+        active: vec![ActionKind::Freeze as i32, ActionKind::Quarantine as i32],
+        ..Default::default()
+    };
+    bus.jetstream
+        .get_key_value(vigil_bus::topology::QUARANTINE_BUCKET.name)
+        .await
+        .unwrap()
+        .put("shop.web-3", vigil_bus::codec::encode(&elsewhere))
+        .await
+        .unwrap();
+    let (ok, out, err) = cli(grpc, &["release", "shop/web-3", "--by", "bob"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("THAW") && out.contains("REFUSED") && out.contains("node-9"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RELEASE") && out.contains("SUCCEEDED"),
+        "{out}"
+    );
+    let (_, out, _) = cli(grpc, &["list"]).await;
+    assert!(
+        out.contains("shop/web-3") && out.contains("active=FREEZE"),
+        "{out}"
+    );
     service.stop().await;
 }
 
