@@ -144,7 +144,11 @@ pub async fn run(mut monitor: DropMonitor, publisher: Publisher, shutdown: Cance
         }
         if let Some(finding) = monitor.check() {
             tracing::warn!(message = "Events were dropped.", output = %finding.output, id = %finding.id);
-            publish(&publisher, &finding).await;
+            // A bus that is down must not hold up shutdown.
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = publish(&publisher, &finding) => {}
+            }
         }
     }
 }
