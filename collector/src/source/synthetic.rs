@@ -43,6 +43,8 @@ impl SyntheticConfig {
     }
 }
 
+/// Events between checks for a stop while catching up.
+const CANCEL_CHECK_EVERY: u64 = 4096;
 /// How often the generator catches up with its rate.
 const TICK: Duration = Duration::from_millis(1);
 
@@ -68,6 +70,10 @@ impl SyntheticSource {
                         return;
                     }
                     emitted += 1;
+                    // Far behind an impossible rate, keep stop responsive.
+                    if emitted % CANCEL_CHECK_EVERY == 0 && cancel.is_cancelled() {
+                        break;
+                    }
                 }
                 if max_events > 0 && emitted >= max_events {
                     break;
