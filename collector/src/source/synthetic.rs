@@ -71,7 +71,7 @@ impl SyntheticSource {
                     }
                     emitted += 1;
                     // Far behind an impossible rate, keep stop responsive.
-                    if emitted % CANCEL_CHECK_EVERY == 0 && cancel.is_cancelled() {
+                    if emitted.is_multiple_of(CANCEL_CHECK_EVERY) && cancel.is_cancelled() {
                         break;
                     }
                 }
