@@ -5,10 +5,11 @@
 //! replays a recorded batch of the same attack instead, with the responder
 //! in dry-run (it cannot freeze cgroups either).
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
     ConnectOptions, Publisher, TraceContext, codec,
@@ -17,7 +18,8 @@ use vigil_bus::{
     topology::{ACTIONS, EVENTS, FINDINGS},
 };
 use vigil_e2e::{Tail, scenario};
-use vigil_proto::v1::{ActionRecord, EventBatch, Finding};
+use vigil_fake_kube::{FakeKube, Rbac};
+use vigil_proto::v1::{ActionOutcome, ActionRecord, EventBatch, Finding};
 use vigil_testkit::{Pipeline, PodSandbox, ServiceSpec};
 
 #[derive(Parser)]
@@ -52,16 +54,25 @@ async fn main() -> Result<()> {
             .context("binary directory")?
             .to_owned(),
     };
-    let mut live = args.replay.is_none() && can_run_live();
+    let live = args.replay.is_none() && can_run_live();
     let replay_file = args.replay.clone().unwrap_or_else(|| args.fallback.clone());
-    let pipeline = match start_pipeline(&binaries, &args.node, live) {
+    let responder_grpc = free_loopback_address()?;
+    let mut sandbox = None;
+    let mut cluster = None;
+    if live {
+        let pod = PodSandbox::create().context("create the pod-like sandbox")?;
+        cluster = Some(DemoCluster::start(&pod, &args.node).await?);
+        sandbox = Some(pod);
+    }
+    let mut pipeline = match start_pipeline(&binaries, &args.node, cluster.as_ref(), responder_grpc)
+    {
         Ok(pipeline) => pipeline,
         Err(error) if live => {
             println!(
                 "The live pipeline did not start: {error:#}\nFalling back to the recorded scenario."
             );
-            live = false;
-            start_pipeline(&binaries, &args.node, false)?
+            (sandbox, cluster) = (None, None);
+            start_pipeline(&binaries, &args.node, None, responder_grpc)?
         }
         Err(error) => return Err(error),
     };
@@ -76,26 +87,27 @@ async fn main() -> Result<()> {
     let mut findings = Tail::<Finding>::from_now(&bus.jetstream, &FINDINGS).await?;
     let mut actions = Tail::<ActionRecord>::from_now(&bus.jetstream, &ACTIONS).await?;
 
-    let sandbox = if live {
-        let sandbox = PodSandbox::create().context("create the pod-like sandbox")?;
+    if let (Some(sandbox), Some(cluster)) = (&sandbox, &cluster) {
         println!(
-            "\n== Attack: a process in pod {} reads /etc/shadow",
-            sandbox.pod_uid
+            "\n== Attack: a process in pod {}/{} reads /etc/shadow",
+            DemoCluster::NAMESPACE,
+            DemoCluster::POD
         );
         println!(
-            "   container {}\n   cgroup    {}",
-            sandbox.container_id, sandbox.cgroup_path
+            "   pod uid   {}\n   container {}\n   cgroup    {}\n   Kubernetes API: a local fake at {} (no cluster on this host)",
+            sandbox.pod_uid,
+            sandbox.container_id,
+            sandbox.cgroup_path,
+            cluster.fake.url()
         );
-        scenario::start_shadow_read(&sandbox)?;
-        Some(sandbox)
+        scenario::start_shadow_read(sandbox)?;
     } else {
         println!(
             "\n== Replaying the recorded attack from {}",
             replay_file.display()
         );
         replay(&bus, &args.node, &replay_file).await?;
-        None
-    };
+    }
     if let (Some(path), Some(sandbox)) = (&args.record, &sandbox) {
         record(&bus, sandbox, path).await?;
     }
@@ -112,25 +124,45 @@ async fn main() -> Result<()> {
         finding.name,
         finding.output
     );
-    let action = actions
-        .next_matching(Duration::from_secs(30), |a| a.finding_id == finding.id)
-        .await
-        .context("no action record within 30 s")?;
-    print_action(&action);
+    // Node level first (freeze), then, where a cluster is reachable, the
+    // pod's quarantine label with its deny-all NetworkPolicy and the
+    // annotation: one record each.
+    let wanted = if cluster.is_some() { 3 } else { 1 };
+    println!("\n== Containment");
+    for _ in 0..wanted {
+        let action = actions
+            .next_matching(Duration::from_secs(30), |a| {
+                // The same open may match several rules; the responder acts
+                // on the first finding for the pod and refuses the rest
+                // (rate limit), so follow the container, not one finding.
+                a.container_id == finding.container_id && a.outcome() != ActionOutcome::Refused
+            })
+            .await;
+        let Some(action) = action else {
+            print_log_tail(&mut pipeline, "vigil-responder");
+            anyhow::bail!("no action record within 30 s");
+        };
+        print_action(&action);
+    }
     if let Some(sandbox) = &sandbox {
         println!("   cgroup frozen now: {}", sandbox.is_frozen());
+    }
+    if let Some(cluster) = &cluster {
+        cluster.print_state();
     }
 
     println!("\n== Services");
     for service in &pipeline.services {
         println!(
-            "   {:<16} http://{}/metrics  (log {})",
+            "   {:<20} http://{}/metrics  (log {})",
             service.name,
             service.admin,
             service.log.display()
         );
     }
-    println!("   NATS             {}", pipeline.nats.url());
+    // scripts/up reads these two lines to point the console at the demo.
+    println!("   Responder gRPC       http://{responder_grpc}");
+    println!("   NATS                 {}", pipeline.nats.url());
     if args.exit_after_demo {
         return Ok(());
     }
@@ -161,13 +193,39 @@ fn can_run_live() -> bool {
     true
 }
 
-fn start_pipeline(binaries: &std::path::Path, node: &str, live: bool) -> Result<Pipeline> {
-    let mut services = vec![ServiceSpec::new("vigil-detectors")];
-    if live {
-        services.push(ServiceSpec::new("vigil-collector"));
-        services.push(ServiceSpec::new("vigil-responder"));
-    } else {
-        services.push(ServiceSpec::new("vigil-responder").with("DRY_RUN", "true"));
+fn start_pipeline(
+    binaries: &std::path::Path,
+    node: &str,
+    cluster: Option<&DemoCluster>,
+    responder_grpc: SocketAddr,
+) -> Result<Pipeline> {
+    let grpc = responder_grpc.to_string();
+    let mut services = vec![
+        ServiceSpec::new("vigil-detectors"),
+        ServiceSpec::new("vigil-anomaly-scorer"),
+    ];
+    match cluster {
+        Some(cluster) => {
+            let api = cluster.fake.url();
+            services.push(
+                ServiceSpec::new("vigil-collector")
+                    .with("KUBE__ENABLED", "true")
+                    .with("KUBE__API_URL", &api),
+            );
+            services.push(
+                ServiceSpec::new("vigil-responder")
+                    .with("MODE", "both")
+                    .with("KUBE__ENABLED", "true")
+                    .with("KUBE__API_URL", &api)
+                    .with("GRPC__LISTEN", &grpc),
+            );
+        }
+        // Nothing can be frozen without root: every action is a dry run.
+        None => services.push(
+            ServiceSpec::new("vigil-responder")
+                .with("DRY_RUN", "true")
+                .with("GRPC__LISTEN", &grpc),
+        ),
     }
     println!(
         "== Starting NATS JetStream and {} services from {}",
@@ -175,6 +233,86 @@ fn start_pipeline(binaries: &std::path::Path, node: &str, live: bool) -> Result<
         binaries.display()
     );
     Pipeline::start(binaries, node, &services).map_err(|error| anyhow::anyhow!(error))
+}
+
+fn print_log_tail(pipeline: &mut Pipeline, binary: &str) {
+    if let Some(service) = pipeline.service(binary) {
+        let log = service.log_text();
+        let lines: Vec<&str> = log.lines().collect();
+        println!("   last lines of {binary}'s log:");
+        for line in &lines[lines.len().saturating_sub(15)..] {
+            println!("   | {line}");
+        }
+    }
+}
+
+fn free_loopback_address() -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// The Kubernetes side of the demo. No API server runs on this host, so the
+/// pod lives in the fake API server our tests use; the collector watches it
+/// for pod metadata and the responder quarantines the pod through it, over
+/// real HTTP with the real client.
+struct DemoCluster {
+    fake: FakeKube,
+}
+
+impl DemoCluster {
+    const NAMESPACE: &str = "shop";
+    const POD: &str = "checkout-6f7c9d8b5-x2v4q";
+
+    async fn start(sandbox: &PodSandbox, node: &str) -> Result<Self> {
+        let fake = FakeKube::start(Rbac::allow_all()).await?;
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": Self::POD,
+                "namespace": Self::NAMESPACE,
+                "uid": sandbox.pod_uid,
+                "labels": {"app": "checkout", "pod-template-hash": "6f7c9d8b5"},
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-6f7c9d8b5",
+                    "uid": "00000000-0000-0000-0000-000000000001", "controller": true
+                }]
+            },
+            "spec": {
+                "nodeName": node,
+                "serviceAccountName": "checkout",
+                "containers": [{"name": "app", "image": "registry.example/shop/checkout:1.4"}]
+            },
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{
+                    "name": "app", "image": "registry.example/shop/checkout:1.4", "imageID": "",
+                    "containerID": format!("containerd://{}", sandbox.container_id),
+                    "ready": true, "restartCount": 0
+                }]
+            }
+        }))?;
+        fake.put_pod(&pod)?;
+        Ok(DemoCluster { fake })
+    }
+
+    fn print_state(&self) {
+        let labels = self
+            .fake
+            .pod(Self::NAMESPACE, Self::POD)
+            .and_then(|pod| pod.metadata.labels)
+            .unwrap_or_default();
+        println!("   pod labels now:     {labels:?}");
+        for policy in self.fake.network_policies(Self::NAMESPACE) {
+            let spec = policy.spec.unwrap_or_default();
+            println!(
+                "   NetworkPolicy {:?}: selects {:?}, types {:?}, no allow rules",
+                policy.metadata.name.unwrap_or_default(),
+                spec.pod_selector
+                    .and_then(|s| s.match_labels)
+                    .unwrap_or_default(),
+                spec.policy_types.unwrap_or_default(),
+            );
+        }
+    }
 }
 
 async fn replay(bus: &vigil_bus::BusConnection, node: &str, file: &std::path::Path) -> Result<()> {
@@ -241,7 +379,7 @@ fn print_action(action: &ActionRecord) {
     let timings = action.timings.unwrap_or_default();
     let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
     println!(
-        "\n== Containment\n   action   {:?} -> {}\n   reason   {}\n   syscall-to-finding {:.1} ms, syscall-to-action {:.1} ms",
+        "   action   {:?} -> {}\n   reason   {}\n   syscall-to-finding {:.1} ms, syscall-to-action {:.1} ms",
         action.kind(),
         vigil_bus::subject::outcome_label(action.outcome()),
         action.reason,
