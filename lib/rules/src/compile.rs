@@ -585,7 +585,11 @@ impl Operand {
         self.transform(value)
     }
 
+    #[inline]
     fn transform<'a>(&self, mut value: Value<'a>) -> Value<'a> {
+        if self.transformers.is_empty() {
+            return value;
+        }
         for transformer in self.transformers.iter() {
             value = transform(*transformer, value);
         }
