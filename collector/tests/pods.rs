@@ -180,3 +180,32 @@ async fn a_container_the_api_does_not_know_has_its_id_alone() {
     assert_eq!(event.pod_uid, sandbox.pod_uid);
     assert_eq!(event.pod, None, "container id alone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_api_is_retried_until_pods_are_known() {
+    if !require_root("a_failing_api_is_retried_until_pods_are_known") {
+        return;
+    }
+    let fake = FakeKube::start(cluster_role()).await.unwrap();
+    // The first list and the first watch fail as an overloaded API server would.
+    fake.fail_next("list", "pods", 500, 2);
+    fake.fail_next("watch", "pods", 504, 1);
+    let sandbox = PodSandbox::create().unwrap();
+    fake.put_pod(&pod("web-5f7c9d-retry", NODE, &sandbox.container_id))
+        .unwrap();
+    let nats = NatsServer::start();
+    let collector = Running::start(collector_config(&nats, &fake)).await;
+    let mut child = busy(&sandbox);
+    let event = sandbox_event(&nats, &sandbox, |e| e.pod.is_some()).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    collector.stop().await;
+    let failed = fake.requests().iter().filter(|r| r.status >= 500).count();
+    assert!(
+        failed >= 2,
+        "the injected failures were hit: {:?}",
+        fake.requests()
+    );
+    let event = event.expect("the pod is known once the API answers");
+    assert_eq!(event.pod.unwrap().name, "web-5f7c9d-retry");
+}
