@@ -55,7 +55,13 @@ fn build(rule: &Rule, batch: &EventBatch, index: usize, event: &Event, now_ns: u
     } else {
         &event.node
     };
-    let falco_json = falco_json(rule, &rendered, node, now_ns);
+    // Falco's `time` is when the event happened, not when it was evaluated.
+    let event_ns = if event.wall_time_ns > 0 {
+        event.wall_time_ns
+    } else {
+        now_ns
+    };
+    let falco_json = falco_json(rule, &rendered, node, event_ns);
     let finding = Finding {
         id: finding_id(batch, index, &rule.name),
         time_ns: now_ns,
@@ -90,10 +96,10 @@ fn build(rule: &Rule, batch: &EventBatch, index: usize, event: &Event, now_ns: u
     }
 }
 
-/// Falco's JSON alert: `time` (RFC 3339, ns), `rule`, `priority` (title
+/// Falco's JSON alert: `time` (the event's, RFC 3339, ns), `rule`, `priority` (title
 /// case), `source`, `hostname`, `tags`, `output`, `output_fields` (numbers
 /// stay numbers, missing values are null).
-pub fn falco_json(rule: &Rule, rendered: &Rendered, hostname: &str, now_ns: u64) -> String {
+pub fn falco_json(rule: &Rule, rendered: &Rendered, hostname: &str, time_ns: u64) -> String {
     let fields: serde_json::Map<String, serde_json::Value> = rendered
         .fields
         .iter()
@@ -107,7 +113,7 @@ pub fn falco_json(rule: &Rule, rendered: &Rendered, hostname: &str, now_ns: u64)
         })
         .collect();
     serde_json::json!({
-        "time": iso8601(now_ns),
+        "time": iso8601(time_ns),
         "rule": rule.name,
         "priority": title_case(rule.priority.label()),
         "source": rule.source,
@@ -172,6 +178,7 @@ mod tests {
             r#type: EventType::Exec as i32,
             comm: "sh".into(),
             pid: 7,
+            wall_time_ns: 1_685_022_245_478_445_995,
             pod: Some(PodMeta {
                 name: "web-1".into(),
                 namespace: "shop".into(),
@@ -179,7 +186,7 @@ mod tests {
             }),
             ..Default::default()
         });
-        let raised = evaluate(&rules, &input, 1_685_022_245_478_445_995);
+        let raised = evaluate(&rules, &input, 1_700_000_000_000_000_000);
         assert_eq!(raised.len(), 1);
         let finding = &raised[0].finding;
         assert_eq!(
