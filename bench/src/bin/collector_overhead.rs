@@ -16,8 +16,9 @@
 //! of this load's programs); the user side's from this process's threads
 //! (`/proc/self/task/*/schedstat`). Both per million events.
 //!
-//! Needs root and a kernel with BTF. `VIGIL_BENCH_ROUNDS` (default 5),
-//! `VIGIL_BENCH_OPENS` (200000), `VIGIL_BENCH_EXECS` (300) adjust it.
+//! Needs root and a kernel with BTF. `VIGIL_BENCH_ROUNDS` (default 9),
+//! `VIGIL_BENCH_OPENS` (50000), `VIGIL_BENCH_EXECS` (100) adjust it: many
+//! short rounds, because a shared machine's load drifts.
 
 use std::{
     collections::BTreeMap,
@@ -45,9 +46,9 @@ fn main() -> Result<()> {
     if let [_, mode, count] = args.as_slice() {
         return workload(mode, count.parse().context("workload count")?);
     }
-    let rounds = env_or("VIGIL_BENCH_ROUNDS", 5);
-    let opens = env_or("VIGIL_BENCH_OPENS", 200_000);
-    let execs = env_or("VIGIL_BENCH_EXECS", 300);
+    let rounds = env_or("VIGIL_BENCH_ROUNDS", 9);
+    let opens = env_or("VIGIL_BENCH_OPENS", 50_000);
+    let execs = env_or("VIGIL_BENCH_EXECS", 100);
     if !nix_is_root() {
         bail!("collector_overhead loads BPF programs: run it as root");
     }
