@@ -60,6 +60,9 @@ pub enum Error {
 pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
     metrics::describe();
     let rules = engine::load(&config.rules)?;
+    for warning in &rules.warnings {
+        tracing::warn!(message = "Rules loaded with a warning.", %warning);
+    }
     ::metrics::gauge!(metrics::RULES_LOADED).set(rules.rules().len() as f64);
     let engine = Arc::new(Engine::new(rules));
     let options = ConnectOptions {
