@@ -309,8 +309,7 @@ static __always_inline __u8 fd_kind(struct file *file)
 	}
 }
 
-/* The local end of an inet socket (listen), written as the sockaddr the
- * caller would have passed. */
+/* The local end of an inet socket (listen, accept), written as a sockaddr. */
 static __always_inline void local_sockaddr(struct vigil_syscall_record *rec, struct file *file)
 {
 	struct socket *sock = BPF_CORE_READ(file, private_data);
@@ -324,14 +323,14 @@ static __always_inline void local_sockaddr(struct vigil_syscall_record *rec, str
 		in.family = family;
 		in.port = port;
 		BPF_CORE_READ_INTO(&in.addr, sk, __sk_common.skc_rcv_saddr);
-		__builtin_memcpy(rec->sys.sockaddr, &in, sizeof(in));
-		rec->sys.sockaddr_len = sizeof(in);
+		__builtin_memcpy(rec->sys.local_sockaddr, &in, sizeof(in));
+		rec->sys.local_sockaddr_len = sizeof(in);
 	} else if (family == AF_INET6) {
 		in6.family = family;
 		in6.port = port;
 		BPF_CORE_READ_INTO(&in6.addr, sk, __sk_common.skc_v6_rcv_saddr);
-		__builtin_memcpy(rec->sys.sockaddr, &in6, sizeof(in6));
-		rec->sys.sockaddr_len = sizeof(in6);
+		__builtin_memcpy(rec->sys.local_sockaddr, &in6, sizeof(in6));
+		rec->sys.local_sockaddr_len = sizeof(in6);
 	}
 }
 
@@ -408,6 +407,7 @@ static __always_inline void emit_syscall(const struct vigil_syscall_spec *spec,
 	read_strings(rec, spec, pending);
 	read_sockaddr(rec, spec, pending);
 	rec->sys.fd_kind = VIGIL_FD_UNKNOWN;
+	rec->sys.local_sockaddr_len = 0;
 	if (spec->fd_arg) {
 		struct file *file = file_of(arg_at(pending, spec->fd_arg));
 

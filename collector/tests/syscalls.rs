@@ -539,6 +539,8 @@ fn network_syscalls_carry_addresses_and_descriptor_kinds() {
             (EventType::Accept, family, ip)
         );
         assert_ne!(peer.port, 0);
+        let local = &accept.args.as_ref().unwrap().local_address;
+        assert!(on(local, port), "{accept:?}");
     }
 
     let unix = |syscall: &str, local: bool| {

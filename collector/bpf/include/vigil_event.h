@@ -22,6 +22,7 @@
 #define VIGIL_SOCKADDR_LEN 112 /* sizeof(struct sockaddr_un) rounded up */
 #define VIGIL_STR3_LEN 32
 #define VIGIL_DEREF_LEN 24
+#define VIGIL_LOCAL_SOCKADDR_LEN 28 /* sizeof(struct sockaddr_in6) */
 /* Slots of the syscall_specs map: syscall numbers below 500, then the
  * two process events that are not syscalls. */
 #define VIGIL_SYSCALL_SLOTS 512
@@ -83,7 +84,8 @@ enum vigil_spec_flag {
 	VIGIL_SPEC_MAP_ANON = 1 << 3,
 	/* Only when args[0] lies in a mapping without a file (mprotect). */
 	VIGIL_SPEC_ANON_VMA = 1 << 4,
-	/* The local end of fd_arg's inet socket goes into sockaddr (listen). */
+	/* The local end of fd_arg's inet socket goes into local_sockaddr
+	 * (listen, accept). */
 	VIGIL_SPEC_SOCK_LOCAL = 1 << 5,
 };
 
@@ -143,6 +145,8 @@ struct vigil_syscall_body {
 	char str3[VIGIL_STR3_LEN];
 	char path[VIGIL_PATH_LEN];
 	char path2[VIGIL_PATH_LEN];
+	__u32 local_sockaddr_len; /* bytes in local_sockaddr */
+	__u8 local_sockaddr[VIGIL_LOCAL_SOCKADDR_LEN]; /* VIGIL_SPEC_SOCK_LOCAL */
 };
 
 struct vigil_exit_body {
@@ -168,7 +172,7 @@ struct vigil_exit_record {
 _Static_assert(sizeof(struct vigil_header) == 72, "vigil_header layout changed");
 _Static_assert(sizeof(struct vigil_syscall_spec) == 12, "vigil_syscall_spec layout changed");
 _Static_assert(sizeof(struct vigil_exec_record) == 848, "vigil_exec_record layout changed");
-_Static_assert(sizeof(struct vigil_syscall_record) == 816, "vigil_syscall_record layout changed");
+_Static_assert(sizeof(struct vigil_syscall_record) == 848, "vigil_syscall_record layout changed");
 _Static_assert(sizeof(struct vigil_exit_record) == 80, "vigil_exit_record layout changed");
 
 #endif /* VIGIL_EVENT_H */

@@ -38,6 +38,7 @@ fn raw(record: &Record<'_>, decoded: &Decoded) -> Result<RawSyscall, DecodeError
         Ok(until_nul(record.bytes(at, abi::PATH_LEN, len, field)?))
     };
     let sockaddr_len = record.u32(offset_of!(SyscallRecord, sys.sockaddr_len))?;
+    let local_len = record.u32(offset_of!(SyscallRecord, sys.local_sockaddr_len))?;
     Ok(RawSyscall {
         args,
         path: string(
@@ -57,6 +58,14 @@ fn raw(record: &Record<'_>, decoded: &Decoded) -> Result<RawSyscall, DecodeError
                 abi::SOCKADDR_LEN,
                 sockaddr_len,
                 "sockaddr_len",
+            )?
+            .to_vec(),
+        local_sockaddr: record
+            .bytes(
+                offset_of!(SyscallRecord, sys.local_sockaddr),
+                abi::LOCAL_SOCKADDR_LEN,
+                local_len,
+                "local_sockaddr_len",
             )?
             .to_vec(),
         fd_kind: record.u8(offset_of!(SyscallRecord, sys.fd_kind))?,
@@ -203,6 +212,10 @@ mod tests {
             (
                 offset_of!(SyscallRecord, sys.sockaddr_len),
                 abi::SOCKADDR_LEN,
+            ),
+            (
+                offset_of!(SyscallRecord, sys.local_sockaddr_len),
+                abi::LOCAL_SOCKADDR_LEN,
             ),
         ] {
             let mut bytes = syscall_record(libc::SYS_rename, [0; 6], 0);

@@ -15,6 +15,7 @@ pub const ARGV_LEN: usize = 512;
 pub const SOCKADDR_LEN: usize = 112;
 pub const STR3_LEN: usize = 32;
 pub const DEREF_LEN: usize = 24;
+pub const LOCAL_SOCKADDR_LEN: usize = 28;
 /// Entries of the `syscall_specs` map: syscall numbers, then two slots for
 /// the process events that are not syscalls.
 pub const SYSCALL_SLOTS: u32 = 512;
@@ -149,6 +150,8 @@ pub struct SyscallBody {
     pub str3: [u8; STR3_LEN],
     pub path: [u8; PATH_LEN],
     pub path2: [u8; PATH_LEN],
+    pub local_sockaddr_len: u32,
+    pub local_sockaddr: [u8; LOCAL_SOCKADDR_LEN],
 }
 
 /// `struct vigil_exit_body`.
@@ -243,6 +246,8 @@ pub fn layouts() -> Vec<StructLayout> {
                 str3,
                 path,
                 path2,
+                local_sockaddr_len,
+                local_sockaddr,
             ]
         ),
         layout!(ExitBody, "vigil_exit_body", [exit_code, reserved]),

@@ -26,6 +26,8 @@ pub struct RawSyscall {
     pub str3: String,
     /// The socket address bytes as the caller passed them.
     pub sockaddr: Vec<u8>,
+    /// The local end of the descriptor's socket, as a sockaddr.
+    pub local_sockaddr: Vec<u8>,
     pub fd_kind: u8,
     pub deref: [u8; abi::DEREF_LEN],
     pub ret: i64,
@@ -159,6 +161,9 @@ const fn fd(i: u8) -> Reads {
     }
 }
 
+/// accept: the peer from the caller's buffer, the local end from the socket.
+const ACCEPT: Reads = sockaddr(1, 2, abi::SPEC_SOCKLEN_PTR | abi::SPEC_SOCK_LOCAL);
+
 const fn sockaddr(addr: u8, len: u8, flags: u8) -> Reads {
     Reads {
         sockaddr: Some((addr, len)),
@@ -282,7 +287,7 @@ fn socket_call(raw: &RawSyscall, local: bool) -> Args {
     let (address, local_address) = if local {
         (None, address)
     } else {
-        (address, None)
+        (address, crate::decode::sockaddr::parse(&raw.local_sockaddr))
     };
     Args {
         fd: raw.int(0),
@@ -485,23 +490,13 @@ pub static SYSCALLS: &[Syscall] = &[
         fd: i32::try_from(r.ret).unwrap_or(-1),
         ..Args::default()
     }),
-    syscall!(
-        accept,
-        Accept,
-        sockaddr(1, 2, abi::SPEC_SOCKLEN_PTR),
-        Base::None,
-        |r| socket_call(r, false)
-    ),
-    syscall!(
-        accept4,
-        Accept,
-        sockaddr(1, 2, abi::SPEC_SOCKLEN_PTR),
-        Base::None,
-        |r| Args {
-            flags: r.uint(3),
-            ..socket_call(r, false)
-        }
-    ),
+    syscall!(accept, Accept, ACCEPT, Base::None, |r| socket_call(
+        r, false
+    )),
+    syscall!(accept4, Accept, ACCEPT, Base::None, |r| Args {
+        flags: r.uint(3),
+        ..socket_call(r, false)
+    }),
     syscall!(bind, Bind, sockaddr(1, 2, 0), Base::None, |r| socket_call(
         r, true
     )),
@@ -517,7 +512,7 @@ pub static SYSCALLS: &[Syscall] = &[
         |r| Args {
             fd: r.int(0),
             fd_kind: fd_kind(r),
-            local_address: crate::decode::sockaddr::parse(&r.sockaddr),
+            local_address: crate::decode::sockaddr::parse(&r.local_sockaddr),
             ..Args::default()
         }
     ),
