@@ -10,9 +10,10 @@
 //!
 //! Finding ids are derived from the batch and the event's position in it,
 //! so a redelivered batch republishes the same ids and JetStream stores
-//! each finding once. Batches are pipelined: while one batch's findings
-//! await JetStream's confirmation the next ones are evaluated; each batch
-//! is acknowledged only after its own findings are stored.
+//! each finding once. Batches are pipelined and evaluated in parallel on
+//! the runtime's worker threads: while one batch's findings await
+//! JetStream's confirmation the next ones are evaluated; each batch is
+//! acknowledged only after its own findings are stored.
 
 mod config;
 pub mod engine;
@@ -112,14 +113,14 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     Ok(())
 }
 
-/// The consume loop, pipelined: evaluation happens here in order; publishing
-/// and settling run as up to `max_in_flight` tasks. On shutdown the batches
+/// The consume loop, pipelined: each batch is decoded, evaluated, published
+/// and settled in its own task, up to `max_in_flight` at once. On shutdown the batches
 /// already evaluated are finished and settled; the rest stay unacknowledged
 /// and JetStream redelivers them to another instance.
 async fn consume(
     consumer: PullConsumer,
     shutdown: &CancellationToken,
-    engine: &Engine,
+    engine: &Arc<Engine>,
     publisher: &Publisher,
     max_in_flight: usize,
 ) {
@@ -146,9 +147,14 @@ async fn consume(
                 }
                 None => break,
             };
-            let work = evaluate(engine, &message);
+            // Evaluation runs in the task too, so batches spread over the
+            // runtime's worker threads; each batch is settled on its own.
+            let engine = engine.clone();
             let publisher = publisher.clone();
-            in_flight.spawn(async move { settle(message, work, &publisher).await });
+            in_flight.spawn(async move {
+                let work = evaluate(&engine, &message);
+                settle(message, work, &publisher).await;
+            });
             ::metrics::gauge!(metrics::IN_FLIGHT).set(in_flight.len() as f64);
             while in_flight.len() >= max_in_flight {
                 in_flight.join_next().await;
