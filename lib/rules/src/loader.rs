@@ -316,9 +316,9 @@ impl Definitions {
                 "exceptions" => {
                     let new = exceptions(item, position, context)?;
                     if append {
-                        merge_exceptions(&mut rule.exceptions, new);
+                        merge_exceptions(&mut rule.exceptions, new)?;
                     } else {
-                        rule.exceptions = new;
+                        rule.exceptions = require_fields(new)?;
                     }
                 }
                 _ => {
@@ -369,7 +369,7 @@ fn new_rule(
             Some(_) => flag(item, "enabled", &position)?,
             None => true,
         },
-        exceptions: exceptions(item, &position, context)?,
+        exceptions: require_fields(exceptions(item, &position, context)?)?,
         source: optional_scalar(item, "source", &position)?.unwrap_or_else(|| "syscall".into()),
         name,
         position,
@@ -382,13 +382,84 @@ fn append_condition(existing: &mut Condition, new: Condition) {
     existing.position = new.position;
 }
 
-fn merge_exceptions(existing: &mut Vec<ExceptionDef>, new: Vec<ExceptionDef>) {
+fn merge_exceptions(
+    existing: &mut Vec<ExceptionDef>,
+    new: Vec<ExceptionDef>,
+) -> Result<(), LoadError> {
     for exception in new {
         match existing.iter_mut().find(|e| e.name == exception.name) {
-            Some(earlier) => earlier.values.extend(exception.values),
+            // One field: every appended value joins the `in` list.
+            Some(earlier) if earlier.fields.len() == 1 => {
+                let values: Vec<String> = exception
+                    .values
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|v| match v {
+                        ExceptionValue::One(s) => vec![s],
+                        ExceptionValue::Many(list) => list,
+                    })
+                    .collect();
+                earlier.values.push(vec![ExceptionValue::Many(values)]);
+            }
+            Some(earlier) => {
+                if let Some(row) = exception
+                    .values
+                    .iter()
+                    .find(|r| r.len() != earlier.fields.len())
+                {
+                    return Err(exception.position.error(format!(
+                        "exception {:?}: expected tuples of {} values, found {}",
+                        exception.name,
+                        earlier.fields.len(),
+                        row.len()
+                    )));
+                }
+                earlier.values.extend(exception.values);
+            }
+            None if exception.fields.is_empty() => {
+                return Err(exception.position.error(format!(
+                    "exception {:?}: expected key `fields` (no earlier exception of that name)",
+                    exception.name
+                )));
+            }
             None => existing.push(exception),
         }
     }
+    Ok(())
+}
+
+/// Exceptions that define a shape must name their fields.
+fn require_fields(exceptions: Vec<ExceptionDef>) -> Result<Vec<ExceptionDef>, LoadError> {
+    match exceptions.iter().find(|e| e.fields.is_empty()) {
+        Some(e) => Err(e
+            .position
+            .error(format!("exception {:?}: expected key `fields`", e.name))),
+        None => Ok(exceptions),
+    }
+}
+
+/// Values of an appended exception: tuples, or scalars as one-value tuples.
+fn loose_rows(
+    node: &Node,
+    position: &Position,
+    context: &str,
+) -> Result<Vec<Vec<ExceptionValue>>, LoadError> {
+    let Kind::Seq(rows) = &node.kind else {
+        return Err(at(node, position).error(format!("{context}: `values` must be a sequence")));
+    };
+    rows.iter()
+        .map(|row| match &row.kind {
+            Kind::Scalar(s) => Ok(vec![ExceptionValue::One(s.clone())]),
+            Kind::Seq(cells) => cells
+                .iter()
+                .map(|cell| match &cell.kind {
+                    Kind::Scalar(s) => Ok(ExceptionValue::One(s.clone())),
+                    _ => strings(cell, position, context).map(ExceptionValue::Many),
+                })
+                .collect(),
+            _ => Err(at(row, position).error(format!("{context}: expected a tuple of values"))),
+        })
+        .collect()
 }
 
 fn mode(item: &Node, key: &str, position: &Position) -> Result<Mode, LoadError> {
@@ -540,9 +611,21 @@ fn exception(entry: &Node, position: &Position, context: &str) -> Result<Excepti
     let name = scalar(entry, "name", position)
         .map_err(|_| position.error(format!("{context}: exception: expected key `name`")))?;
     let context = format!("{context} exception {name:?}");
-    let fields_node = entry
-        .get("fields")
-        .ok_or_else(|| position.error(format!("{context}: expected key `fields`")))?;
+    let Some(fields_node) = entry.get("fields") else {
+        // Values appended to an exception defined earlier (its fields are
+        // taken from there when merging).
+        let values = match entry.get("values") {
+            Some(node) => loose_rows(node, position, &context)?,
+            None => Vec::new(),
+        };
+        return Ok(ExceptionDef {
+            name,
+            fields: Vec::new(),
+            comps: Vec::new(),
+            values,
+            position: position.clone(),
+        });
+    };
     let single = matches!(fields_node.kind, Kind::Scalar(_));
     let fields = strings(fields_node, position, &context)?;
     let comps = match entry.get("comps") {

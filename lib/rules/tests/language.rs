@@ -304,3 +304,28 @@ fn errors_name_file_line_column_and_what() {
         "{append}"
     );
 }
+
+#[test]
+fn local_files_append_exception_values() {
+    let base = format!(
+        "{}  exceptions:\n    - name: readers\n      fields: proc.name\n      values: [sshd]\n",
+        rule("Etc", "evt.type = openat and fd.name = /etc/shadow")
+    );
+    let local = "- rule: Etc\n  exceptions:\n    - name: readers\n      values: [[cat]]\n  override:\n    exceptions: append\n";
+    let before = load(&[("base.yaml", &base)]);
+    assert_eq!(names(&before, &open("/etc/shadow", 0)), ["Etc"]);
+    let after = load(&[("base.yaml", &base), ("local.yaml", local)]);
+    assert!(
+        names(&after, &open("/etc/shadow", 0)).is_empty(),
+        "cat is now excepted"
+    );
+    let mut sshd = open("/etc/shadow", 0);
+    sshd.comm = "sshd".into();
+    assert!(
+        names(&after, &sshd).is_empty(),
+        "the pack's exception still holds"
+    );
+    let mut tail = open("/etc/shadow", 0);
+    tail.comm = "tail".into();
+    assert_eq!(names(&after, &tail), ["Etc"]);
+}
