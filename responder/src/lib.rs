@@ -47,6 +47,9 @@ pub const SERVICE: &str = "responder";
 /// Back-off before a finding whose work could not be completed is redelivered.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
+/// How long shutdown waits for NATS to confirm the last acks.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -117,8 +120,16 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     }
 
     // Unflushed acks only mean redelivery, which the record ids absorb.
-    if let Err(error) = bus.client.flush().await {
-        tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
+    // Bounded: with the server gone, flush would wait for it forever and
+    // the process would never exit on SIGTERM.
+    match tokio::time::timeout(FLUSH_TIMEOUT, bus.client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
+        }
+        Err(_) => {
+            tracing::warn!(message = "NATS did not confirm the flush in time; exiting anyway.", timeout = ?FLUSH_TIMEOUT);
+        }
     }
     tracing::info!(message = "Stopped.");
     Ok(())

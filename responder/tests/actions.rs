@@ -223,3 +223,15 @@ async fn findings_not_for_this_agent_are_acknowledged_without_a_record() {
     );
     service.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_is_prompt_even_when_nats_is_gone() {
+    let mut server = NatsServer::start();
+    let service = Running::start(config(&server), Health::default()).await;
+    server.stop();
+    // Once the client is reconnecting, a flush waits for a server that is
+    // not coming back; shutdown must not.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // Running::stop fails the test unless run returns Ok within 15 s.
+    service.stop().await;
+}
