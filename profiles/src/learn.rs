@@ -14,10 +14,33 @@ pub struct Selector {
     pub container_id: Option<String>,
     /// Pod namespace and name, as in `Event.pod`.
     pub pod: Option<(String, String)>,
+    /// Programs whose events are not the workload's though they run in its
+    /// cgroup: the runtime's container init, which creates the namespaces
+    /// and mounts before it executes the entrypoint. Matched against the
+    /// program's file name and its comm.
+    pub ignore_programs: Vec<String>,
 }
+
+/// Container inits of the common runtimes.
+pub const RUNTIME_INITS: &[&str] = &[
+    "runc",
+    "runc:[2:INIT]",
+    "runc:[1:CHILD]",
+    "crun",
+    "youki",
+    "runsc",
+];
 
 impl Selector {
     pub fn matches(&self, event: &Event) -> bool {
+        let program = event.exe_path.rsplit('/').next().unwrap_or_default();
+        if self
+            .ignore_programs
+            .iter()
+            .any(|p| p == program || *p == event.comm)
+        {
+            return false;
+        }
         if let Some(id) = &self.container_id
             && &event.container_id != id
         {
@@ -301,19 +324,29 @@ mod tests {
 
     #[test]
     fn the_selector_needs_a_criterion_and_matches_on_it() {
-        let e = event(EventType::Open, "openat", 3, Args::default());
+        let mut e = event(EventType::Open, "openat", 3, Args::default());
+        e.exe_path = "/usr/bin/perl".into();
         assert!(!Selector::default().matches(&e));
+        let init = Selector {
+            container_id: Some("c1".into()),
+            ignore_programs: vec!["perl".into()],
+            ..Default::default()
+        };
+        assert!(
+            !init.matches(&e),
+            "events of an ignored program are not the workload's"
+        );
         assert!(
             Selector {
                 container_id: Some("c1".into()),
-                pod: None
+                ..Default::default()
             }
             .matches(&e)
         );
         assert!(
             !Selector {
                 container_id: Some("c2".into()),
-                pod: None
+                ..Default::default()
             }
             .matches(&e)
         );

@@ -72,6 +72,10 @@ struct EventArgs {
     /// The workload's pod, as namespace/name.
     #[arg(long)]
     pod: Option<String>,
+    /// A program in the workload's cgroup that is not the workload (repeatable;
+    /// the runtimes' container inits are always ignored).
+    #[arg(long)]
+    ignore_program: Vec<String>,
 }
 
 #[derive(Args)]
@@ -147,9 +151,15 @@ fn selector(args: &EventArgs) -> anyhow::Result<Selector> {
     if args.container.is_none() && pod.is_none() {
         bail!("say which workload: --container ID or --pod NAMESPACE/NAME");
     }
+    let mut ignore_programs: Vec<String> = learn::RUNTIME_INITS
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    ignore_programs.extend(args.ignore_program.iter().cloned());
     Ok(Selector {
         container_id: args.container.clone(),
         pod,
+        ignore_programs,
     })
 }
 
@@ -211,7 +221,7 @@ fn learn_profiles(args: LearnArgs) -> anyhow::Result<ExitCode> {
         &serde_json::to_string_pretty(&patch::render(&target, &profile.name))?,
     )?;
     println!(
-        "learned {} from {} events: {} syscalls allowed ({} guarded ones seen), {} files, {} programs; {}",
+        "learned {} from {} events: {} syscalls allowed ({} seen), {} files, {} programs; {}",
         profile.name,
         profile.observation.events,
         profile.allowed.len(),
@@ -224,6 +234,22 @@ fn learn_profiles(args: LearnArgs) -> anyhow::Result<ExitCode> {
             Mode::Enforce => "enforcing",
         }
     );
+    let seen: Vec<&str> = profile
+        .observation
+        .syscalls
+        .keys()
+        .map(String::as_str)
+        .collect();
+    println!("syscalls seen: {}", seen.join(" "));
+    if !profile.observation.failed.is_empty() {
+        let failed: Vec<&str> = profile
+            .observation
+            .failed
+            .keys()
+            .map(String::as_str)
+            .collect();
+        println!("seen failing, not learned: {}", failed.join(" "));
+    }
     for warning in &profile.warnings {
         println!("warning: {warning}");
     }

@@ -67,7 +67,10 @@ fn add_batch(observation: &mut Observation, batch: &EventBatch, selector: &Selec
 }
 
 /// The workload's events in the VIGIL_EVENTS stream, read from the start
-/// with an ephemeral ordered consumer until nothing new arrives for `idle`.
+/// with an ephemeral ordered consumer (only the container's partition when
+/// the selector names a container) up to the last message stored when the
+/// read began, or until nothing arrives for `idle`: collectors keep
+/// publishing, so "until the stream is quiet" would never end.
 pub async fn read_stream(
     url: &str,
     selector: &Selector,
@@ -76,13 +79,26 @@ pub async fn read_stream(
     let nats = |e: &dyn std::fmt::Display| SourceError::Nats(e.to_string());
     let client = async_nats::connect(url).await.map_err(|e| nats(&e))?;
     let js = async_nats::jetstream::new(client);
-    let stream = js
+    let mut stream = js
         .get_stream(vigil_bus::topology::EVENTS.name)
         .await
         .map_err(|e| nats(&e))?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| nats(&e))?
+        .state
+        .last_sequence;
+    let filter_subject = match &selector.container_id {
+        Some(id) => {
+            vigil_bus::subject::events_of_partition(vigil_bus::subject::event_partition(id))
+        }
+        None => vigil_bus::subject::EVENTS_ALL.to_owned(),
+    };
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
             deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+            filter_subject,
             ..Default::default()
         })
         .await
@@ -94,11 +110,14 @@ pub async fn read_stream(
         let sequence = message
             .info()
             .map(|i| i.stream_sequence)
-            .unwrap_or_default();
+            .unwrap_or(u64::MAX);
         match vigil_bus::codec::decode::<EventBatch>(&message.payload, &message.subject, sequence) {
             Ok(batch) => add_batch(&mut observation, &batch, selector),
-            // Counted and named, never fatal: one bad batch must not stop learning.
+            // Named, never fatal: one bad batch must not stop learning.
             Err(e) => eprintln!("vigil-profile: skipping a malformed batch: {e}"),
+        }
+        if sequence >= last {
+            break;
         }
     }
     Ok(observation)

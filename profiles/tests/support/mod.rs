@@ -133,3 +133,18 @@ pub fn run_workload(exec_args: &[&str], out_file: &Path) -> std::process::Output
         .output()
         .unwrap()
 }
+
+/// `apparmor_parser` (Debian's apparmor package) parses the profile without
+/// loading it into the kernel.
+pub fn apparmor_parse(path: &Path) -> Result<(), String> {
+    let output = Command::new("apparmor_parser")
+        .args(["--skip-kernel-load", "--skip-cache", "--quiet"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run apparmor_parser (Debian package apparmor): {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
