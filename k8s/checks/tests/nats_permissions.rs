@@ -236,6 +236,21 @@ async fn every_service_can_do_its_job_and_nothing_else() {
         "vigil.events.node-1.3"
     );
     scorer.publish("vigil.scores.shop").await;
+    let models = scorer
+        .js
+        .create_object_store(async_nats::jetstream::object_store::Config {
+            bucket: topology::SCORER_MODELS_BUCKET.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("anomaly-scorer cannot create its model store: {e}"));
+    models.put("shop.web", &mut &b"model"[..]).await.unwrap();
+    let mut model = models.get("shop.web").await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut model, &mut bytes)
+        .await
+        .unwrap();
+    assert_eq!(bytes, b"model");
     scorer
         .refused_publish("vigil.actions.node-1.succeeded")
         .await;
@@ -256,6 +271,26 @@ async fn every_service_can_do_its_job_and_nothing_else() {
         .await;
     responder.refused_publish("vigil.events.node-1.0").await;
     responder.refused_subscribe("vigil.events.>").await;
+    for bucket in [
+        &topology::RESPONDER_FINDINGS_BUCKET,
+        &topology::QUARANTINE_BUCKET,
+    ] {
+        let store = topology::ensure_bucket(&responder.js, bucket, 1)
+            .await
+            .unwrap_or_else(|e| panic!("responder cannot ensure {}: {e:?}", bucket.name));
+        store
+            .put("shop.web", "x".into())
+            .await
+            .unwrap_or_else(|e| panic!("put {}: {e}", bucket.name));
+        let value = store
+            .get("shop.web")
+            .await
+            .unwrap_or_else(|e| panic!("get {}: {e}", bucket.name));
+        assert_eq!(value.as_deref(), Some(&b"x"[..]));
+    }
+    responder
+        .refused_publish("$KV.VIGIL_INCIDENTS.shop.web")
+        .await;
 
     let mut console = User::connect(&server, &passwords, "console").await;
     let audit_spec = ConsumerSpec {
@@ -270,6 +305,17 @@ async fn every_service_can_do_its_job_and_nothing_else() {
         "vigil.actions.node-1.succeeded"
     );
     console.ensure_stream(&topology::AUDIT).await;
+    let incidents = topology::ensure_bucket(&console.js, &topology::INCIDENTS_BUCKET, 1)
+        .await
+        .unwrap();
+    incidents.put("shop.web", "open".into()).await.unwrap();
+    assert_eq!(
+        incidents.get("shop.web").await.unwrap().as_deref(),
+        Some(&b"open"[..])
+    );
+    console
+        .refused_publish("$KV.VIGIL_QUARANTINE.shop.web")
+        .await;
     console.publish("vigil.audit.acknowledge").await;
     console
         .refused_publish("vigil.actions.node-1.succeeded")
