@@ -43,6 +43,15 @@ async fn bus(pipeline: &Pipeline) -> vigil_bus::BusConnection {
         .expect("connect to the test nats-server")
 }
 
+fn service_log(pipeline: &Pipeline, binary: &str) -> String {
+    pipeline
+        .services
+        .iter()
+        .filter(|service| service.name == binary)
+        .map(|service| service.log_text())
+        .collect()
+}
+
 /// Runs the shadow-read attack in a new sandbox and waits for its finding,
 /// its freeze and its action record.
 async fn attack_is_detected_and_contained(pipeline: &Pipeline) {
@@ -83,7 +92,12 @@ async fn attack_is_detected_and_contained(pipeline: &Pipeline) {
             a.container_id == sandbox.container_id && a.outcome() == ActionOutcome::Succeeded
         })
         .await
-        .expect("a succeeded action record for the sandbox");
+        .unwrap_or_else(|| {
+            panic!(
+                "no succeeded action record for the sandbox; responder log:\n{}",
+                service_log(pipeline, "vigil-responder")
+            )
+        });
     assert_eq!(action.kind(), ActionKind::Freeze);
     assert_eq!(action.cgroup_path, sandbox.cgroup_path);
     assert!(!action.dry_run);
