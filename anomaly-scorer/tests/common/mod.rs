@@ -9,13 +9,8 @@ use std::time::Duration;
 
 use prost::Message;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use vigil_anomaly_scorer::{Config, Error, run_on};
-use vigil_bus::{
-    BusConnection, ConnectOptions, Publisher, TraceContext, codec, connect::connect, subject,
-    topology::StreamSpec,
-};
+use vigil_bus::{BusConnection, Publisher, TraceContext, codec, subject, topology::StreamSpec};
 use vigil_proto::v1::anomaly_scorer_client::AnomalyScorerClient;
 use vigil_proto::v1::{
     AddressFamily, AnomalyScore, Args, Event, EventBatch, EventType, Finding, PodMeta,
@@ -23,6 +18,7 @@ use vigil_proto::v1::{
 };
 use vigil_service::{Health, NatsConfig};
 use vigil_testkit::NatsServer;
+use vigil_testkit::in_process::{self, InProcess};
 
 pub const NODE: &str = "node-1";
 pub const EVENTS_PER_WINDOW: u32 = 16;
@@ -32,8 +28,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// The service running in a task of this test's runtime.
 pub struct Running {
     pub grpc: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), Error>>,
+    service: InProcess<Error>,
 }
 
 pub fn config(server: &NatsServer) -> Config {
@@ -58,17 +53,11 @@ impl Running {
     pub async fn start_with(config: Config, health: Health) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
         let grpc = listener.local_addr().expect("gRPC address");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_on(config, listener, health.clone(), shutdown.clone()));
-        poll("the scorer to become ready", || async {
-            health.is_ready().then_some(())
+        let service = InProcess::start("the scorer", health, PATIENCE, |health, shutdown| {
+            run_on(config, listener, health, shutdown)
         })
         .await;
-        Self {
-            grpc,
-            shutdown,
-            task,
-        }
+        Self { grpc, service }
     }
 
     pub async fn client(&self) -> AnomalyScorerClient<tonic::transport::Channel> {
@@ -79,23 +68,12 @@ impl Running {
 
     /// Shuts down as on SIGTERM and checks that `run` returned Ok.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("run returns promptly on shutdown")
-            .expect("run does not panic");
-        result.expect("run returns Ok on shutdown");
+        self.service.stop(PATIENCE).await;
     }
 }
 
 pub async fn bus(server: &NatsServer) -> BusConnection {
-    let options = ConnectOptions {
-        url: server.url(),
-        client_name: "scorer-test".into(),
-    };
-    connect(&options, &CancellationToken::new())
-        .await
-        .expect("connect")
+    in_process::bus(server, "scorer-test").await
 }
 
 /// A container of the `web` Deployment (image `shop/web:1`).
@@ -291,21 +269,11 @@ pub async fn wait_scores(bus: &BusConnection, container: &str, count: usize) -> 
     .await
 }
 
-/// Polls `check` every 20 ms until it yields a value; panics after 20 s.
-pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` every 20 ms until it yields a value; panics after PATIENCE.
+pub async fn poll<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    in_process::poll(what, PATIENCE, check).await
 }

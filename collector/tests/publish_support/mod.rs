@@ -8,14 +8,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use vigil_bus::{
-    ConnectOptions, async_nats::jetstream::consumer::pull, connect::connect, topology::StreamSpec,
-};
+use vigil_bus::{async_nats::jetstream::consumer::pull, topology::StreamSpec};
 use vigil_collector::{Config, Error, run};
 use vigil_service::Health;
 use vigil_testkit::NatsServer;
+use vigil_testkit::in_process::{self, InProcess};
 
 /// A collector config for `nats`, with the synthetic source.
 pub fn config(nats: &NatsServer, node: &str) -> Config {
@@ -29,43 +26,33 @@ pub fn config(nats: &NatsServer, node: &str) -> Config {
 }
 
 /// The collector running as a task.
-pub struct Running {
-    pub health: Health,
-    pub shutdown: CancellationToken,
-    pub task: JoinHandle<Result<(), Error>>,
+pub struct Running(InProcess<Error>);
+
+impl std::ops::Deref for Running {
+    type Target = InProcess<Error>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
+
+const PATIENCE: Duration = Duration::from_secs(30);
 
 impl Running {
     pub async fn start(config: Config) -> Self {
-        let (health, shutdown) = (Health::default(), CancellationToken::new());
-        let task = tokio::spawn(run(config, health.clone(), shutdown.clone()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !health.is_ready() {
-            assert!(
-                !task.is_finished(),
-                "the collector stopped before it was ready"
-            );
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the collector did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self {
-            health,
-            shutdown,
-            task,
-        }
+        Running(
+            InProcess::start(
+                "the collector",
+                Health::default(),
+                PATIENCE,
+                |health, shutdown| run(config, health, shutdown),
+            )
+            .await,
+        )
     }
 
     /// Shuts down and checks that `run` ended without error.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("run returns after shutdown")
-            .unwrap()
-            .expect("run ends without error");
+        self.0.stop(PATIENCE).await;
     }
 }
 
@@ -85,13 +72,7 @@ pub async fn read<M: Message + Default>(
     timeout: Duration,
     done: impl Fn(&[Stored<M>]) -> bool,
 ) -> Vec<Stored<M>> {
-    let options = ConnectOptions {
-        url: nats.url(),
-        client_name: "collector-test-reader".into(),
-    };
-    let bus = connect(&options, &CancellationToken::new())
-        .await
-        .expect("connect to NATS");
+    let bus = in_process::bus(nats, "collector-test-reader").await;
     let consumer = bus
         .jetstream
         .get_stream(stream.name)

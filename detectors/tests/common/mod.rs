@@ -5,20 +5,17 @@
 
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    BusConnection, ConnectOptions, Publisher, TraceContext,
+    BusConnection, Publisher, TraceContext,
     async_nats::jetstream::{consumer, message::StreamMessage},
-    codec,
-    connect::connect,
-    subject,
+    codec, subject,
     topology::StreamSpec,
 };
 use vigil_detectors::{Config, Error, RulesConfig, run};
 use vigil_proto::v1::{AddressFamily, Args, Event, EventBatch, EventType, SocketAddress};
 use vigil_service::{Health, NatsConfig};
 use vigil_testkit::NatsServer;
+use vigil_testkit::in_process::{self, InProcess};
 
 pub const NODE: &str = "node-1";
 pub const CONTAINER: &str = "3f4a1c2b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
@@ -26,10 +23,13 @@ pub const POD_UID: &str = "0f9c2b5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
 const PATIENCE: Duration = Duration::from_secs(15);
 
 /// The service running in a task of this test's runtime.
-pub struct Running {
-    pub health: Health,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), Error>>,
+pub struct Running(InProcess<Error>);
+
+impl std::ops::Deref for Running {
+    type Target = InProcess<Error>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Running {
@@ -48,38 +48,22 @@ impl Running {
             },
             ..Default::default()
         };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, health.clone(), shutdown.clone()));
-        poll("the service to become ready", || async {
-            health.is_ready().then_some(())
-        })
-        .await;
-        Self {
-            health,
-            shutdown,
-            task,
-        }
+        Running(
+            InProcess::start("the detectors", health, PATIENCE, |health, shutdown| {
+                run(config, health, shutdown)
+            })
+            .await,
+        )
     }
 
     /// Shuts down as on SIGTERM and checks that `run` returned Ok.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("run returns promptly on shutdown")
-            .expect("run does not panic");
-        result.expect("run returns Ok on shutdown");
+        self.0.stop(PATIENCE).await;
     }
 }
 
 pub async fn bus(server: &NatsServer) -> BusConnection {
-    let options = ConnectOptions {
-        url: server.url(),
-        client_name: "detectors-test".into(),
-    };
-    connect(&options, &CancellationToken::new())
-        .await
-        .expect("connect")
+    in_process::bus(server, "detectors-test").await
 }
 
 /// Publishes `batch` as the collector would; returns whether JetStream
@@ -102,23 +86,13 @@ pub async fn publish_batch(
         .duplicate
 }
 
-/// Polls `check` every 20 ms until it yields a value; panics after 15 s.
-pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` every 20 ms until it yields a value; panics after PATIENCE.
+pub async fn poll<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    in_process::poll(what, PATIENCE, check).await
 }
 
 pub async fn consumer_info(bus: &BusConnection, stream: &StreamSpec, name: &str) -> consumer::Info {

@@ -9,7 +9,10 @@
 //! * [`require_root`]: privileged tests call it first; without root it skips
 //!   loudly, and fails when `VIGIL_REQUIRE_ROOT=1` (set by CI).
 //! * [`wait_until`]: polls a condition against a deadline.
+//! * [`in_process`]: a service's `run` in the test's runtime, async polling
+//!   and a bus connection, for component tests.
 
+pub mod in_process;
 mod nats;
 mod pipeline;
 mod sandbox;

@@ -5,20 +5,17 @@
 
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    BusConnection, ConnectOptions, Publisher, TraceContext,
+    BusConnection, Publisher, TraceContext,
     async_nats::jetstream::{consumer, message::StreamMessage},
-    codec,
-    connect::connect,
-    subject,
+    codec, subject,
     topology::{ACTIONS, FINDINGS, StreamSpec},
 };
 use vigil_proto::v1::{ActionRecord, Event, EventType, Finding, FindingSource, Priority};
 use vigil_responder::{Config, Error, run};
 use vigil_service::{Health, NatsConfig, clock};
 use vigil_testkit::NatsServer;
+use vigil_testkit::in_process::{self, InProcess};
 
 pub const NODE: &str = "node-1";
 /// The durable consumer of the responder on NODE.
@@ -37,46 +34,33 @@ pub fn config(server: &NatsServer) -> Config {
 }
 
 /// The service running in a task of this test's runtime.
-pub struct Running {
-    pub health: Health,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), Error>>,
+pub struct Running(InProcess<Error>);
+
+impl std::ops::Deref for Running {
+    type Target = InProcess<Error>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Running {
     pub async fn start(config: Config, health: Health) -> Self {
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, health.clone(), shutdown.clone()));
-        poll("the service to become ready", || async {
-            health.is_ready().then_some(())
-        })
-        .await;
-        Self {
-            health,
-            shutdown,
-            task,
-        }
+        Running(
+            InProcess::start("the responder", health, PATIENCE, |health, shutdown| {
+                run(config, health, shutdown)
+            })
+            .await,
+        )
     }
 
     /// Shuts down as on SIGTERM and checks that `run` returned Ok.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("run returns promptly on shutdown")
-            .expect("run does not panic");
-        result.expect("run returns Ok on shutdown");
+        self.0.stop(PATIENCE).await;
     }
 }
 
 pub async fn bus(server: &NatsServer) -> BusConnection {
-    let options = ConnectOptions {
-        url: server.url(),
-        client_name: "responder-test".into(),
-    };
-    connect(&options, &CancellationToken::new())
-        .await
-        .expect("connect")
+    in_process::bus(server, "responder-test").await
 }
 
 /// A finding as the detectors would publish it, for a process in `cgroup_path`.
@@ -141,22 +125,12 @@ where
 }
 
 /// [`poll`] with its own patience.
-pub async fn poll_within<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+pub async fn poll_within<T, F, Fut>(what: &str, patience: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    in_process::poll(what, patience, check).await
 }
 
 pub async fn consumer_info(bus: &BusConnection) -> consumer::Info {
