@@ -2,7 +2,7 @@
 /*
  * Vigil's kernel side: every security-relevant syscall at its exit, with its
  * return value, plus process exec and exit, written as fixed-size records
- * (include/vigil_event.h) into one ring buffer.
+ * (include/vigil_event.h) into the ring buffer of the CPU they ran on.
  *
  * Two BTF tracepoints see every syscall (docs/decisions/0004): sys_enter
  * looks the syscall number up in "syscall_specs" and, only when user space
@@ -51,11 +51,21 @@ const volatile struct {
 	__u32 nonzero;
 } vigil_abi_anchor = {};
 
-/* Sized by the loader (config ring_buffer_bytes) before load. */
-struct {
+/* One ring buffer per CPU, so CPUs never contend for one ring's lock and
+ * a flood on one CPU cannot crowd out the records of the others. The
+ * loader creates the rings (sized from config ring_buffer_bytes), sets the
+ * number of CPUs and fills the slots after load. */
+struct ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
-} events SEC(".maps");
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ring);
+} rings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -100,10 +110,24 @@ static __always_inline void count_drop(__u32 reason)
 		*count += 1;
 }
 
+/* Programs run with migration disabled: reserve and submit see one CPU. */
+static __always_inline void *this_cpu_ring(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&rings, &cpu);
+}
+
 static __always_inline void *reserve(__u64 size)
 {
-	void *record = bpf_ringbuf_reserve(&events, size, 0);
+	void *ring = this_cpu_ring();
+	void *record;
 
+	if (!ring) {
+		count_drop(VIGIL_DROP_NO_RING);
+		return 0;
+	}
+	record = bpf_ringbuf_reserve(ring, size, 0);
 	if (!record)
 		count_drop(VIGIL_DROP_RINGBUF_FULL);
 	return record;
@@ -114,7 +138,8 @@ static __always_inline void *reserve(__u64 size)
  * records pile up, and otherwise reads on its own short poll interval. */
 static __always_inline void submit(void *record)
 {
-	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	void *ring = this_cpu_ring();
+	__u64 waiting = ring ? bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) : 0;
 
 	bpf_ringbuf_submit(record, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }

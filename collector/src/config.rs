@@ -14,7 +14,7 @@
 //! | `batch_max_events` | 256 | a batch is published when it holds this many events |
 //! | `flush_interval_ms` | 5 | a partly filled batch (or one reporting only drops) is published at least this often |
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
-//! | `ring_buffer_bytes` | 4194304 | BPF ring buffer size: a power of two, 4 KiB to 1 GiB |
+//! | `ring_buffer_bytes` | 4194304 | BPF ring buffers, all CPUs together: a power of two, 4 KiB to 1 GiB; each CPU gets its own ring of its share (a power of two, at least 4 KiB) |
 //! | `kernel.syscalls` | `"default"` | syscalls the kernel reports, by name (`["openat", "execve", "procexit"]`), or `"default"` for every one the collector knows; the rest are filtered out in the kernel (`kernel::syscalls`) |
 
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub struct Config {
     pub flush_interval_ms: u64,
     /// Events buffered between the ring-buffer thread and the publisher.
     pub channel_capacity: usize,
-    /// Size of the BPF ring buffer in bytes (a power of two).
+    /// Bytes of all per-CPU BPF ring buffers together (a power of two).
     pub ring_buffer_bytes: u32,
     /// Also append every published event to this recording ("" = off).
     pub record_path: String,

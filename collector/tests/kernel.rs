@@ -40,6 +40,17 @@ fn trigger_helper() {
                 let (target, link) = argument.split_once(',').expect("target,link");
                 std::os::unix::fs::symlink(target, link).expect("symlink");
             }
+            "rename" => {
+                let (from, to) = argument.split_once(',').expect("from,to");
+                std::fs::rename(from, to).expect("rename");
+            }
+            "pin" => {
+                let mut cpus = nix::sched::CpuSet::new();
+                cpus.set(argument.parse().expect("a CPU number"))
+                    .expect("a CPU this machine has");
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus)
+                    .expect("move to the CPU");
+            }
             "sleep" => std::thread::sleep(Duration::from_millis(argument.parse().unwrap())),
             other => panic!("unknown trigger step {other:?}"),
         }
@@ -95,7 +106,7 @@ fn exec_open_and_connect_arrive_with_pid_and_arguments() {
     let exec_pid = exec_child.id();
     exec_child.wait().unwrap();
     let plan = format!(
-        "create:{};open:{};connect:127.0.0.1:{v4_port};connect:[::1]:{v6_port};open:relative.txt;mkdir:reldir;symlink:../target,link;sleep:300",
+        "create:{};open:{};connect:127.0.0.1:{v4_port};connect:[::1]:{v6_port};open:relative.txt;mkdir:reldir;symlink:../target,link;create:relative.txt;rename:relative.txt,moved.txt;sleep:300",
         created.display(),
         missing.display()
     );
@@ -144,8 +155,9 @@ fn exec_open_and_connect_arrive_with_pid_and_arguments() {
     });
     assert_eq!(resolved.cwd, dir.path().to_str().unwrap());
 
-    // Other path syscalls are resolved the same way; a symlink's target
-    // is kept as written (it is relative to the link, not the cwd).
+    // Other path syscalls are resolved the same way, second paths too; a
+    // symlink's target is kept as written (it is relative to the link, not
+    // the cwd).
     let mkdir = probe.expect("the relative mkdir", pid, WAIT, |e| {
         e.pid == pid && e.r#type() == EventType::Mkdir
     });
@@ -154,7 +166,26 @@ fn exec_open_and_connect_arrive_with_pid_and_arguments() {
         e.pid == pid && e.r#type() == EventType::Symlink
     });
     assert_eq!(path(&symlink), "../target");
-    assert_eq!(symlink.args.unwrap().target_path, "link");
+    assert_eq!(
+        symlink.args.unwrap().target_path,
+        dir.path().join("link").to_str().unwrap()
+    );
+    let renamed = probe.expect("the relative rename", pid, WAIT, |e| {
+        e.pid == pid && e.r#type() == EventType::Rename
+    });
+    let args = renamed.args.unwrap();
+    assert_eq!(
+        (
+            args.path.as_str(),
+            args.target_path.as_str(),
+            renamed.return_value
+        ),
+        (
+            relative.to_str().unwrap(),
+            dir.path().join("moved.txt").to_str().unwrap(),
+            0
+        )
+    );
 
     for (family, ip, port) in [
         (AddressFamily::Inet, "127.0.0.1", v4_port),
@@ -232,4 +263,40 @@ fn a_full_ring_buffer_drops_and_counts_instead_of_blocking() {
             .any(|(reason, n)| *reason == "ringbuf_full" && *n > 0),
         "{by_reason:?}"
     );
+}
+
+/// Each CPU writes into a ring buffer of its own: a process that moves
+/// across every CPU this test may use is seen from each of them, and no
+/// record is dropped for want of a ring.
+#[test]
+fn every_cpu_reports_through_its_own_ring_buffer() {
+    if !require_root("every_cpu_reports_through_its_own_ring_buffer") {
+        return;
+    }
+    let mut probe = Probe::start("kernel-test");
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&cpu| allowed.is_set(cpu).unwrap_or(false))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = |cpu: usize| dir.path().join(format!("on-cpu-{cpu}"));
+    let plan: Vec<String> = cpus
+        .iter()
+        .map(|&cpu| format!("pin:{cpu};open:{}", marker(cpu).display()))
+        .collect();
+    let pid = trigger(&plan.join(";"), dir.path());
+    for &cpu in &cpus {
+        let wanted = marker(cpu);
+        probe.expect(&format!("the open on CPU {cpu}"), pid, WAIT, |e| {
+            e.pid == pid && path(e) == wanted.to_str().unwrap()
+        });
+    }
+    let no_ring = probe
+        .source
+        .drops()
+        .by_reason()
+        .into_iter()
+        .find(|(reason, _)| *reason == "no_ring");
+    assert_eq!(no_ring, Some(("no_ring", 0)));
+    assert!(!cpus.is_empty());
 }

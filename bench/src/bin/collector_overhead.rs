@@ -14,7 +14,9 @@
 //! publishing are not included). The CPU the kernel side spends comes from
 //! the kernel's BPF statistics (`kernel.bpf_stats_enabled`, the run time
 //! of this load's programs); the user side's from this process's threads
-//! (`/proc/self/task/*/schedstat`). Both per million events.
+//! (`/proc/self/task/*/schedstat`). Both per million events, measured in
+//! an untimed pass after the rounds: the statistics cost two clock reads
+//! per program run, which would inflate the timed ratios.
 //!
 //! Needs root and a kernel with BTF. `VIGIL_BENCH_ROUNDS` (default 9),
 //! `VIGIL_BENCH_OPENS` (50000), `VIGIL_BENCH_EXECS` (100) adjust it: many
@@ -53,27 +55,22 @@ fn main() -> Result<()> {
         bail!("collector_overhead loads BPF programs: run it as root");
     }
     let mut times: BTreeMap<Condition, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    let mut cost = Cost::default();
     for round in 0..rounds {
         // Rotate which condition goes first, so drift hits all alike.
         let mut order = Condition::ALL;
         order.rotate_left(round as usize % Condition::ALL.len());
         for condition in order {
             let probe = condition.syscalls().map(Probe::start).transpose()?;
-            let started = probe.as_ref().map(Probe::snapshot);
             let open = run_workload("open", opens)?;
             let exec = run_workload("exec", execs)?;
-            if let (Some(probe), Some(started), Condition::Default) = (probe, started, condition) {
-                // Let the reader catch up before counting.
-                std::thread::sleep(Duration::from_millis(200));
-                cost.add(&probe.snapshot(), &started);
-            }
+            drop(probe);
             let entry = times.entry(condition).or_default();
             entry.0.push(open / opens as f64);
             entry.1.push(exec / execs as f64 / 1e3);
         }
         eprintln!("round {}/{rounds} done", round + 1);
     }
+    let cost = measure_cost(opens, execs)?;
     let mut report = Report::default();
     let baseline = times.get(&Condition::Baseline).cloned().unwrap_or_default();
     for condition in [Condition::NothingEnabled, Condition::Default] {
@@ -217,7 +214,6 @@ impl Probe {
                 counted.fetch_add(1, Ordering::Relaxed);
             }
         })?;
-        set_bpf_stats(true);
         Ok(Self {
             drops: source.drops(),
             source,
@@ -237,7 +233,33 @@ impl Probe {
     }
 }
 
-impl Drop for Probe {
+/// What the default set costs per event, in an untimed pass of its own:
+/// the kernel's BPF statistics read the clock twice per program run, a
+/// cost the timed rounds must not include.
+fn measure_cost(opens: u64, execs: u64) -> Result<Cost> {
+    let probe = Probe::start(EnabledSet::all())?;
+    let _stats = BpfStats::enable();
+    let started = probe.snapshot();
+    run_workload("open", opens)?;
+    run_workload("exec", execs)?;
+    // Let the reader catch up before counting.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut cost = Cost::default();
+    cost.add(&probe.snapshot(), &started);
+    Ok(cost)
+}
+
+/// `kernel.bpf_stats_enabled` while it lives.
+struct BpfStats;
+
+impl BpfStats {
+    fn enable() -> Self {
+        set_bpf_stats(true);
+        Self
+    }
+}
+
+impl Drop for BpfStats {
     fn drop(&mut self) {
         set_bpf_stats(false);
     }

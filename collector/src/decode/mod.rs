@@ -23,9 +23,11 @@ pub struct Decoded {
     /// The directory a relative `args.path` is relative to: `abi::AT_FDCWD`
     /// for the working directory, a descriptor for the *at syscalls,
     /// [`NO_BASE`] for paths that are not to be resolved (a symlink's
-    /// target, a mount source). `args.target_path` is left as the caller
-    /// gave it.
+    /// target, a mount source).
     pub dirfd: Option<i32>,
+    /// The same for `args.target_path` (rename's new name, a new link, a
+    /// mount point).
+    pub target_dirfd: Option<i32>,
     /// `abi::FLAG_*` bits: truncated or unreadable arguments.
     pub flags: u8,
 }
@@ -151,6 +153,7 @@ fn header(record: &Record<'_>, event_type: EventType) -> Result<Decoded, DecodeE
     Ok(Decoded {
         event,
         dirfd: None,
+        target_dirfd: None,
         flags: record.u8(offset_of!(Header, flags))?,
     })
 }

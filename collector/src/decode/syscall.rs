@@ -19,13 +19,20 @@ pub(super) fn decode(record: &Record<'_>, decoded: &mut Decoded) -> Result<(), D
     let raw = raw(record, decoded)?;
     decoded.event.r#type = syscall.event_type.into();
     decoded.event.syscall = syscall.name.to_owned();
-    decoded.dirfd = Some(match syscall.base {
-        Base::None => NO_BASE,
-        Base::Cwd => abi::AT_FDCWD,
-        Base::DirFd(index) => raw.args[index] as i32,
-    });
+    decoded.dirfd = Some(base_fd(syscall.base, &raw));
+    decoded.target_dirfd = Some(base_fd(syscall.target_base, &raw));
     decoded.event.args = Some((syscall.args)(&raw));
     Ok(())
+}
+
+/// The descriptor a path is relative to, as the enricher takes it.
+fn base_fd(base: Base, raw: &RawSyscall) -> i32 {
+    match base {
+        Base::None => NO_BASE,
+        Base::Cwd => abi::AT_FDCWD,
+        // The kernel takes the low 32 bits of a dirfd argument as an int.
+        Base::DirFd(index) => raw.args[index] as i32,
+    }
 }
 
 fn raw(record: &Record<'_>, decoded: &Decoded) -> Result<RawSyscall, DecodeError> {

@@ -71,12 +71,15 @@ impl Enricher {
 
     pub fn enrich(&mut self, decoded: Decoded) -> Event {
         let Decoded {
-            mut event, dirfd, ..
+            mut event,
+            dirfd,
+            target_dirfd,
+            ..
         } = decoded;
         event.node.clone_from(&self.node);
         event.wall_time_ns = vigil_service::clock::monotonic_to_wall_ns(event.kernel_time_ns);
         self.attribute(&mut event);
-        absolutize(&mut event, dirfd);
+        absolutize(&mut event, dirfd, target_dirfd);
         if event.r#type() == EventType::Exec && event.return_value >= 0 {
             // The new image, with symlinks resolved; other events take the
             // exe from the process table instead of reading /proc each time.
@@ -99,24 +102,34 @@ impl Enricher {
     }
 }
 
-/// Makes a relative path argument absolute, recording the cwd when read.
-/// Exec paths are relative to the cwd; open paths to their dirfd.
-fn absolutize(event: &mut Event, dirfd: Option<i32>) {
+/// Makes relative path arguments absolute, recording the cwd when read.
+/// Exec paths are relative to the cwd; open paths to their dirfd; a second
+/// path (rename's new name, a link, a mount point) to its own.
+fn absolutize(event: &mut Event, dirfd: Option<i32>, target_dirfd: Option<i32>) {
     let (pid, tid) = (event.pid, event.tid);
     let Some(args) = event.args.as_mut() else {
         return;
     };
-    if args.path.is_empty() || args.path.starts_with('/') {
-        return;
-    }
     let dirfd = dirfd.unwrap_or(crate::kernel::abi::AT_FDCWD);
-    let Some(base) = process::base_dir(pid, tid, dirfd) else {
-        return;
-    };
-    args.path = process::resolve(&base, &args.path);
-    if dirfd == crate::kernel::abi::AT_FDCWD {
+    if let Some(base) = resolve_in_place(&mut args.path, pid, tid, dirfd)
+        && dirfd == crate::kernel::abi::AT_FDCWD
+    {
         event.cwd = base;
     }
+    if let Some(target_dirfd) = target_dirfd {
+        resolve_in_place(&mut args.target_path, pid, tid, target_dirfd);
+    }
+}
+
+/// Resolves a relative `path` against the directory `dirfd` names in the
+/// process; returns that directory when it was read.
+fn resolve_in_place(path: &mut String, pid: u32, tid: u32, dirfd: i32) -> Option<String> {
+    if path.is_empty() || path.starts_with('/') {
+        return None;
+    }
+    let base = process::base_dir(pid, tid, dirfd)?;
+    *path = process::resolve(&base, path);
+    Some(base)
 }
 
 #[cfg(test)]
@@ -141,6 +154,7 @@ mod tests {
                 ..Event::default()
             },
             dirfd: Some(crate::kernel::abi::AT_FDCWD),
+            target_dirfd: None,
             flags: 0,
         }
     }

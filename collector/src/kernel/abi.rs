@@ -46,9 +46,11 @@ pub const SPEC_SOCK_LOCAL: u8 = 1 << 5;
 /// label each one gets in metrics.
 pub const DROP_RINGBUF_FULL: u32 = 0;
 pub const DROP_PENDING_FULL: u32 = 1;
-pub const DROP_REASONS: [(u32, &str); 2] = [
+pub const DROP_NO_RING: u32 = 2;
+pub const DROP_REASONS: [(u32, &str); 3] = [
     (DROP_RINGBUF_FULL, "ringbuf_full"),
     (DROP_PENDING_FULL, "pending_full"),
+    (DROP_NO_RING, "no_ring"),
 ];
 
 /// `enum vigil_fd_kind`: the numbers of `vigil.v1.FdKind`.

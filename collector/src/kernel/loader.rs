@@ -1,16 +1,19 @@
-//! Loads and attaches the BPF programs and reads their ring buffer on a
-//! dedicated thread.
+//! Loads and attaches the BPF programs and reads their per-CPU ring
+//! buffers on a dedicated thread.
 //!
-//! Everything libbpf owns (skeleton, links, ring buffer) lives on that one
+//! Everything libbpf owns (skeleton, links, ring buffers) lives on that one
 //! thread: the skeleton borrows its storage, and keeping it on the thread's
 //! stack avoids both self-referential structs and sharing libbpf handles
 //! across threads. The thread reports the outcome of load + attach before it
 //! starts polling, so callers learn at once whether the kernel side runs.
 
 use std::{
+    cell::RefCell,
     io,
-    mem::MaybeUninit,
+    mem::{MaybeUninit, offset_of},
+    os::fd::{AsFd, AsRawFd},
     path::Path,
+    rc::Rc,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -21,7 +24,7 @@ use std::{
 };
 
 use libbpf_rs::{
-    MapCore, MapFlags, PrintLevel, RingBufferBuilder,
+    MapCore, MapFlags, MapHandle, MapType, PrintLevel, RingBufferBuilder,
     skel::{OpenSkel, Skel, SkelBuilder},
 };
 
@@ -37,11 +40,15 @@ const DEFAULT_WAKEUP_BYTES: u32 = 256 << 10;
 const COUNTER_INTERVAL: Duration = Duration::from_millis(50);
 /// Lines of libbpf output kept to explain a failed load.
 const LOG_LINES: usize = 60;
+/// The smallest ring buffer the kernel accepts: one page.
+const MIN_RING_BYTES: u32 = 4096;
 
 /// How to run the kernel side.
 #[derive(Clone, Debug)]
 pub struct KernelOptions {
-    /// Size of the BPF ring buffer: a power of two, at least a page.
+    /// Size of all BPF ring buffers together: a power of two, at least a
+    /// page. Each CPU gets its share, rounded down to a power of two and at
+    /// least a page (see [`per_cpu_ring_bytes`]).
     pub ring_buffer_bytes: u32,
     /// A process whose events are ignored in the kernel: the collector's
     /// own, so that its reads of /proc cause no events of their own.
@@ -49,8 +56,8 @@ pub struct KernelOptions {
     /// How often the ring buffer is read when the kernel has not woken the
     /// reader: the latency of an event when events are few.
     pub poll_timeout: Duration,
-    /// The kernel wakes the reader once this many bytes wait in the ring
-    /// buffer, not for every record (the traced process would pay for each
+    /// The kernel wakes the reader once this many bytes wait in a CPU's ring
+    /// buffer (at most an eighth of it), not for every record (the traced process would pay for each
     /// wakeup). 0 wakes for every record.
     pub wakeup_bytes: u32,
     /// The syscalls (and process events) the kernel reports; all others
@@ -114,6 +121,8 @@ pub enum LoadError {
     Thread(#[source] io::Error),
     #[error("the ring-buffer thread ended before the programs were attached")]
     ThreadExited,
+    #[error("this machine reports no CPUs to give ring buffers to")]
+    NoRings,
 }
 
 /// The kernel's statistics of one BPF program.
@@ -247,23 +256,39 @@ fn ring_thread<F>(
 ) where
     F: FnMut(&[u8]),
 {
+    let rings = match create_rings(options.ring_buffer_bytes) {
+        Ok(rings) => rings,
+        Err(error) => {
+            let _receiver_gone = ready.send(Err(error));
+            return;
+        }
+    };
     let mut storage = MaybeUninit::uninit();
-    let skel = match load_and_attach(options, &mut storage) {
+    let skel = match load_and_attach(options, &rings, &mut storage) {
         Ok(skel) => skel,
         Err(error) => {
             let _receiver_gone = ready.send(Err(error));
             return;
         }
     };
+    let read = Rc::new(RefCell::new(InTimeOrder::default()));
     let mut builder = RingBufferBuilder::new();
-    let added = builder.add(&skel.maps.events, |record: &[u8]| {
-        on_record(record);
-        0
-    });
-    let ring = match added.map(|_| ()).and_then(|()| builder.build()) {
+    let mut added = Ok(());
+    for ring in &rings {
+        let read = read.clone();
+        added = added.and_then(|()| {
+            builder
+                .add(ring, move |record: &[u8]| {
+                    read.borrow_mut().push(record);
+                    0
+                })
+                .map(|_| ())
+        });
+    }
+    let ring = match added.and_then(|()| builder.build()) {
         Ok(ring) => ring,
         Err(source) => {
-            let _receiver_gone = ready.send(Err(libbpf_error("read the ring buffer of", source)));
+            let _receiver_gone = ready.send(Err(libbpf_error("read the ring buffers of", source)));
             return;
         }
     };
@@ -275,7 +300,8 @@ fn ring_thread<F>(
     let _receiver_gone = ready.send(Ok(specs_map_id));
     tracing::info!(
         message = "eBPF programs attached.",
-        ring_buffer_bytes = options.ring_buffer_bytes,
+        ring_buffers = rings.len(),
+        ring_buffer_bytes = per_cpu_ring_bytes(options.ring_buffer_bytes, rings.len()),
         wakeup_bytes = options.wakeup_bytes,
         ignored_tgid = options.ignore_tgid
     );
@@ -292,6 +318,7 @@ fn ring_thread<F>(
         if let Err(error) = ring.consume() {
             tracing::warn!(message = "Ring buffer read failed.", %error);
         }
+        read.borrow_mut().deliver(&mut on_record);
         if counted_at.elapsed() >= COUNTER_INTERVAL {
             refresh_drops(&skel.maps.drops, drops);
             counted_at = Instant::now();
@@ -299,26 +326,118 @@ fn ring_thread<F>(
     }
     // Drain what is left so that a stop loses nothing already delivered.
     let _drained = ring.consume();
+    read.borrow_mut().deliver(&mut on_record);
     refresh_drops(&skel.maps.drops, drops);
+}
+
+/// Each CPU's share of `total` ring-buffer bytes: a power of two (as the
+/// kernel requires), at least a page.
+pub fn per_cpu_ring_bytes(total: u32, cpus: usize) -> u32 {
+    let cpus = u32::try_from(cpus.max(1)).unwrap_or(u32::MAX);
+    let share = total / cpus;
+    let power = if share.is_power_of_two() {
+        share
+    } else {
+        share.checked_next_power_of_two().map_or(1 << 31, |p| p / 2)
+    };
+    power.max(MIN_RING_BYTES)
+}
+
+/// One ring buffer per possible CPU, created before the programs load so
+/// that the outer map can be given their layout.
+fn create_rings(total_bytes: u32) -> Result<Vec<MapHandle>, LoadError> {
+    let cpus = libbpf_rs::num_possible_cpus()
+        .map_err(|source| libbpf_error("count the CPUs for", source))?;
+    let bytes = per_cpu_ring_bytes(total_bytes, cpus);
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    (0..cpus)
+        .map(|_| {
+            MapHandle::create(MapType::RingBuf, Some("vigil_ring"), 0, 0, bytes, &opts)
+                .map_err(|source| classify("create the ring buffers of", source))
+        })
+        .collect()
+}
+
+/// The records of one read of all CPUs' rings, delivered in the order the
+/// kernel stamped them, so that a process's exec on one CPU reaches user
+/// space before its first open on another. Records of a later read come
+/// later; what straddles two reads is ordered only within each.
+#[derive(Default)]
+struct InTimeOrder {
+    bytes: Vec<u8>,
+    /// (kernel time, start in `bytes`, length)
+    records: Vec<(u64, usize, usize)>,
+}
+
+impl InTimeOrder {
+    fn push(&mut self, record: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(record);
+        self.records
+            .push((kernel_time(record), start, record.len()));
+    }
+
+    fn deliver(&mut self, on_record: &mut impl FnMut(&[u8])) {
+        // Stable: records with one timestamp keep their ring's order.
+        self.records.sort_by_key(|&(time, start, _)| (time, start));
+        for &(_, start, len) in &self.records {
+            if let Some(record) = self.bytes.get(start..start + len) {
+                on_record(record);
+            }
+        }
+        self.records.clear();
+        self.bytes.clear();
+    }
+}
+
+/// A record's `ktime_ns`; 0 for a record too short to have one (the
+/// decoder rejects it and counts it).
+fn kernel_time(record: &[u8]) -> u64 {
+    let at = offset_of!(abi::Header, ktime_ns);
+    record
+        .get(at..at + 8)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
 }
 
 fn load_and_attach<'obj>(
     options: &KernelOptions,
+    rings: &[MapHandle],
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<super::skel::VigilSkel<'obj>, LoadError> {
     capture_libbpf_output();
     let mut open = VigilSkelBuilder::default()
         .open(storage)
         .map_err(|source| libbpf_error("open", source))?;
+    let ring_bytes = per_cpu_ring_bytes(options.ring_buffer_bytes, rings.len());
     if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
         rodata.self_tgid = options.ignore_tgid;
-        rodata.wakeup_bytes = options.wakeup_bytes;
+        rodata.wakeup_bytes = options.wakeup_bytes.min(ring_bytes / 8);
     }
+    let first = rings.first().ok_or(LoadError::NoRings)?;
     open.maps
-        .events
-        .set_max_entries(options.ring_buffer_bytes)
-        .map_err(|source| libbpf_error("size the ring buffer of", source))?;
+        .rings
+        .set_inner_map_fd(first.as_fd())
+        .and_then(|()| {
+            open.maps
+                .rings
+                .set_max_entries(u32::try_from(rings.len()).unwrap_or(u32::MAX))
+        })
+        .map_err(|source| libbpf_error("size the ring buffers of", source))?;
     let mut skel = open.load().map_err(|source| classify("load", source))?;
+    for (cpu, ring) in (0u32..).zip(rings) {
+        skel.maps
+            .rings
+            .update(
+                &cpu.to_ne_bytes(),
+                &ring.as_fd().as_raw_fd().to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|source| libbpf_error("install the ring buffers of", source))?;
+    }
     enable_syscalls(&skel.maps.syscall_specs, &options.syscalls)?;
     skel.attach().map_err(|source| classify("attach", source))?;
     Ok(skel)
@@ -407,4 +526,39 @@ fn take_libbpf_output() -> Vec<String> {
         .lock()
         .map(|mut lines| std::mem::take(&mut *lines))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cpu_gets_a_power_of_two_share_of_at_least_a_page() {
+        assert_eq!(per_cpu_ring_bytes(4 << 20, 2), 2 << 20);
+        assert_eq!(per_cpu_ring_bytes(4 << 20, 3), 1 << 20);
+        assert_eq!(per_cpu_ring_bytes(4 << 20, 1), 4 << 20);
+        assert_eq!(per_cpu_ring_bytes(4096, 64), 4096);
+        assert_eq!(per_cpu_ring_bytes(1 << 30, 0), 1 << 30);
+    }
+
+    fn record(time: u64, tag: u8) -> Vec<u8> {
+        let mut bytes = vec![tag; std::mem::size_of::<abi::Header>()];
+        let at = offset_of!(abi::Header, ktime_ns);
+        bytes[at..at + 8].copy_from_slice(&time.to_ne_bytes());
+        bytes
+    }
+
+    #[test]
+    fn records_of_all_rings_are_delivered_in_kernel_time_order() {
+        let mut read = InTimeOrder::default();
+        // Ring 0 was read first, but ring 1 holds the earlier records.
+        for (time, tag) in [(30, b'a'), (50, b'b'), (10, b'c'), (30, b'd')] {
+            read.push(&record(time, tag));
+        }
+        read.push(b"short");
+        let mut seen = Vec::new();
+        read.deliver(&mut |bytes: &[u8]| seen.push(bytes[0]));
+        assert_eq!(seen, b"scadb");
+        read.deliver(&mut |_: &[u8]| panic!("delivered twice"));
+    }
 }

@@ -81,6 +81,9 @@ pub struct Syscall {
     pub event_type: EventType,
     pub spec: SyscallSpec,
     pub base: Base,
+    /// What a relative `args.target_path` (rename's new name, a link, a
+    /// mount point) is relative to.
+    pub target_base: Base,
     pub args: fn(&RawSyscall) -> Args,
 }
 
@@ -175,12 +178,16 @@ const fn sockaddr(addr: u8, len: u8, flags: u8) -> Reads {
 
 macro_rules! syscall {
     ($name:ident, $type:ident, $reads:expr, $base:expr, $args:expr) => {
+        syscall!($name, $type, $reads, $base, $args, target: Base::None)
+    };
+    ($name:ident, $type:ident, $reads:expr, $base:expr, $args:expr, target: $target:expr) => {
         Syscall {
             name: stringify!($name),
             nr: libc_nr::$name,
             event_type: EventType::$type,
             spec: spec($reads),
             base: $base,
+            target_base: $target,
             args: $args,
         }
     };
@@ -406,20 +413,21 @@ pub static SYSCALLS: &[Syscall] = &[
         ..path_only(r)
     }),
     syscall!(rmdir, Unlink, path(0), Base::Cwd, path_only),
-    syscall!(rename, Rename, paths(0, 1), Base::Cwd, two_paths),
-    syscall!(renameat, Rename, paths(1, 3), Base::DirFd(0), two_paths),
+    syscall!(rename, Rename, paths(0, 1), Base::Cwd, two_paths, target: Base::Cwd),
+    syscall!(renameat, Rename, paths(1, 3), Base::DirFd(0), two_paths, target: Base::DirFd(2)),
     syscall!(renameat2, Rename, paths(1, 3), Base::DirFd(0), |r| Args {
         flags: r.uint(4),
         ..two_paths(r)
-    }),
-    syscall!(link, Link, paths(0, 1), Base::Cwd, two_paths),
+    }, target: Base::DirFd(2)),
+    syscall!(link, Link, paths(0, 1), Base::Cwd, two_paths, target: Base::Cwd),
     syscall!(linkat, Link, paths(1, 3), Base::DirFd(0), |r| Args {
         flags: r.uint(4),
         ..two_paths(r)
-    }),
-    // symlink(target, linkpath): the target is kept as written.
-    syscall!(symlink, Symlink, paths(0, 1), Base::None, two_paths),
-    syscall!(symlinkat, Symlink, paths(0, 2), Base::None, two_paths),
+    }, target: Base::DirFd(2)),
+    // symlink(target, linkpath): the target is kept as written, the link
+    // resolved.
+    syscall!(symlink, Symlink, paths(0, 1), Base::None, two_paths, target: Base::Cwd),
+    syscall!(symlinkat, Symlink, paths(0, 2), Base::None, two_paths, target: Base::DirFd(1)),
     syscall!(chmod, Chmod, path(0), Base::Cwd, |r| path_mode(r, 1)),
     syscall!(fchmod, Chmod, fd(0), Base::None, |r| Args {
         fd: r.int(0),
@@ -447,7 +455,7 @@ pub static SYSCALLS: &[Syscall] = &[
         fs_type: r.str3.clone(),
         flags: r.uint(3),
         ..two_paths(r)
-    }),
+    }, target: Base::Cwd),
     syscall!(umount2, Umount, path(0), Base::None, |r| Args {
         flags: r.uint(1),
         ..path_only(r)
@@ -579,7 +587,7 @@ pub static SYSCALLS: &[Syscall] = &[
     }),
     syscall!(keyctl, Keyctl, NONE, Base::None, request),
     syscall!(chroot, Chroot, path(0), Base::Cwd, path_only),
-    syscall!(pivot_root, PivotRoot, paths(0, 1), Base::Cwd, two_paths),
+    syscall!(pivot_root, PivotRoot, paths(0, 1), Base::Cwd, two_paths, target: Base::Cwd),
 ];
 
 /// The reportable syscall with number `nr`.
