@@ -11,11 +11,9 @@ use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node_name: String,
-    /// This instance's index among `instance_count` scorers; it owns the
-    /// event partitions p with p % instance_count == instance_index.
-    pub instance_index: u32,
-    pub instance_count: u32,
-    /// Explicit partitions; when non-empty, replaces index and count.
+    /// Explicit event partitions, consumed without membership (tests,
+    /// operators pinning a share). Empty (the default): the instance joins
+    /// the scorer members and owns its share of the live ones.
     pub partitions: Vec<u32>,
     /// Events per window, and events between two windows of a container
     /// (windows overlap when `window_stride` < `window_events`).
@@ -43,8 +41,6 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             node_name: vigil_service::config::default_node_name(),
-            instance_index: 0,
-            instance_count: 1,
             partitions: Vec::new(),
             window_events: 64,
             window_stride: 32,
@@ -61,38 +57,9 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// The partitions this instance consumes, sorted.
-    pub fn owned_partitions(&self) -> Vec<u32> {
-        let mut owned: Vec<u32> = if self.partitions.is_empty() {
-            (0..EVENT_PARTITIONS)
-                .filter(|p| p % self.instance_count.max(1) == self.instance_index)
-                .collect()
-        } else {
-            self.partitions.clone()
-        };
-        owned.sort_unstable();
-        owned.dedup();
-        owned
-    }
-}
-
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
         vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
-        problems.positive("instance_count", u64::from(self.instance_count));
-        if self.instance_count > EVENT_PARTITIONS {
-            problems.add(
-                "instance_count",
-                format!("at most {EVENT_PARTITIONS} instances (one per partition)"),
-            );
-        }
-        if self.instance_index >= self.instance_count.max(1) {
-            problems.add(
-                "instance_index",
-                format!("must be below instance_count ({})", self.instance_count),
-            );
-        }
         if let Some(p) = self.partitions.iter().find(|&&p| p >= EVENT_PARTITIONS) {
             problems.add(
                 "partitions",
@@ -139,25 +106,18 @@ mod tests {
     }
 
     #[test]
-    fn two_instances_split_the_partitions() {
-        let a = load(&[("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2")]).expect("a");
-        let b = load(&[
-            ("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2"),
-            ("VIGIL_ANOMALY_SCORER__INSTANCE_INDEX", "1"),
-        ])
-        .expect("b");
-        let (a, b) = (a.owned_partitions(), b.owned_partitions());
-        assert_eq!(a.len() + b.len(), EVENT_PARTITIONS as usize);
-        assert!(a.iter().all(|p| !b.contains(p)));
+    fn membership_is_the_default_and_a_list_pins_partitions() {
+        assert!(load(&[]).expect("defaults").partitions.is_empty());
         let explicit = load(&[("VIGIL_ANOMALY_SCORER__PARTITIONS", "[3, 1, 3]")]).expect("list");
-        assert_eq!(explicit.owned_partitions(), [1, 3]);
+        assert_eq!(explicit.partitions, [3, 1, 3]);
+        let error = load(&[("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2")])
+            .expect_err("instance_count no longer exists");
+        assert!(error.to_string().contains("instance_count"), "{error}");
     }
 
     #[test]
     fn every_bad_key_is_reported_by_name() {
         let error = load(&[
-            ("VIGIL_ANOMALY_SCORER__INSTANCE_INDEX", "2"),
-            ("VIGIL_ANOMALY_SCORER__INSTANCE_COUNT", "2"),
             ("VIGIL_ANOMALY_SCORER__PARTITIONS", "[16]"),
             ("VIGIL_ANOMALY_SCORER__WINDOW_STRIDE", "100"),
             ("VIGIL_ANOMALY_SCORER__LEARNING_WINDOWS", "2"),
@@ -166,7 +126,6 @@ mod tests {
         .expect_err("invalid");
         let text = error.to_string();
         for key in [
-            "instance_index",
             "partitions",
             "window_stride",
             "learning_windows",

@@ -2,19 +2,26 @@
 //! scores how far each window of a container's events strays from it.
 //!
 //! ```text
-//! VIGIL_EVENTS ──(consumer on the partitions this instance owns)──▶ decode EventBatch
+//! VIGIL_EVENTS ──(one consumer per partition this instance owns)──▶ decode EventBatch
 //!   ──▶ per-container sliding windows ──▶ workload baseline: learn, or score
 //!   ──▶ AnomalyScore on vigil.scores.<namespace>, anomaly Finding above the thresholds
 //!   ──▶ ack;  latest scores served over gRPC (AnomalyScorer, health, reflection)
 //! ```
 //!
-//! Models are kept in the `VIGIL_SCORER_MODELS` object store, so a
-//! restarted or second instance scores with what another learnt. See the
-//! README for the features and the retraining policy.
+//! Instances share the 16 event partitions dynamically: each announces
+//! itself in the `VIGIL_SCORER_MEMBERS` bucket and owns its rendezvous
+//! share of the live members (`membership`, `assignment`, `lanes`), so
+//! replicas can be added and removed at any time. Models are kept in the
+//! `VIGIL_SCORER_MODELS` object store, so a restarted or second instance
+//! scores with what another learnt. See the README for the features and the
+//! retraining policy.
 
+pub mod assignment;
 mod config;
 pub mod features;
 pub mod grpc;
+mod lanes;
+pub mod membership;
 pub mod metrics;
 pub mod model;
 pub mod scorer;
@@ -22,21 +29,24 @@ pub mod store;
 pub mod taint;
 pub mod window;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
     ConnectError, ConnectOptions, Delivery, Disposition, PublishError, Publisher, TraceContext,
-    codec, connect::connect, consume, subject, topology,
+    codec, connect::connect, subject, topology,
 };
 use vigil_proto::v1::{EventBatch, Priority};
 use vigil_service::Health;
 
 pub use config::Config;
 use grpc::Shared;
+use lanes::{Lanes, Source};
+use membership::{Membership, MembershipError};
 use scorer::{Output, Scorer, Settings, window_id};
 use store::{ModelStore, StoreError};
 use taint::RuleFindings;
@@ -66,6 +76,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 /// Runs until `shutdown` fires, serving gRPC on `config.grpc_listen`.
@@ -91,8 +103,20 @@ pub async fn run_on(
     health: Health,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let (owned, _) = watch::channel(Vec::new());
+    run_reporting(config, listener, health, shutdown, owned).await
+}
+
+/// [`run_on`], publishing the partitions this instance consumes on `owned`
+/// whenever they change (tests and tools watch the hand-over with it).
+pub async fn run_reporting(
+    config: Config,
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+    owned: watch::Sender<Vec<u32>>,
+) -> Result<(), Error> {
     metrics::describe();
-    let partitions = config.owned_partitions();
     let options = ConnectOptions {
         url: config.nats.url.clone(),
         client_name: format!("vigil-anomaly-scorer@{}", config.node_name),
@@ -105,14 +129,8 @@ pub async fn run_on(
     let replicas = config.nats.stream_replicas;
     topology::ensure_stream(&bus.jetstream, &topology::SCORES, replicas).await?;
     topology::ensure_stream(&bus.jetstream, &topology::FINDINGS, replicas).await?;
-    let consumer = topology::ensure_consumer(
-        &bus.jetstream,
-        &topology::anomaly_scorer_consumer(&partitions),
-        replicas,
-    )
-    .await?;
+    topology::ensure_stream(&bus.jetstream, &topology::EVENTS, replicas).await?;
     let store = ModelStore::open(&bus.jetstream, replicas).await?;
-    let publisher = Publisher::new(bus.jetstream.clone());
     let shared = Arc::new(Shared::default());
     let grpc = tokio::spawn(grpc::serve(listener, shared.clone(), shutdown.clone()));
     let rule_findings = Arc::new(RuleFindings::new(Duration::from_secs(
@@ -123,19 +141,24 @@ pub async fn run_on(
             (rule_findings.clone(), bus.client.clone(), shutdown.clone());
         tokio::spawn(async move { rule_findings.follow(client, shutdown).await })
     };
-    let state = Arc::new(Mutex::new(State {
-        windows: Windows::new(config.window_events, config.window_stride),
-        scorer: Scorer::new(settings(&config), Some(store), rule_findings),
-    }));
+    let pipeline = Pipeline {
+        state: Arc::new(Mutex::new(State {
+            windows: Windows::new(config.window_events, config.window_stride),
+            scorer: Scorer::new(settings(&config), Some(store), rule_findings),
+        })),
+        publisher: Publisher::new(bus.jetstream.clone()),
+        shared,
+    };
+    let (source, follower) = share(&config, &bus.jetstream, &shutdown).await?;
 
     health.set_ready(true);
-    tracing::info!(message = "Scoring event windows.", ?partitions);
-    consume::run(consumer, shutdown.clone(), |delivery| {
-        handle(state.clone(), publisher.clone(), shared.clone(), delivery)
-    })
-    .await;
+    tracing::info!(message = "Scoring event windows.");
+    Lanes::new(bus.jetstream.clone(), replicas, pipeline)
+        .run(source, owned, shutdown.clone())
+        .await;
     health.set_ready(false);
     shutdown.cancel();
+    join_task(follower, "Membership").await;
     match taint.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(message = "Could not follow rule findings.", %error),
@@ -147,6 +170,44 @@ pub async fn run_on(
     stop_grpc(grpc).await?;
     tracing::info!(message = "Stopped.");
     Ok(())
+}
+
+/// This instance's share of the partitions: the explicit list when
+/// configured, else membership in the scorer bucket (followed by a task
+/// that deletes this member's key on shutdown).
+async fn share(
+    config: &Config,
+    js: &vigil_bus::async_nats::jetstream::Context,
+    shutdown: &CancellationToken,
+) -> Result<(Source, Option<tokio::task::JoinHandle<()>>), Error> {
+    if !config.partitions.is_empty() {
+        let partitions: BTreeSet<u32> = config.partitions.iter().copied().collect();
+        tracing::info!(
+            message = "Consuming a fixed set of partitions.",
+            ?partitions
+        );
+        return Ok((Source::Static(partitions), None));
+    }
+    let membership = Membership::join(js, config.nats.stream_replicas, &config.node_name).await?;
+    let me = membership.id().to_owned();
+    let (members, receiver) = watch::channel(BTreeSet::from([me.clone()]));
+    tracing::info!(message = "Joined the scorer members.", member = %me);
+    let follower = tokio::spawn(membership.follow(members, shutdown.clone()));
+    Ok((
+        Source::Members {
+            me,
+            members: receiver,
+        },
+        Some(follower),
+    ))
+}
+
+async fn join_task(task: Option<tokio::task::JoinHandle<()>>, what: &str) {
+    if let Some(task) = task
+        && let Err(error) = task.await
+    {
+        tracing::error!(message = "Task failed.", task = what, %error);
+    }
 }
 
 /// Waits for the gRPC server to drain; open `StreamScores` calls or idle
@@ -172,6 +233,30 @@ fn settings(config: &Config) -> Settings {
         retrain_every: config.retrain_every as usize,
         finding_min_score: config.finding_min_score,
         explain_top: config.explain_top as usize,
+    }
+}
+
+/// What every partition's consume loop shares: the windows and models,
+/// the publisher and the gRPC view.
+#[derive(Clone)]
+pub(crate) struct Pipeline {
+    state: Arc<Mutex<State>>,
+    publisher: Publisher,
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    pub(crate) async fn handle(self, delivery: Delivery) -> Disposition {
+        handle(self.state, self.publisher, self.shared, delivery).await
+    }
+
+    /// Drops the windows of containers in `lost` partitions, which another
+    /// instance now owns; returns how many containers were dropped.
+    pub(crate) async fn forget(&self, lost: &BTreeSet<u32>) -> usize {
+        let mut state = self.state.lock().await;
+        state
+            .windows
+            .retain(|container| !lost.contains(&subject::event_partition(container)))
     }
 }
 

@@ -12,6 +12,10 @@ pub const MODELS: &str = "vigil_anomaly_scorer_models_total";
 pub const UNTRUSTED_WINDOWS: &str = "vigil_anomaly_scorer_untrusted_windows_total";
 /// Time to featurize and score one window.
 pub const SCORE_SECONDS: &str = "vigil_anomaly_scorer_window_score_seconds";
+/// Event partitions this instance consumes now.
+pub const PARTITIONS: &str = "vigil_anomaly_scorer_partitions";
+/// Changes of the owned partitions (the first assignment included).
+pub const REBALANCES: &str = "vigil_anomaly_scorer_rebalances_total";
 /// Errors by `error_type` and `stage`.
 pub const ERRORS: &str = "vigil_anomaly_scorer_errors_total";
 
@@ -26,6 +30,11 @@ pub fn describe() {
         "Windows kept out of learning: their container raised a rule finding."
     );
     metrics::describe_histogram!(SCORE_SECONDS, "Time to featurize and score one window.");
+    metrics::describe_gauge!(PARTITIONS, "Event partitions this instance consumes now.");
+    metrics::describe_counter!(
+        REBALANCES,
+        "Changes of the owned partitions, the first assignment included."
+    );
     metrics::describe_counter!(ERRORS, "Errors, by error_type and stage.");
 }
 

@@ -226,6 +226,16 @@ impl Windows {
     pub fn containers(&self) -> usize {
         self.containers.len()
     }
+
+    /// Drops the windows of every container `keep` rejects (by container
+    /// id), e.g. those of partitions handed to another instance: their
+    /// next events go there, so a window kept here would only go stale.
+    /// Returns how many containers were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> usize {
+        let before = self.containers.len();
+        self.containers.retain(|id, _| keep(id));
+        before - self.containers.len()
+    }
 }
 
 fn close(container: &Container) -> ClosedWindow {
@@ -326,5 +336,23 @@ mod tests {
         host.container_id.clear();
         assert!(windows.push(6, &host).expect("valid").is_none());
         assert_eq!(windows.containers(), 0);
+    }
+
+    #[test]
+    fn dropped_containers_start_their_windows_afresh() {
+        let mut windows = Windows::new(2, 2);
+        let mut other = event("openat", EventType::Open, "/data");
+        other.container_id = "c2".into();
+        windows
+            .push(0, &event("openat", EventType::Open, "/data"))
+            .expect("valid");
+        windows.push(1, &other).expect("valid");
+        assert_eq!(windows.retain(|id| id != "c1"), 1);
+        assert_eq!(windows.containers(), 1);
+        // c1's earlier event is gone: one more does not close a window.
+        let next = windows.push(2, &event("openat", EventType::Open, "/data"));
+        assert!(next.expect("valid").is_none());
+        // c2 kept its event: its second closes one.
+        assert!(windows.push(3, &other).expect("valid").is_some());
     }
 }

@@ -15,13 +15,13 @@ const CLI: &str = env!("CARGO_BIN_EXE_vigil-scorer-cli");
 fn a_bad_configuration_names_every_key_and_exits_78() {
     let output = Command::new(SERVICE)
         .env("VIGIL_ANOMALY_SCORER__NATS__URL", "http://not-nats")
-        .env("VIGIL_ANOMALY_SCORER__INSTANCE_INDEX", "3")
+        .env("VIGIL_ANOMALY_SCORER__PARTITIONS", "[3, 16]")
         .env("VIGIL_ANOMALY_SCORER__WINDOW_EVENTS", "0")
         .output()
         .expect("run vigil-anomaly-scorer");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
-    for key in ["nats.url", "instance_index", "window_events"] {
+    for key in ["nats.url", "partitions", "window_events"] {
         assert!(stderr.contains(key), "{key} missing: {stderr}");
     }
 }

@@ -84,28 +84,31 @@ async fn bad_batches_events_and_models_are_counted_and_the_service_goes_on() {
     assert!(scores[0].learning, "{scores:?}");
     assert_eq!(scores[0].window_events, EVENTS_PER_WINDOW);
 
-    let consumer = poll("both messages settled", || async {
-        let info = bus
-            .jetstream
-            .get_stream(EVENTS.name)
-            .await
-            .ok()?
-            .consumer_info(
-                vigil_bus::topology::anomaly_scorer_consumer(
-                    &(0..vigil_bus::subject::EVENT_PARTITIONS).collect::<Vec<_>>(),
-                )
-                .durable_name,
-            )
-            .await
-            .ok()?;
-        (info.ack_floor.stream_sequence >= 2 && info.num_ack_pending == 0).then_some(info)
+    // The garbage went to partition 0, the window to the container's own:
+    // each partition's consumer has settled what it got, nothing redelivered.
+    let partitions = std::collections::BTreeSet::from([0, subject::event_partition(&web.id)]);
+    poll("both messages settled", || async {
+        let stream = bus.jetstream.get_stream(EVENTS.name).await.ok()?;
+        let mut settled = 0;
+        for &partition in &partitions {
+            let name =
+                vigil_bus::topology::anomaly_scorer_partition_consumer(partition).durable_name;
+            let info = stream.consumer_info(name).await.ok()?;
+            assert_eq!(info.num_redelivered, 0, "the garbage is not redelivered");
+            if info.num_ack_pending > 0 {
+                return None;
+            }
+            settled += info.ack_floor.consumer_sequence;
+        }
+        (settled == 2).then_some(())
     })
     .await;
-    assert_eq!(
-        consumer.num_redelivered, 0,
-        "the garbage is not redelivered"
-    );
 
+    // Alone, the instance owns every partition, taken in one assignment.
+    poll("every partition consumed", || async {
+        (scorer.owned() == (0..subject::EVENT_PARTITIONS).collect::<Vec<_>>()).then_some(())
+    })
+    .await;
     let (_, metrics) = http_get(admin.local_addr, "/metrics").expect("metrics");
     assert!(
         counted(&metrics, "malformed_payload", "decode", 1),
@@ -124,6 +127,12 @@ async fn bad_batches_events_and_models_are_counted_and_the_service_goes_on() {
             )),
         "{metrics}"
     );
+    for line in [
+        "vigil_anomaly_scorer_partitions 16",
+        "vigil_anomaly_scorer_rebalances_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
     scorer.stop().await;
     admin_shutdown.cancel();
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use prost::Message;
 use tokio::net::TcpListener;
-use vigil_anomaly_scorer::{Config, Error, run_on};
+use tokio::sync::watch;
+use vigil_anomaly_scorer::{Config, Error, run_reporting};
 use vigil_bus::{BusConnection, Publisher, TraceContext, codec, subject, topology::StreamSpec};
 use vigil_proto::v1::anomaly_scorer_client::AnomalyScorerClient;
 use vigil_proto::v1::{
@@ -28,6 +29,8 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// The service running in a task of this test's runtime.
 pub struct Running {
     pub grpc: SocketAddr,
+    /// The partitions the instance consumes, as it reports them.
+    pub owned: watch::Receiver<Vec<u32>>,
     service: InProcess<Error>,
 }
 
@@ -53,11 +56,21 @@ impl Running {
     pub async fn start_with(config: Config, health: Health) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
         let grpc = listener.local_addr().expect("gRPC address");
+        let (reporter, owned) = watch::channel(Vec::new());
         let service = InProcess::start("the scorer", health, PATIENCE, |health, shutdown| {
-            run_on(config, listener, health, shutdown)
+            run_reporting(config, listener, health, shutdown, reporter)
         })
         .await;
-        Self { grpc, service }
+        Self {
+            grpc,
+            owned,
+            service,
+        }
+    }
+
+    /// The partitions it consumes now.
+    pub fn owned(&self) -> Vec<u32> {
+        self.owned.borrow().clone()
     }
 
     pub async fn client(&self) -> AnomalyScorerClient<tonic::transport::Channel> {

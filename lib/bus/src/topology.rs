@@ -134,24 +134,29 @@ pub fn responder_consumer(node: &str) -> ConsumerSpec {
     }
 }
 
-/// An anomaly-scorer instance reads the event partitions it owns, so each
-/// container's events reach exactly one instance. The durable name is
-/// derived from the partitions: a restarted instance with the same share
-/// resumes where it stopped.
-pub fn anomaly_scorer_consumer(partitions: &[u32]) -> ConsumerSpec {
-    let names: Vec<String> = partitions.iter().map(u32::to_string).collect();
+/// The anomaly scorer's consumer of one event partition. Instances share
+/// the partitions dynamically (`SCORER_MEMBERS_BUCKET`); whichever instance
+/// owns partition `p` pulls from `anomaly-scorer-p<p>`, so the consumer's
+/// position survives a hand-over and each container's events reach one
+/// instance. One consumer per partition also gives the autoscaler one lag
+/// per partition to add up.
+pub fn anomaly_scorer_partition_consumer(partition: u32) -> ConsumerSpec {
     ConsumerSpec {
         stream: &EVENTS,
-        durable_name: format!("anomaly-scorer-p{}", names.join("-")),
-        filter_subject: String::new(),
-        filter_subjects: partitions
-            .iter()
-            .map(|&p| subject::events_of_partition(p))
-            .collect(),
+        durable_name: format!("anomaly-scorer-p{partition}"),
+        filter_subject: subject::events_of_partition(partition),
+        filter_subjects: Vec::new(),
         ack_wait: Duration::from_secs(30),
         max_deliver: 20,
         max_ack_pending: 1_000,
     }
+}
+
+/// Every anomaly-scorer consumer, one per event partition.
+pub fn anomaly_scorer_consumers() -> Vec<ConsumerSpec> {
+    (0..subject::EVENT_PARTITIONS)
+        .map(anomaly_scorer_partition_consumer)
+        .collect()
 }
 
 /// Object store bucket of the anomaly scorer's per-workload models, so a
@@ -292,6 +297,16 @@ pub const QUARANTINE_BUCKET: BucketSpec = BucketSpec {
     max_age: Duration::ZERO,
 };
 
+/// Live anomaly-scorer instances: one key per instance (its member id),
+/// refreshed every third of `max_age`, deleted on graceful shutdown. The
+/// short `max_age` makes a crashed instance's key expire, so the others
+/// take over its partitions within seconds.
+pub const SCORER_MEMBERS_BUCKET: BucketSpec = BucketSpec {
+    name: "VIGIL_SCORER_MEMBERS",
+    description: "Live anomaly-scorer instances, for sharing the event partitions.",
+    max_age: Duration::from_secs(15),
+};
+
 /// A key-value key for arbitrary text: KV keys allow only
 /// `[-/_=.a-zA-Z0-9]`, so anything else is written as `=XX` (hex), and
 /// leading or trailing dots (not allowed either) likewise.
@@ -358,16 +373,16 @@ mod tests {
     }
 
     #[test]
-    fn scorer_consumers_filter_on_their_partitions_only() {
-        let spec = anomaly_scorer_consumer(&[1, 3]);
-        assert_eq!(spec.durable_name, "anomaly-scorer-p1-3");
-        assert_eq!(
-            spec.filter_subjects,
-            ["vigil.events.*.1", "vigil.events.*.3"]
-        );
-        assert_ne!(
-            spec.durable_name,
-            anomaly_scorer_consumer(&[0, 2]).durable_name
-        );
+    fn scorer_consumers_filter_on_their_partition_only() {
+        let spec = anomaly_scorer_partition_consumer(3);
+        assert_eq!(spec.durable_name, "anomaly-scorer-p3");
+        assert_eq!(spec.filter_subject, "vigil.events.*.3");
+        assert!(spec.filter_subjects.is_empty());
+        let all = anomaly_scorer_consumers();
+        assert_eq!(all.len(), subject::EVENT_PARTITIONS as usize);
+        let names: std::collections::BTreeSet<_> =
+            all.iter().map(|c| c.durable_name.clone()).collect();
+        assert_eq!(names.len(), all.len(), "one distinct durable per partition");
+        assert!(!names.contains(&detectors_consumer().durable_name));
     }
 }
