@@ -4,12 +4,12 @@
  * return value, plus process exec and exit, written as fixed-size records
  * (include/vigil_event.h) into the ring buffer of the CPU they ran on.
  *
- * Two BTF tracepoints see every syscall (docs/decisions/0004): sys_enter
- * looks the syscall number up in "syscall_specs" and, only when user space
- * enabled it, stashes the six arguments in task storage; sys_exit emits a
- * record for the stashed call, reading what the spec names (strings, a
- * socket address, a descriptor's kind). A syscall that is not enabled costs
- * one array lookup at enter and one at exit, and sends nothing.
+ * One BTF tracepoint sees every syscall at its exit (docs/decisions/0004):
+ * sys_exit looks the syscall number up in "syscall_specs" and, only when
+ * user space enabled it, emits a record with the six arguments (still in
+ * the saved user registers: the kernel does not change them before exit)
+ * and what the spec names (strings, a socket address, a descriptor's kind).
+ * A syscall that is not enabled costs one array lookup and sends nothing.
  *
  * Rules every program here follows:
  * - never block and never wait for user space: when the ring buffer is full
@@ -82,20 +82,11 @@ struct {
 	__type(value, struct vigil_syscall_spec);
 } syscall_specs SEC(".maps");
 
-/* The arguments of the syscall a thread is in, from enter to exit. Task
- * storage lives and dies with the thread: nothing to evict or leak. */
-struct pending {
+/* A syscall at its exit: its number and its six raw arguments. */
+struct call {
 	__u32 nr;
-	__u32 active;
 	__u64 args[6];
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct pending);
-} pending_syscall SEC(".maps");
 
 static __always_inline int is_self(void)
 {
@@ -202,14 +193,14 @@ static __always_inline __u32 str_len(long copied, __u32 capacity, __u8 *flags)
 }
 
 /* args[position - 1], or 0 for position 0 (none). */
-static __always_inline __u64 arg_at(const struct pending *pending, __u8 position)
+static __always_inline __u64 arg_at(const struct call *call, __u8 position)
 {
 	if (position == 0 || position > 6)
 		return 0;
-	return pending->args[(position - 1) & 7];
+	return call->args[(position - 1) & 7];
 }
 
-/* === enter === */
+/* === filters === */
 
 static long anon_vma(struct task_struct *task, struct vm_area_struct *vma, void *found)
 {
@@ -217,7 +208,7 @@ static long anon_vma(struct task_struct *task, struct vm_area_struct *vma, void 
 	return 0;
 }
 
-/* Filters that spare a stash for calls that will not be reported. */
+/* Cheap filters for calls that are not worth a record. */
 static __always_inline int wanted(const struct vigil_syscall_spec *spec, const __u64 *args)
 {
 	int anon = 0;
@@ -240,37 +231,6 @@ static __always_inline int is_compat(struct task_struct *task)
 	if (!bpf_core_field_exists(task->thread_info.status))
 		return 0;
 	return task->thread_info.status & TS_COMPAT;
-}
-
-SEC("tp_btf/sys_enter")
-int vigil_sys_enter(__u64 *ctx)
-{
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	long nr = (long)ctx[1];
-	struct vigil_syscall_spec *spec = spec_of(nr);
-	struct pending *pending;
-	__u64 args[6];
-
-	if (!spec || is_self() || is_compat(bpf_get_current_task_btf()))
-		return 0;
-	args[0] = regs->di;
-	args[1] = regs->si;
-	args[2] = regs->dx;
-	args[3] = regs->r10;
-	args[4] = regs->r8;
-	args[5] = regs->r9;
-	if (!wanted(spec, args))
-		return 0;
-	pending = bpf_task_storage_get(&pending_syscall, bpf_get_current_task_btf(), 0,
-				       BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!pending) {
-		count_drop(VIGIL_DROP_PENDING_FULL);
-		return 0;
-	}
-	pending->nr = (__u32)nr;
-	pending->active = 1;
-	__builtin_memcpy(pending->args, args, sizeof(args));
-	return 0;
 }
 
 /* === exit: syscall records === */
@@ -361,10 +321,10 @@ static __always_inline void local_sockaddr(struct vigil_syscall_record *rec, str
 
 static __always_inline void read_sockaddr(struct vigil_syscall_record *rec,
 					  const struct vigil_syscall_spec *spec,
-					  const struct pending *pending)
+					  const struct call *call)
 {
-	const void *addr = (const void *)arg_at(pending, spec->sockaddr_arg);
-	__u64 len = arg_at(pending, spec->sockaddr_len_arg);
+	const void *addr = (const void *)arg_at(call, spec->sockaddr_arg);
+	__u64 len = arg_at(call, spec->sockaddr_len_arg);
 	__u32 len_value = 0;
 
 	rec->sys.sockaddr_len = 0;
@@ -391,7 +351,7 @@ static __always_inline void read_sockaddr(struct vigil_syscall_record *rec,
 
 static __always_inline void read_strings(struct vigil_syscall_record *rec,
 					 const struct vigil_syscall_spec *spec,
-					 const struct pending *pending)
+					 const struct call *call)
 {
 	const char *ptr;
 	long copied;
@@ -401,47 +361,47 @@ static __always_inline void read_strings(struct vigil_syscall_record *rec,
 	rec->sys.path[0] = 0;
 	rec->sys.path2[0] = 0;
 	rec->sys.str3[0] = 0;
-	ptr = (const char *)arg_at(pending, spec->str_args[0]);
+	ptr = (const char *)arg_at(call, spec->str_args[0]);
 	if (spec->str_args[0]) {
 		copied = bpf_probe_read_user_str(rec->sys.path, sizeof(rec->sys.path), ptr);
 		rec->sys.path_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
 	}
-	ptr = (const char *)arg_at(pending, spec->str_args[1]);
+	ptr = (const char *)arg_at(call, spec->str_args[1]);
 	if (spec->str_args[1]) {
 		copied = bpf_probe_read_user_str(rec->sys.path2, sizeof(rec->sys.path2), ptr);
 		rec->sys.path2_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
 	}
-	ptr = (const char *)arg_at(pending, spec->str_args[2]);
+	ptr = (const char *)arg_at(call, spec->str_args[2]);
 	/* A NULL fs type (bind mounts, remounts) is not a failed read. */
 	if (spec->str_args[2] && ptr)
 		bpf_probe_read_user_str(rec->sys.str3, sizeof(rec->sys.str3), ptr);
 }
 
 static __always_inline void emit_syscall(const struct vigil_syscall_spec *spec,
-					 const struct pending *pending, long ret)
+					 const struct call *call, long ret)
 {
 	struct vigil_syscall_record *rec = reserve(sizeof(*rec));
 	const void *deref;
 
 	if (!rec)
 		return;
-	fill_header(&rec->hdr, VIGIL_KIND_SYSCALL, (__u16)pending->nr, ret);
-	__builtin_memcpy(rec->sys.args, pending->args, sizeof(rec->sys.args));
+	fill_header(&rec->hdr, VIGIL_KIND_SYSCALL, (__u16)call->nr, ret);
+	__builtin_memcpy(rec->sys.args, call->args, sizeof(rec->sys.args));
 	__builtin_memset(rec->sys.reserved, 0, sizeof(rec->sys.reserved));
 	__builtin_memset(rec->sys.deref, 0, sizeof(rec->sys.deref));
-	read_strings(rec, spec, pending);
-	read_sockaddr(rec, spec, pending);
+	read_strings(rec, spec, call);
+	read_sockaddr(rec, spec, call);
 	rec->sys.fd_kind = VIGIL_FD_UNKNOWN;
 	rec->sys.local_sockaddr_len = 0;
 	if (spec->fd_arg) {
-		struct file *file = file_of(arg_at(pending, spec->fd_arg));
+		struct file *file = file_of(arg_at(call, spec->fd_arg));
 
 		rec->sys.fd_kind = fd_kind(file);
 		if ((spec->flags & VIGIL_SPEC_SOCK_LOCAL) && (rec->sys.fd_kind == VIGIL_FD_SOCKET_INET ||
 							      rec->sys.fd_kind == VIGIL_FD_SOCKET_INET6))
 			local_sockaddr(rec, file);
 	}
-	deref = (const void *)arg_at(pending, spec->deref_arg);
+	deref = (const void *)arg_at(call, spec->deref_arg);
 	if (deref && bpf_probe_read_user(rec->sys.deref, sizeof(rec->sys.deref), deref) < 0)
 		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
 	submit(rec);
@@ -486,18 +446,18 @@ static __always_inline void read_user_argv(struct vigil_exec_record *rec, const 
 }
 
 static __always_inline void emit_failed_exec(const struct vigil_syscall_spec *spec,
-					     const struct pending *pending, long ret)
+					     const struct call *call, long ret)
 {
 	struct vigil_exec_record *rec = reserve(sizeof(*rec));
 	long copied;
 
 	if (!rec)
 		return;
-	fill_header(&rec->hdr, VIGIL_KIND_EXEC, (__u16)pending->nr, ret);
+	fill_header(&rec->hdr, VIGIL_KIND_EXEC, (__u16)call->nr, ret);
 	copied = bpf_probe_read_user_str(rec->exec.filename, sizeof(rec->exec.filename),
-					 (const char *)arg_at(pending, spec->str_args[0]));
+					 (const char *)arg_at(call, spec->str_args[0]));
 	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
-	read_user_argv(rec, (const char *const *)arg_at(pending, spec->argv_arg));
+	read_user_argv(rec, (const char *const *)arg_at(call, spec->argv_arg));
 	submit(rec);
 }
 
@@ -508,21 +468,27 @@ int vigil_sys_exit(__u64 *ctx)
 	long ret = (long)ctx[1];
 	long nr = (long)regs->orig_ax;
 	struct vigil_syscall_spec *spec = spec_of(nr);
-	struct pending *pending;
+	struct call call;
 
-	if (!spec)
+	if (!spec || is_self() || is_compat(bpf_get_current_task_btf()))
 		return 0;
-	pending = bpf_task_storage_get(&pending_syscall, bpf_get_current_task_btf(), 0, 0);
-	if (!pending || !pending->active || pending->nr != (__u32)nr)
+	call.nr = (__u32)nr;
+	call.args[0] = regs->di;
+	call.args[1] = regs->si;
+	call.args[2] = regs->dx;
+	call.args[3] = regs->r10;
+	call.args[4] = regs->r8;
+	call.args[5] = regs->r9;
+	if (!wanted(spec, call.args))
 		return 0;
-	pending->active = 0;
 	if (spec->flags & VIGIL_SPEC_EXEC) {
-		/* A successful exec was reported by sched_process_exec. */
+		/* A successful exec was reported by sched_process_exec (and its
+		 * registers are the new program's by now). */
 		if (ret < 0)
-			emit_failed_exec(spec, pending, ret);
+			emit_failed_exec(spec, &call, ret);
 		return 0;
 	}
-	emit_syscall(spec, pending, ret);
+	emit_syscall(spec, &call, ret);
 	return 0;
 }
 
@@ -555,17 +521,20 @@ int vigil_exec(__u64 *ctx)
 {
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct pending *pending;
+	struct pt_regs *regs;
+	struct vigil_syscall_spec *spec;
 	struct vigil_exec_record *rec;
 	__u16 nr = VIGIL_NO_SYSCALL;
 	long copied;
 
 	if (!spec_of(VIGIL_SLOT_EXEC) || is_self())
 		return 0;
-	/* The execve or execveat this exec completes, stashed at its enter. */
-	pending = bpf_task_storage_get(&pending_syscall, task, 0, 0);
-	if (pending && pending->active)
-		nr = (__u16)pending->nr;
+	/* The execve or execveat this exec completes (none for an exec the
+	 * kernel starts itself, such as a usermode helper's). */
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	spec = regs ? spec_of((long)regs->orig_ax) : 0;
+	if (spec && (spec->flags & VIGIL_SPEC_EXEC))
+		nr = (__u16)regs->orig_ax;
 	rec = reserve(sizeof(*rec));
 	if (!rec)
 		return 0;

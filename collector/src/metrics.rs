@@ -8,7 +8,7 @@ pub const RECORDS_INVALID: &str = "vigil_collector_records_invalid_total";
 pub const EVENTS_PUBLISHED: &str = "vigil_collector_events_published_total";
 /// Batches stored by JetStream.
 pub const BATCHES_PUBLISHED: &str = "vigil_collector_batches_published_total";
-/// Events the kernel could not deliver, by `reason` (`ringbuf_full`, `pending_full`, `no_ring`).
+/// Events the kernel could not deliver, by `reason` (`ringbuf_full`, `no_ring`).
 pub const KERNEL_DROPS: &str = "vigil_collector_kernel_drops_total";
 /// Events dropped in user space because the publisher fell behind.
 pub const USERSPACE_DROPS: &str = "vigil_collector_userspace_drops_total";

@@ -100,7 +100,7 @@ enum Condition {
     /// Nothing: the baseline.
     Baseline,
     /// The programs, with only a syscall the workloads never make enabled:
-    /// the cost of the dispatch alone (one map lookup per enter and exit).
+    /// the cost of the dispatch alone (one map lookup per syscall exit).
     NothingEnabled,
     /// The default syscall set, every record decoded.
     Default,

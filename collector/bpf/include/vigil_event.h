@@ -53,11 +53,9 @@ enum vigil_flag {
 enum vigil_drop_reason {
 	/* bpf_ringbuf_reserve failed: user space is not keeping up. */
 	VIGIL_DROP_RINGBUF_FULL = 0,
-	/* The syscall-enter arguments could not be stashed for the exit. */
-	VIGIL_DROP_PENDING_FULL = 1,
 	/* This CPU has no ring buffer (a CPU brought online after load). */
-	VIGIL_DROP_NO_RING = 2,
-	VIGIL_DROP_REASONS = 3,
+	VIGIL_DROP_NO_RING = 1,
+	VIGIL_DROP_REASONS = 2,
 };
 
 /* What a descriptor refers to (the values of vigil.v1.FdKind). */

@@ -45,11 +45,9 @@ pub const SPEC_SOCK_LOCAL: u8 = 1 << 5;
 /// `enum vigil_drop_reason`: indexes of the per-CPU `drops` map, with the
 /// label each one gets in metrics.
 pub const DROP_RINGBUF_FULL: u32 = 0;
-pub const DROP_PENDING_FULL: u32 = 1;
-pub const DROP_NO_RING: u32 = 2;
-pub const DROP_REASONS: [(u32, &str); 3] = [
+pub const DROP_NO_RING: u32 = 1;
+pub const DROP_REASONS: [(u32, &str); 2] = [
     (DROP_RINGBUF_FULL, "ringbuf_full"),
-    (DROP_PENDING_FULL, "pending_full"),
     (DROP_NO_RING, "no_ring"),
 ];
 
@@ -313,8 +311,8 @@ pub fn constants() -> Vec<(&'static str, &'static str, i64)> {
         ),
         (
             "vigil_drop_reason",
-            "VIGIL_DROP_PENDING_FULL",
-            i64::from(DROP_PENDING_FULL),
+            "VIGIL_DROP_NO_RING",
+            i64::from(DROP_NO_RING),
         ),
         (
             "vigil_drop_reason",
