@@ -7,7 +7,7 @@
 //! Custom resources Vigil uses (KEDA's ScaledObject) are typed by the minimal
 //! structs below; any other kind is skipped by name with a reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::{apps, core, networking, policy, rbac};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -133,7 +133,29 @@ pub struct ScaledObjectSpec {
     pub polling_interval: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_period: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advanced: Option<Advanced>,
     pub triggers: Vec<Trigger>,
+}
+
+/// `spec.advanced`: only the scaling modifiers (a formula over the named
+/// triggers, compared with `target`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Advanced {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling_modifiers: Option<ScalingModifiers>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScalingModifiers {
+    pub formula: String,
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation_target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -151,6 +173,9 @@ pub struct ScaleTargetRef {
 pub struct Trigger {
     #[serde(rename = "type")]
     pub kind: String,
+    /// The trigger's name, by which a scaling-modifier formula refers to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -184,6 +209,13 @@ fn scaled_object(value: &Value) -> Vec<String> {
             ".spec: minReplicaCount {min} > maxReplicaCount {max}"
         ));
     }
+    if let Some(modifiers) = spec
+        .advanced
+        .as_ref()
+        .and_then(|a| a.scaling_modifiers.as_ref())
+    {
+        scaling_modifiers(modifiers, &spec.triggers, &mut problems);
+    }
     for (i, trigger) in spec.triggers.iter().enumerate() {
         if trigger.kind != "nats-jetstream" {
             problems.push(format!(
@@ -206,6 +238,68 @@ fn scaled_object(value: &Value) -> Vec<String> {
         }
     }
     problems
+}
+
+/// KEDA's rules for a composite metric: every trigger named (uniquely),
+/// the formula uses only those names, every trigger counts, a numeric
+/// target, and a metric type the HPA can average or take as is.
+fn scaling_modifiers(
+    modifiers: &ScalingModifiers,
+    triggers: &[Trigger],
+    problems: &mut Vec<String>,
+) {
+    let path = ".spec.advanced.scalingModifiers";
+    let mut names = BTreeSet::new();
+    for (i, trigger) in triggers.iter().enumerate() {
+        match &trigger.name {
+            Some(name) if !names.insert(name.as_str()) => {
+                problems.push(format!(".spec.triggers[{i}].name: {name:?} used twice"));
+            }
+            Some(_) => {}
+            None => problems.push(format!(
+                ".spec.triggers[{i}].name: missing (the formula needs it)"
+            )),
+        }
+    }
+    let used = identifiers(&modifiers.formula);
+    for name in used.iter().filter(|n| !names.contains(n.as_str())) {
+        problems.push(format!("{path}.formula: {name:?} is no trigger's name"));
+    }
+    for name in names.iter().filter(|n| !used.contains(**n)) {
+        problems.push(format!("{path}.formula: trigger {name:?} is not used"));
+    }
+    if !modifiers.target.parse::<f64>().is_ok_and(|t| t > 0.0) {
+        problems.push(format!(
+            "{path}.target: {:?} is not a positive number",
+            modifiers.target
+        ));
+    }
+    if let Some(kind) = &modifiers.metric_type
+        && kind != "AverageValue"
+        && kind != "Value"
+    {
+        problems.push(format!(
+            "{path}.metricType: {kind:?} is not AverageValue or Value"
+        ));
+    }
+}
+
+/// Names in an expr-lang formula (function calls excluded).
+fn identifiers(formula: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = formula;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let preceded_by_digit = rest[..start].ends_with(|c: char| c.is_ascii_digit() || c == '.');
+        if !tail[end..].trim_start().starts_with('(') && !preceded_by_digit {
+            found.insert(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
+    found
 }
 
 #[cfg(test)]
@@ -261,6 +355,50 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("natsServerMonitoringEndpoint: missing")),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn scaling_modifiers_must_name_every_trigger_they_sum() {
+        let trigger = |name: &str| {
+            format!(
+                "    - {{type: nats-jetstream, {name}metadata: {{natsServerMonitoringEndpoint: n:8222, stream: S, consumer: c, account: $G}}}}\n"
+            )
+        };
+        let object = |formula: &str, target: &str, triggers: &[String]| {
+            format!(
+                "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: a}}\nspec:\n  scaleTargetRef: {{name: a}}\n  advanced:\n    scalingModifiers: {{formula: \"{formula}\", target: \"{target}\"}}\n  triggers:\n{}",
+                triggers.concat()
+            )
+        };
+        let good = object(
+            "p0 + max(p1, 0)",
+            "2000",
+            &[trigger("name: p0, "), trigger("name: p1, ")],
+        );
+        assert_eq!(outcome(&good), Outcome::Valid);
+        let bad = object(
+            "p0 + p2",
+            "x",
+            &[trigger("name: p0, "), trigger("name: p1, "), trigger("")],
+        );
+        let Outcome::Invalid(problems) = outcome(&bad) else {
+            panic!("expected problems");
+        };
+        for wanted in [
+            ".spec.triggers[2].name: missing",
+            "\"p2\" is no trigger's name",
+            "trigger \"p1\" is not used",
+            ".target: \"x\" is not a positive number",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(wanted)),
+                "{wanted}: {problems:?}"
+            );
+        }
+        assert_eq!(
+            identifiers("a1 + 2.5e3 * b_2 - min(c, 1)"),
+            BTreeSet::from(["a1".into(), "b_2".into(), "c".into()])
         );
     }
 }

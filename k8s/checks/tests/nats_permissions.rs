@@ -187,6 +187,44 @@ impl User {
     }
 }
 
+/// What the scorer's membership does (anomaly-scorer/src/membership.rs):
+/// ensure the bucket, put its key, list the keys, watch the bucket, delete
+/// its key.
+async fn scorer_members(scorer: &User) {
+    let bucket = &topology::SCORER_MEMBERS_BUCKET;
+    let members = topology::ensure_bucket(&scorer.js, bucket, 1)
+        .await
+        .unwrap_or_else(|e| panic!("anomaly-scorer cannot ensure {}: {e:?}", bucket.name));
+    let mut watch = members
+        .watch_all()
+        .await
+        .unwrap_or_else(|e| panic!("anomaly-scorer cannot watch {}: {e}", bucket.name));
+    members
+        .put("scorer-0.00000001", "scorer-0".into())
+        .await
+        .unwrap_or_else(|e| panic!("put {}: {e}", bucket.name));
+    let seen = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.key, "scorer-0.00000001");
+    let keys: Vec<String> = futures::TryStreamExt::try_collect(members.keys().await.unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("list {}: {e}", bucket.name));
+    assert_eq!(keys, ["scorer-0.00000001"]);
+    members
+        .delete("scorer-0.00000001")
+        .await
+        .unwrap_or_else(|e| panic!("delete in {}: {e}", bucket.name));
+    let gone = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.operation, async_nats::jetstream::kv::Operation::Delete);
+}
+
 #[tokio::test]
 async fn every_service_can_do_its_job_and_nothing_else() {
     let (server, passwords, _dir) = start_server();
@@ -225,12 +263,9 @@ async fn every_service_can_do_its_job_and_nothing_else() {
 
     let mut scorer = User::connect(&server, &passwords, "anomaly-scorer").await;
     scorer.ensure_stream(&topology::SCORES).await;
-    let partition = ConsumerSpec {
-        durable_name: "anomaly-scorer-3".to_owned(),
-        filter_subject: vigil_bus::subject::events_of_partition(3),
-        ..topology::detectors_consumer()
-    };
-    let scorer_events = scorer.ensure_consumer(&partition).await;
+    let scorer_events = scorer
+        .ensure_consumer(&topology::anomaly_scorer_partition_consumer(3))
+        .await;
     assert_eq!(
         scorer.take_one(&scorer_events).await,
         "vigil.events.node-1.3"
@@ -251,10 +286,14 @@ async fn every_service_can_do_its_job_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(bytes, b"model");
+    scorer_members(&scorer).await;
     scorer
         .refused_publish("vigil.actions.node-1.succeeded")
         .await;
     scorer.refused_publish("vigil.events.node-1.0").await;
+    scorer
+        .refused_publish("$KV.VIGIL_QUARANTINE.shop.web")
+        .await;
 
     let mut responder = User::connect(&server, &passwords, "responder").await;
     let findings = responder
@@ -290,6 +329,9 @@ async fn every_service_can_do_its_job_and_nothing_else() {
     }
     responder
         .refused_publish("$KV.VIGIL_INCIDENTS.shop.web")
+        .await;
+    responder
+        .refused_publish("$KV.VIGIL_SCORER_MEMBERS.scorer-0.00000001")
         .await;
 
     let mut console = User::connect(&server, &passwords, "console").await;
