@@ -2,7 +2,7 @@
 
 use linfa::prelude::*;
 use linfa::{DatasetBase, Float};
-use ndarray::{Array1, ArrayBase, ArrayView2, Data, Ix1, Ix2};
+use ndarray::{Array1, ArrayBase, ArrayView2, Data, Ix1, Ix2, s};
 use rand::seq::index;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -10,14 +10,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::IsolationForestError;
+use crate::block::BlockForest;
 use crate::params::{
     Contamination, IsolationForestParams, IsolationForestValidParams, MaxFeatures, MaxSamples,
 };
-use crate::tree::{CompleteTree, Tree, average_path_length, depth_limit};
-
-/// Rows scored together: each tree is walked for the whole block while its
-/// nodes are in cache, and blocks are what runs in parallel.
-const BLOCK_ROWS: usize = 128;
+use crate::tree::{Tree, average_path_length, depth_limit};
 
 /// A fitted isolation forest. Fit one with
 /// `IsolationForest::params().fit(&dataset)` (linfa's [`Fit`]); predict
@@ -33,7 +30,7 @@ pub struct IsolationForest {
     trees: Vec<Tree>,
     /// The trees laid out for batch scoring (derived, not serialised).
     #[serde(skip)]
-    complete: Vec<Option<CompleteTree>>,
+    block: BlockForest,
 }
 
 /// The serialised form, checked before it becomes a model.
@@ -86,14 +83,14 @@ impl IsolationForest {
         offset: f64,
         trees: Vec<Tree>,
     ) -> Self {
-        let complete = trees.iter().map(CompleteTree::of).collect();
+        let block = BlockForest::new(&trees, n_features);
         Self {
             params,
             n_features,
             max_samples,
             offset,
             trees,
-            complete,
+            block,
         }
     }
 
@@ -138,19 +135,19 @@ impl IsolationForest {
             });
         }
         let x = x.view();
-        let blocks = x.nrows().div_ceil(BLOCK_ROWS);
-        let block = |b: usize| {
-            self.block_path_lengths(&x, b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(x.nrows()))
-        };
-        let lengths = if blocks <= 1 {
-            block(0)?
+        check_finite(&x)?;
+        let stride = self.block.stride();
+        let mut lengths = vec![0.0; x.nrows()];
+        if x.nrows() <= stride {
+            self.block_path_lengths(&x, 0, &mut lengths, &mut Scratch::default());
         } else {
-            let parts = (0..blocks)
-                .into_par_iter()
-                .map(block)
-                .collect::<Result<Vec<_>, _>>()?;
-            parts.concat()
-        };
+            lengths.par_chunks_mut(stride).enumerate().for_each_init(
+                Scratch::default,
+                |scratch, (b, out)| {
+                    self.block_path_lengths(&x, b * stride, out, scratch);
+                },
+            );
+        }
         Ok(Array1::from(lengths))
     }
 
@@ -210,34 +207,71 @@ impl IsolationForest {
             .mapv(|d| if d < 0.0 { -1 } else { 1 }))
     }
 
-    /// Path lengths of rows `start..end`, tree by tree over the block.
+    /// Mean path lengths of the rows from `start` on, one per entry of
+    /// `out` (at most a block's stride), into `out`.
     fn block_path_lengths<F: Float>(
         &self,
         x: &ArrayView2<F>,
         start: usize,
-        end: usize,
-    ) -> Result<Vec<f64>, IsolationForestError> {
-        let d = self.n_features;
-        let mut rows = Vec::with_capacity((end - start) * d);
-        for r in start..end {
-            for (column, &v) in x.row(r).iter().enumerate() {
-                rows.push(finite(v, r, column)?);
+        out: &mut [f64],
+        scratch: &mut Scratch,
+    ) {
+        let stride = self.block.stride();
+        let columns = self.block.columns();
+        scratch.block.resize(columns.len() * stride, 0.0);
+        let rows = x.slice(s![start..start + out.len(), ..]);
+        for (r, row) in rows.rows().into_iter().enumerate() {
+            match row.as_slice() {
+                Some(row) => fill_row(&mut scratch.block, stride, r, columns, |f| row[f]),
+                None => fill_row(&mut scratch.block, stride, r, columns, |f| row[f]),
             }
         }
-        let mut totals = vec![0.0; end - start];
-        for (tree, complete) in self.trees.iter().zip(&self.complete) {
-            match complete {
-                Some(complete) => complete.add_path_lengths(&rows, d, &mut totals),
-                None => {
-                    for (total, row) in totals.iter_mut().zip(rows.chunks_exact(d)) {
-                        *total += tree.path_length(row);
-                    }
-                }
-            }
-        }
+        out.fill(0.0);
+        self.block.add_path_lengths(&scratch.block, out);
         let n = self.trees.len() as f64;
-        Ok(totals.into_iter().map(|t| t / n).collect())
+        for total in out {
+            *total /= n;
+        }
     }
+}
+
+/// Per-thread buffers for scoring blocks of rows.
+#[derive(Default)]
+struct Scratch {
+    /// The block, feature-major.
+    block: Vec<f64>,
+}
+
+/// Writes row `r` of a block from the record's values (`value(f)` is
+/// feature `f`), already checked finite.
+fn fill_row<F: Float>(
+    block: &mut [f64],
+    stride: usize,
+    r: usize,
+    columns: &[u32],
+    value: impl Fn(usize) -> F,
+) {
+    for (k, &f) in columns.iter().enumerate() {
+        block[k * stride + r] = value(f as usize).to_f64().unwrap_or(f64::NAN);
+    }
+}
+
+/// The first non-finite value, row by row, as an error. The common case,
+/// all finite, is checked over whole chunks so that it vectorises.
+fn check_finite<F: Float>(x: &ArrayView2<F>) -> Result<(), IsolationForestError> {
+    let all_finite = match x.as_slice() {
+        Some(values) => values
+            .chunks(256)
+            .all(|chunk| chunk.iter().fold(true, |ok, v| ok & v.is_finite())),
+        None => x.iter().all(|v| v.is_finite()),
+    };
+    if all_finite {
+        return Ok(());
+    }
+    for ((row, column), &v) in x.indexed_iter() {
+        finite(v, row, column)?;
+    }
+    Ok(())
 }
 
 fn score(mean_path_length: f64, normaliser: f64) -> f64 {
@@ -297,9 +331,7 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
                 value: d,
             });
         }
-        for ((row, column), &v) in x.indexed_iter() {
-            finite(v, row, column)?;
-        }
+        check_finite(&x)?;
         let max_samples = match self.max_samples {
             MaxSamples::Auto => n.min(256),
             MaxSamples::Absolute(m) => m.min(n),
@@ -328,7 +360,10 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
 
         let mut master = Xoshiro256PlusPlus::seed_from_u64(self.seed);
         let seeds: Vec<u64> = (0..self.n_estimators).map(|_| master.next_u64()).collect();
-        let trees: Vec<Tree> = seeds
+        // Each tree's generator draws its rows and features first, then
+        // grows the tree: the draws are taken out so that only the rows some
+        // tree sampled are converted, once, for all trees.
+        let draws: Vec<Draw> = seeds
             .into_par_iter()
             .map(|seed| {
                 let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -347,14 +382,26 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
                     drawn.sort_unstable();
                     drawn
                 };
-                let mut columns = vec![0.0; features.len() * max_samples];
-                for (i, &r) in rows.iter().enumerate() {
-                    let row = x.row(r);
-                    for (j, &f) in features.iter().enumerate() {
-                        columns[j * max_samples + i] = row[f as usize].to_f64().unwrap_or(f64::NAN);
-                    }
+                Draw {
+                    rng,
+                    rows,
+                    features,
                 }
-                Tree::grow(&columns, max_samples, &features, max_depth, &mut rng)
+            })
+            .collect();
+        let sampled = SampledRows::of(&x, &draws)?;
+        let trees: Vec<Tree> = draws
+            .into_par_iter()
+            .map(|mut draw| {
+                let order = draw.rows.iter().map(|&r| sampled.slot[r]).collect();
+                Tree::grow(
+                    &sampled.columns,
+                    sampled.rows,
+                    order,
+                    &draw.features,
+                    max_depth,
+                    &mut draw.rng,
+                )
             })
             .collect();
 
@@ -364,6 +411,53 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, IsolationForestEr
             model.offset = percentile(scores.to_vec(), 100.0 * contamination);
         }
         Ok(model)
+    }
+}
+
+/// What a tree drew before growing: its generator continues into the growth.
+struct Draw {
+    rng: Xoshiro256PlusPlus,
+    rows: Vec<usize>,
+    features: Vec<u32>,
+}
+
+/// The training rows some tree sampled, as f64, column-major.
+struct SampledRows {
+    /// `columns[f * rows + slot[r]]` is feature `f` of record row `r`.
+    columns: Vec<f64>,
+    rows: usize,
+    /// Position of each record row in `columns` (unsampled rows: unused).
+    slot: Vec<u32>,
+}
+
+impl SampledRows {
+    fn of<F: Float>(x: &ArrayView2<F>, draws: &[Draw]) -> Result<Self, IsolationForestError> {
+        let (n, d) = x.dim();
+        let mut sampled = vec![false; n];
+        for &r in draws.iter().flat_map(|draw| &draw.rows) {
+            sampled[r] = true;
+        }
+        let kept: Vec<usize> = (0..n).filter(|&r| sampled[r]).collect();
+        let rows = kept.len();
+        if u32::try_from(rows).is_err() {
+            return Err(IsolationForestError::TooLarge {
+                what: "sampled rows",
+                value: rows,
+            });
+        }
+        let mut slot = vec![0; n];
+        let mut columns = vec![0.0; rows * d];
+        for (i, &r) in kept.iter().enumerate() {
+            slot[r] = i as u32;
+            for (f, &v) in x.row(r).iter().enumerate() {
+                columns[f * rows + i] = v.to_f64().unwrap_or(f64::NAN);
+            }
+        }
+        Ok(Self {
+            columns,
+            rows,
+            slot,
+        })
     }
 }
 
@@ -397,7 +491,7 @@ impl<F: Float, D: Data<Elem = F>> PredictInplace<ArrayBase<D, Ix2>, Array1<i8>>
 #[cfg(test)]
 mod tests {
     use approx_eq::close;
-    use ndarray::{Array2, array};
+    use ndarray::{Array2, ShapeBuilder, array};
 
     use super::*;
     use crate::{ParamGuard, ParamsError};
@@ -785,7 +879,7 @@ mod tests {
                     .max_samples(max_samples),
                 &x,
             );
-            let deep = model.complete.iter().filter(|c| c.is_none()).count();
+            let deep = model.block.walked_trees();
             match max_samples {
                 MaxSamples::Absolute(3000) => assert!(deep > 0, "trees of depth 12 are walked"),
                 _ => assert_eq!(deep, 0),
@@ -801,6 +895,105 @@ mod tests {
                     / 20.0;
                 assert_eq!(batch[i], walked, "row {i}, {max_samples:?}");
             }
+        }
+    }
+
+    /// Mean path length of one row by walking each tree's own nodes.
+    fn walked_mean(model: &IsolationForest, row: &[f64]) -> f64 {
+        model.trees.iter().map(|t| t.path_length(row)).sum::<f64>() / model.trees.len() as f64
+    }
+
+    #[test]
+    fn block_layout_scores_like_the_walk_on_wide_records() {
+        // 40 columns, every other one constant (never split on, so left out
+        // of the blocks), a few features per tree, a row count that is no
+        // multiple of the block, and records in column-major memory (rows
+        // not contiguous) as well as f32.
+        let mut x = blob(1037, 40, 21);
+        for mut column in x.columns_mut().into_iter().step_by(2) {
+            column.fill(3.0);
+        }
+        let model = fit(
+            IsolationForest::params()
+                .seed(8)
+                .n_estimators(30)
+                .max_features(MaxFeatures::Absolute(5)),
+            &x,
+        );
+        assert!(model.block.columns().len() <= 20);
+        assert!(!x.nrows().is_multiple_of(model.block.stride()));
+        let fortran = {
+            let mut f = Array2::zeros(x.dim().f());
+            f.assign(&x);
+            f
+        };
+        let batch = model.mean_path_lengths(&x).expect("batch");
+        assert_eq!(model.mean_path_lengths(&fortran).expect("fortran"), batch);
+        let x32 = x.mapv(|v| v as f32);
+        let batch32 = model.mean_path_lengths(&x32).expect("f32");
+        for (i, row) in x.rows().into_iter().enumerate() {
+            assert_eq!(batch[i], walked_mean(&model, &row.to_vec()), "row {i}");
+            let row32: Vec<f64> = x32.row(i).iter().map(|&v| f64::from(v)).collect();
+            assert_eq!(batch32[i], walked_mean(&model, &row32), "f32 row {i}");
+        }
+        // A non-finite value in a column no tree uses is still refused.
+        let mut bad = fortran.clone();
+        bad[[700, 0]] = f64::NAN;
+        assert!(matches!(
+            model.score_samples(&bad),
+            Err(IsolationForestError::NonFinite {
+                row: 700,
+                column: 0,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn scores_are_pinned_across_versions() {
+        // Bit patterns of scores from the version before the sampled rows
+        // were read in place: the random draws and the trees they grow must
+        // not change, with every feature or a subset, with and without
+        // bootstrap.
+        let x = blob(400, 6, 30);
+        let probe = x.slice(s![..3, ..]);
+        let cases = [
+            (
+                IsolationForest::params().seed(9),
+                [
+                    13825030698500252288,
+                    13824953820789172226,
+                    13825785582576933698,
+                ],
+            ),
+            (
+                IsolationForest::params()
+                    .seed(9)
+                    .max_features(MaxFeatures::Absolute(2)),
+                [
+                    13825175410118177749,
+                    13825228465692697195,
+                    13825739479361735974,
+                ],
+            ),
+            (
+                IsolationForest::params().seed(9).bootstrap(true),
+                [
+                    13825318788077184728,
+                    13825260996411163523,
+                    13826082859866697186,
+                ],
+            ),
+        ];
+        for (params, bits) in cases {
+            let model = fit(params, &x);
+            let got: Vec<u64> = model
+                .score_samples(&probe)
+                .expect("score")
+                .iter()
+                .map(|s| s.to_bits())
+                .collect();
+            assert_eq!(got, bits);
         }
     }
 

@@ -49,6 +49,7 @@
 //! Records must be finite: fitting and the checked scoring methods reject
 //! NaN and infinities with [`IsolationForestError::NonFinite`].
 
+mod block;
 mod error;
 mod forest;
 mod params;

@@ -64,7 +64,8 @@ pub(crate) struct Tree {
 }
 
 /// A node still to be grown: the rows `order[start..end]` reached it;
-/// `candidates` are the features not yet known to be constant in it.
+/// `candidates` are the features (record columns) not yet known to be
+/// constant in it.
 struct Pending {
     node: usize,
     start: usize,
@@ -74,24 +75,25 @@ struct Pending {
 }
 
 impl Tree {
-    /// Grows a tree on a column-major sample: `columns[j * rows + i]` is
-    /// feature `features[j]` of sample row `i`. Split features are stored as
-    /// the indices in `features` (columns of the full records).
+    /// Grows a tree on the rows `order` (indices, repeats allowed) of the
+    /// column-major records `columns` (`columns[f * n + i]` is feature `f`
+    /// of row `i`), splitting on `features` only. The sample is read in
+    /// place rather than copied: a tree looks at a few of its features.
     pub fn grow(
         columns: &[f64],
-        rows: usize,
+        n: usize,
+        mut order: Vec<u32>,
         features: &[u32],
         max_depth: u32,
         rng: &mut impl Rng,
     ) -> Self {
-        let mut order: Vec<u32> = (0..rows as u32).collect();
         let mut nodes = vec![Node::leaf(0.0)];
         let mut stack = vec![Pending {
             node: 0,
             start: 0,
-            end: rows,
+            end: order.len(),
             depth: 0,
-            candidates: (0..features.len() as u32).collect(),
+            candidates: features.to_vec(),
         }];
         while let Some(Pending {
             node,
@@ -114,7 +116,7 @@ impl Tree {
             let mut split = None;
             while remaining > 0 {
                 let pick = rng.random_range(0..remaining);
-                let column = &columns[candidates[pick] as usize * rows..][..rows];
+                let column = &columns[candidates[pick] as usize * n..][..n];
                 let (low, high) = min_max(column, reached);
                 if high <= low + FEATURE_THRESHOLD {
                     candidates.swap(pick, remaining - 1);
@@ -133,14 +135,14 @@ impl Tree {
             if threshold >= high {
                 threshold = low;
             }
-            let column = &columns[feature as usize * rows..][..rows];
+            let column = &columns[feature as usize * n..][..n];
             let mid = start + partition(reached, |i| column[i as usize] <= threshold);
             let left = nodes.len();
             nodes.push(Node::leaf(0.0));
             nodes.push(Node::leaf(0.0));
             nodes[node] = Node {
                 value: threshold,
-                feature: features[feature as usize],
+                feature,
                 left: left as u32,
             };
             stack.push(Pending {
@@ -214,92 +216,6 @@ impl Tree {
             }
         }
         Ok(())
-    }
-}
-
-/// Rows walked through a complete tree in lockstep: independent walks the
-/// processor can overlap.
-const LANES: usize = 8;
-
-/// Deepest tree laid out complete (2^10 leaves, 20 KiB); deeper ones are walked.
-const MAX_COMPLETE_DEPTH: u32 = 10;
-
-/// A tree re-laid out as the complete binary tree of its depth, for scoring
-/// without data-dependent branches: inner node `i` has children `2i + 1`
-/// and `2i + 2`, and a leaf above the bottom level is pushed down through
-/// pass-through nodes whose threshold is +∞ (every finite value goes left).
-/// Derived from [`Tree`], never serialised.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct CompleteTree {
-    depth: u32,
-    /// (threshold, feature) of the 2^depth − 1 inner nodes.
-    inner: Vec<(f64, u32)>,
-    /// Path lengths of the 2^depth leaves.
-    leaves: Vec<f64>,
-}
-
-impl CompleteTree {
-    /// The complete layout of `tree`, if it is shallow enough to pay.
-    pub fn of(tree: &Tree) -> Option<Self> {
-        let depth = tree.depth();
-        if depth > MAX_COMPLETE_DEPTH {
-            return None;
-        }
-        let inner_nodes = (1usize << depth) - 1;
-        let mut complete = Self {
-            depth,
-            inner: vec![(f64::INFINITY, 0); inner_nodes],
-            leaves: vec![0.0; inner_nodes + 1],
-        };
-        complete.place(tree, 0, 0, 0);
-        Some(complete)
-    }
-
-    fn place(&mut self, tree: &Tree, node: usize, at: usize, level: u32) {
-        let n = tree.nodes[node];
-        if level == self.depth {
-            self.leaves[at - self.inner.len()] = n.value;
-        } else if n.is_leaf() {
-            self.inner[at] = (f64::INFINITY, 0);
-            self.place(tree, node, 2 * at + 1, level + 1);
-            self.place(tree, node, 2 * at + 2, level + 1);
-        } else {
-            self.inner[at] = (n.value, n.feature);
-            self.place(tree, n.left as usize, 2 * at + 1, level + 1);
-            self.place(tree, n.left as usize + 1, 2 * at + 2, level + 1);
-        }
-    }
-
-    /// Adds the path length of each row of `rows` (row-major, `width`
-    /// values each) to `totals`.
-    pub fn add_path_lengths(&self, rows: &[f64], width: usize, totals: &mut [f64]) {
-        let mut lanes = rows.chunks_exact(width * LANES);
-        let mut outs = totals.chunks_exact_mut(LANES);
-        for (block, out) in (&mut lanes).zip(&mut outs) {
-            let mut at = [0usize; LANES];
-            for _ in 0..self.depth {
-                for (lane, i) in at.iter_mut().enumerate() {
-                    let (threshold, feature) = self.inner[*i];
-                    let value = block[lane * width + feature as usize];
-                    *i = 2 * *i + 1 + usize::from(value > threshold);
-                }
-            }
-            for (total, i) in out.iter_mut().zip(at) {
-                *total += self.leaves[i - self.inner.len()];
-            }
-        }
-        for (row, total) in lanes
-            .remainder()
-            .chunks_exact(width)
-            .zip(outs.into_remainder())
-        {
-            let mut i = 0;
-            for _ in 0..self.depth {
-                let (threshold, feature) = self.inner[i];
-                i = 2 * i + 1 + usize::from(row[feature as usize] > threshold);
-            }
-            *total += self.leaves[i - self.inner.len()];
-        }
     }
 }
 
