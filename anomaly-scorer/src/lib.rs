@@ -190,8 +190,10 @@ async fn share(
     }
     let membership = Membership::join(js, config.nats.stream_replicas, &config.node_name).await?;
     let me = membership.id().to_owned();
-    let (members, receiver) = watch::channel(BTreeSet::from([me.clone()]));
-    tracing::info!(message = "Joined the scorer members.", member = %me);
+    // Start from the members already there, so that a newcomer does not
+    // grab every partition for a moment before it sees the others.
+    let (members, receiver) = watch::channel(membership.members().await?);
+    tracing::info!(message = "Joined the scorer members.", member = %me, members = receiver.borrow().len());
     let follower = tokio::spawn(membership.follow(members, shutdown.clone()));
     Ok((
         Source::Members {
