@@ -32,8 +32,9 @@ pub struct FeatureSpec {
     pub ks: Vec<usize>,
     /// k of the STIDE score (must be in `ks`).
     pub stide_k: usize,
-    /// Relative frequency of each syscall seen in training.
-    pub frequencies: bool,
+    /// How far the window's syscall mix is from the baseline's, as one
+    /// column (see [`Baseline::mix_distance`]).
+    pub mix_drift: bool,
     /// The four argument-level signals (absent from ADFA-LD).
     pub arguments: bool,
 }
@@ -45,7 +46,7 @@ impl FeatureSpec {
         Self {
             ks: (2..=6).collect(),
             stide_k: 6,
-            frequencies: true,
+            mix_drift: true,
             arguments: true,
         }
     }
@@ -55,7 +56,7 @@ impl FeatureSpec {
         Self {
             ks: (2..=10).collect(),
             stide_k: 6,
-            frequencies: true,
+            mix_drift: true,
             arguments: false,
         }
     }
@@ -113,11 +114,35 @@ impl Baseline {
         self.peers.extend(window.peers.iter().cloned());
     }
 
-    /// The syscalls seen, in a stable order: the frequency columns.
-    pub fn vocabulary(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.calls.keys().copied().collect();
-        v.sort_unstable();
-        v
+    /// Total variation distance between the window's syscall mix and the
+    /// baseline's: half the summed absolute differences of the shares, 0
+    /// for the same mix, 1 for disjoint ones.
+    pub fn mix_distance(&self, calls: &[u32]) -> f64 {
+        let total: u64 = self.calls.values().sum();
+        if calls.is_empty() || total == 0 {
+            return if calls.is_empty() { 0.0 } else { 1.0 };
+        }
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for &call in calls {
+            *counts.entry(call).or_default() += 1;
+        }
+        let length = calls.len() as f64;
+        let share_of = |call: &u32| {
+            self.calls
+                .get(call)
+                .map_or(0.0, |&n| n as f64 / total as f64)
+        };
+        let mut difference = 0.0;
+        for (call, &n) in &counts {
+            difference += (f64::from(n) / length - share_of(call)).abs();
+        }
+        // Baseline syscalls the window never made.
+        for (call, &n) in &self.calls {
+            if !counts.contains_key(call) {
+                difference += n as f64 / total as f64;
+            }
+        }
+        difference / 2.0
     }
 
     /// (share of the window's k-grams never seen, their mean rarity), with
@@ -152,25 +177,30 @@ impl Baseline {
     }
 }
 
-/// Turns windows into rows against one baseline; the columns are fixed at
-/// construction (the vocabulary of the training windows).
+/// Turns windows into rows against one baseline; the columns are fixed by
+/// the spec.
+///
+/// The syscall mix is one column, not one per syscall: the forest picks a
+/// split feature uniformly at random, so a hundred frequency columns next
+/// to twenty sequence ones would spend most splits on composition, which
+/// alone isolates attacks no better than chance on syscall traces (see the
+/// README), and would drown the sequence signal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Featurizer {
     pub spec: FeatureSpec,
-    vocabulary: Vec<u32>,
 }
 
 impl Featurizer {
-    pub fn new(spec: FeatureSpec, vocabulary: Vec<u32>) -> Self {
-        Self { spec, vocabulary }
+    pub fn new(spec: FeatureSpec) -> Self {
+        Self { spec }
     }
 
     pub fn width(&self) -> usize {
-        self.names(&|c| c.to_string()).len()
+        self.names().len()
     }
 
-    /// Column names; `call_name` renders a syscall token.
-    pub fn names(&self, call_name: &dyn Fn(u32) -> String) -> Vec<String> {
+    /// Column names, in row order.
+    pub fn names(&self) -> Vec<String> {
         let mut names = Vec::new();
         for k in &self.spec.ks {
             names.push(format!("seq.k{k}.unseen_share"));
@@ -178,10 +208,8 @@ impl Featurizer {
         }
         names.push("seq.new_syscall_share".into());
         names.push("seq.log_length".into());
-        if self.spec.frequencies {
-            for &call in &self.vocabulary {
-                names.push(format!("freq.{}", call_name(call)));
-            }
+        if self.spec.mix_drift {
+            names.push("mix.distance".into());
         }
         if self.spec.arguments {
             names.extend(
@@ -199,7 +227,7 @@ impl Featurizer {
 
     /// The row of `window` against `baseline`.
     pub fn row(&self, baseline: &Baseline, window: &WindowObs) -> Vec<f32> {
-        let mut row = Vec::with_capacity(self.vocabulary.len() + 2 * self.spec.ks.len() + 6);
+        let mut row = Vec::with_capacity(2 * self.spec.ks.len() + 7);
         for (i, &k) in self.spec.ks.iter().enumerate() {
             let (unseen, rarity) = baseline.novelty(i, k, &window.calls);
             row.push(unseen as f32);
@@ -213,14 +241,8 @@ impl Featurizer {
             .count();
         row.push(new_calls as f32 / length);
         row.push((1.0 + window.calls.len() as f32).ln());
-        if self.spec.frequencies {
-            let mut counts: HashMap<u32, u32> = HashMap::new();
-            for &call in &window.calls {
-                *counts.entry(call).or_default() += 1;
-            }
-            for call in &self.vocabulary {
-                row.push(counts.get(call).copied().unwrap_or(0) as f32 / length);
-            }
+        if self.spec.mix_drift {
+            row.push(baseline.mix_distance(&window.calls) as f32);
         }
         if self.spec.arguments {
             let share = |new: usize, all: usize| {
@@ -282,8 +304,8 @@ mod tests {
             ..WindowObs::default()
         }];
         let baseline = Baseline::learn(&spec, &training);
-        let featurizer = Featurizer::new(spec, baseline.vocabulary());
-        let names = featurizer.names(&|c| format!("c{c}"));
+        let featurizer = Featurizer::new(spec);
+        let names = featurizer.names();
         let odd = WindowObs {
             calls: vec![1, 7, 1, 2],
             execs: vec!["/bin/app".into(), "/tmp/x".into()],
@@ -299,7 +321,19 @@ mod tests {
         assert_eq!(value("args.new_exec_share"), 0.5);
         assert_eq!(value("args.new_peer_share"), 1.0);
         assert_eq!(value("args.failed_share"), 0.5);
-        assert_eq!(value("freq.c1"), 0.5);
+        // Window 1,7,1,2 against 1,2,1,2,1,2: shares differ by 0, .25, .25.
+        assert_eq!(value("mix.distance"), 0.25);
         assert_eq!(value("seq.k2.unseen_share"), 2.0 / 3.0);
+    }
+
+    #[test]
+    fn mix_distance_is_zero_for_the_same_mix_and_one_for_a_disjoint_one() {
+        let spec = FeatureSpec::service();
+        let baseline = Baseline::learn(&spec, &[window(&[1, 2, 1, 2])]);
+        assert_eq!(baseline.mix_distance(&[2, 1, 2, 1, 1, 2]), 0.0);
+        assert_eq!(baseline.mix_distance(&[3, 4]), 1.0);
+        assert_eq!(baseline.mix_distance(&[1, 1, 1, 1]), 0.5);
+        assert_eq!(baseline.mix_distance(&[]), 0.0);
+        assert_eq!(Baseline::default().mix_distance(&[1]), 1.0);
     }
 }

@@ -11,7 +11,7 @@ use crate::features::{Baseline, FeatureSpec, Featurizer, WindowObs};
 /// Folds for cross-fitting the training rows.
 const FOLDS: usize = 5;
 /// Bumped when the stored form changes; older models are relearnt.
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 /// Thresholds are Tukey's far-out fence over the training windows' values,
 /// Q3 + FENCE_IQR × (Q3 − Q1): a textbook rule fixed up front, robust to a
 /// quarter of odd training windows (a container's start-up, a deploy),
@@ -81,7 +81,7 @@ impl WorkloadModel {
             return Err(ModelError::TooFewWindows(all.len()));
         }
         let baseline = Baseline::learn(spec, all.iter().copied());
-        let featurizer = Featurizer::new(spec.clone(), baseline.vocabulary());
+        let featurizer = Featurizer::new(spec.clone());
         let (rows, mut training_novelty) =
             cross_fitted_rows(spec, &featurizer, &all, Folds::Contiguous);
         training_novelty.sort_by(f64::total_cmp);

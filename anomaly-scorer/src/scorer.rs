@@ -68,8 +68,6 @@ pub struct Scorer {
     store: Option<ModelStore>,
     rule_findings: Arc<RuleFindings>,
     workloads: HashMap<String, Workload>,
-    /// Syscall token → name, for explanations.
-    names: HashMap<u32, String>,
 }
 
 impl Scorer {
@@ -84,13 +82,11 @@ impl Scorer {
             store,
             rule_findings,
             workloads: HashMap::new(),
-            names: HashMap::new(),
         }
     }
 
     /// Learns from or scores one window.
     pub async fn process(&mut self, window: ClosedWindow) -> Result<Output, ScoreError> {
-        self.names.extend(window.names.iter().cloned());
         let key = window.meta.workload.clone();
         if !self.workloads.contains_key(&key) {
             let state = match self.load(&key).await {
@@ -213,12 +209,7 @@ impl Scorer {
         ::metrics::histogram!(metrics::SCORE_SECONDS).record(started.elapsed().as_secs_f64());
         ::metrics::counter!(metrics::WINDOWS, "phase" => "scored").increment(1);
         let anomalous = model.is_anomalous(&scored, self.settings.finding_min_score, MIN_NOVELTY);
-        let names = model.featurizer.names(&|c| {
-            self.names
-                .get(&c)
-                .cloned()
-                .unwrap_or_else(|| format!("syscall_{c:08x}"))
-        });
+        let names = model.featurizer.names();
         let explanation: Vec<FeatureContribution> = scored
             .top
             .iter()
