@@ -54,15 +54,12 @@ pub struct ClosedWindow {
     pub obs: WindowObs,
     /// Wall-clock time of its last event.
     pub end_ns: u64,
-    /// Syscall token → name, for explanations.
-    pub names: Vec<(u32, String)>,
 }
 
 /// One event reduced to what the features use.
 #[derive(Clone, Debug)]
 struct Reduced {
     call: u32,
-    name: String,
     exec: Option<String>,
     peer: Option<String>,
     sensitive: bool,
@@ -159,7 +156,6 @@ fn reduce(index: usize, event: &Event) -> Result<Reduced, EventError> {
             && SENSITIVE_PREFIXES.iter().any(|p| path.starts_with(p)),
         failed: event.return_value < 0,
         wall_ns: event.wall_time_ns,
-        name,
     })
 }
 
@@ -240,10 +236,8 @@ impl Windows {
 
 fn close(container: &Container) -> ClosedWindow {
     let mut obs = WindowObs::default();
-    let mut names: HashMap<u32, String> = HashMap::new();
     for e in &container.events {
         obs.calls.push(e.call);
-        names.entry(e.call).or_insert_with(|| e.name.clone());
         obs.execs.extend(e.exec.clone());
         obs.peers.extend(e.peer.clone());
         obs.sensitive_opens += u32::from(e.sensitive);
@@ -253,7 +247,6 @@ fn close(container: &Container) -> ClosedWindow {
         meta: container.meta.clone(),
         obs,
         end_ns: container.events.back().map_or(0, |e| e.wall_ns),
-        names: names.into_iter().collect(),
     }
 }
 
