@@ -112,8 +112,10 @@ impl Membership {
         let every = SCORER_MEMBERS_BUCKET.max_age / 3;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.refresh(&members).await;
+        // Watch first, then list: a member joining in between is in one or
+        // the other.
         let mut changes = self.watch(&shutdown).await;
+        self.refresh(&members).await;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -127,7 +129,10 @@ impl Membership {
                     Some(Ok(entry)) => apply(&members, &self.me, &entry),
                     Some(Err(error)) => tracing::warn!(message = "Membership watch reported an error.", %error),
                     None => {
-                        tokio::time::sleep(REWATCH_DELAY).await;
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(REWATCH_DELAY) => {}
+                        }
                         changes = self.watch(&shutdown).await;
                         self.refresh(&members).await;
                     }
