@@ -771,6 +771,32 @@ fn syscalls_not_enabled_send_nothing() {
     assert_eq!(openat.return_value, errno(libc::ENOENT));
 }
 
+/// A call a seccomp profile refuses is still reported, with the error it
+/// got: an attempt that was blocked is worth knowing about.
+#[test]
+fn a_syscall_refused_by_seccomp_is_reported_with_its_error() {
+    if !require_root("a_syscall_refused_by_seccomp_is_reported_with_its_error") {
+        return;
+    }
+    let probe = Probe::start(EnabledSet::all());
+    let dir = tempfile::tempdir().unwrap();
+    let (allowed, refused) = (dir.path().join("allowed"), dir.path().join("refused"));
+    let steps = [
+        step("mkdir", &[&allowed]),
+        "seccomp_deny=mkdir".to_owned(),
+        step("mkdir", &[&refused]),
+    ];
+    let run = trigger(&steps, dir.path(), 0);
+    let events = probe.events_of(run.pid, |e| {
+        e.args.as_ref().is_some_and(|a| a.path == s(&refused))
+    });
+    let (before, _) = on_path(&events, "mkdir", &allowed);
+    assert_eq!(before.return_value, 0);
+    let (blocked, _) = on_path(&events, "mkdir", &refused);
+    assert_eq!(blocked.return_value, errno(libc::EPERM));
+    assert!(!refused.exists());
+}
+
 #[test]
 fn the_drop_counters_are_per_reason_and_the_flood_decodes() {
     if !require_root("the_drop_counters_are_per_reason_and_the_flood_decodes") {

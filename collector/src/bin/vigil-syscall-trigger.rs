@@ -79,6 +79,7 @@ fn run(name: &str, a: &[&str]) -> Outcome {
     let first = a.first().copied().unwrap_or("");
     let second = a.get(1).copied().unwrap_or("");
     match name {
+        "seccomp_deny" => seccomp_deny(first),
         "open" => Ok(sys(libc::SYS_open, &[cptr(&c(first)?), 0])),
         "openat" => Ok(sys(libc::SYS_openat, &[AT_FDCWD, cptr(&c(first)?), 0, 0])),
         "openat2" => {
@@ -384,4 +385,27 @@ fn exec(nr: libc::c_long, path: &str, args: &[&str]) -> Outcome {
         nr,
         &[cptr(&path), argv.as_ptr() as i64, envp.as_ptr() as i64],
     ))
+}
+
+/// From here on, the syscall `name` fails with EPERM (a seccomp filter, as a
+/// container runtime's profile would install); everything else is allowed.
+fn seccomp_deny(name: &str) -> Outcome {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+    let nr = match name {
+        "mkdir" => libc::SYS_mkdir,
+        other => return Err(format!("seccomp_deny knows mkdir, not {other:?}")),
+    };
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("{e:?}"))?;
+    let filter = SeccompFilter::new(
+        [(nr, Vec::new())].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(|e| e.to_string())?;
+    let program: BpfProgram = filter.try_into().map_err(|e| format!("{e:?}"))?;
+    seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
+    Ok(0)
 }
