@@ -106,6 +106,12 @@ impl BlockForest {
         self.stride
     }
 
+    /// Values in a block: its columns, padded to a power of two so that a
+    /// masked index needs no bounds check.
+    pub fn block_len(&self) -> usize {
+        (self.columns.len() * self.stride).next_power_of_two()
+    }
+
     /// The record columns a block holds, in block order.
     pub fn columns(&self) -> &[u32] {
         &self.columns
@@ -193,13 +199,17 @@ impl CompleteTree {
         let mask = self.thresholds.len() - 1;
         let thresholds = &self.thresholds[..=mask];
         let columns = &self.columns[..=mask];
+        // Masking changes no index: node indices stay below the mask, block
+        // offsets below the block's length.
+        let block_mask = block.len() - 1;
+        let block = &block[..=block_mask];
         at.fill(0);
         for _ in 0..self.depth {
             for (group, at) in at.chunks_exact_mut(LANES).enumerate() {
-                let values = &block[group * LANES..];
+                let base = group * LANES;
                 for (lane, i) in at.iter_mut().enumerate() {
                     let node = *i & mask;
-                    let value = values[columns[node] as usize + lane];
+                    let value = block[(columns[node] as usize + base + lane) & block_mask];
                     *i = 2 * node + 1 + usize::from(value > thresholds[node]);
                 }
             }

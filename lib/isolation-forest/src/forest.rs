@@ -218,7 +218,7 @@ impl IsolationForest {
     ) {
         let stride = self.block.stride();
         let columns = self.block.columns();
-        scratch.block.resize(columns.len() * stride, 0.0);
+        scratch.block.resize(self.block.block_len(), 0.0);
         let rows = x.slice(s![start..start + out.len(), ..]);
         for (r, row) in rows.rows().into_iter().enumerate() {
             match row.as_slice() {
