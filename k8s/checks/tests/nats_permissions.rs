@@ -379,3 +379,62 @@ async fn a_wrong_password_is_refused() {
     .await;
     assert!(result.is_err(), "logged in with a wrong password");
 }
+
+/// Every service container logs in exactly as its manifest says: its
+/// `*__NATS__URL` with `$(VIGIL_NATS_PASSWORD)` taken from the Secret key it
+/// names, through the services' own connect (the host swapped for the test
+/// server's).
+#[tokio::test]
+async fn every_service_logs_in_with_the_url_its_manifest_gives() {
+    use k8s_openapi::api::core::v1::EnvVar;
+    let (server, passwords, _dir) = start_server();
+    let host = server.url().trim_start_matches("nats://").to_owned();
+    let objects = render(&k8s_dir().join("overlays/dev")).unwrap();
+    let mut logged_in = Vec::new();
+    for object in &objects {
+        let Some(template) = vigil_k8s_checks::pss::pod_template(object) else {
+            continue;
+        };
+        for container in template.spec.unwrap().containers {
+            let env: Vec<EnvVar> = container.env.unwrap_or_default();
+            let Some(url) = env.iter().find(|e| e.name.ends_with("__NATS__URL")) else {
+                continue;
+            };
+            let password_key = env
+                .iter()
+                .find(|e| e.name == "VIGIL_NATS_PASSWORD")
+                .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+                .map(|key| key.key.clone())
+                .unwrap_or_else(|| panic!("{}: no password from the Secret", object.name));
+            let url = url
+                .value
+                .clone()
+                .unwrap()
+                .replace("$(VIGIL_NATS_PASSWORD)", &passwords[&password_key]);
+            let (login, _cluster_host) = url.rsplit_once('@').unwrap();
+            let options = vigil_bus::ConnectOptions {
+                url: format!("{login}@{host}"),
+                client_name: object.name.clone(),
+            };
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let bus = tokio::time::timeout(WAIT, vigil_bus::connect::connect(&options, &shutdown))
+                .await
+                .unwrap_or_else(|_| panic!("{} ({password_key}) cannot log in", object.name))
+                .unwrap();
+            bus.client.flush().await.unwrap();
+            logged_in.push(object.name.clone());
+        }
+    }
+    logged_in.sort();
+    assert_eq!(
+        logged_in,
+        [
+            "vigil-anomaly-scorer",
+            "vigil-collector",
+            "vigil-console",
+            "vigil-detectors",
+            "vigil-responder-cluster",
+            "vigil-responder-node"
+        ]
+    );
+}

@@ -302,3 +302,38 @@ async fn consuming_survives_a_server_restart_without_losing_acknowledged_message
     );
     drop(server);
 }
+
+/// A server that requires a login accepts the user and password written in
+/// `nats.url`, as the Kubernetes manifests pass them; a wrong password is
+/// refused (the connect keeps retrying until shut down).
+#[tokio::test]
+async fn the_login_in_the_url_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("users.conf");
+    std::fs::write(
+        &config,
+        "authorization { users = [ { user: scorer, password: \"p@ss/w:rd\" } ] }\n",
+    )
+    .unwrap();
+    let server = NatsServer::start_with_config(&config, &[]);
+    let host = server.url().trim_start_matches("nats://").to_owned();
+    let login = |password: &str| ConnectOptions {
+        url: format!("nats://scorer:{password}@{host}"),
+        client_name: "bus-test".to_owned(),
+    };
+    let shutdown = CancellationToken::new();
+    let bus = connect(&login("p%40ss/w:rd"), &shutdown).await.unwrap();
+    bus.client.flush().await.unwrap();
+
+    let refused = CancellationToken::new();
+    let cancel = refused.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        cancel.cancel();
+    });
+    let error = connect(&login("wrong"), &refused).await.unwrap_err();
+    assert!(
+        matches!(&error, vigil_bus::ConnectError::Cancelled { url } if !url.contains("wrong")),
+        "{error:?}"
+    );
+}
