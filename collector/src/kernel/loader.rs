@@ -42,13 +42,19 @@ const COUNTER_INTERVAL: Duration = Duration::from_millis(50);
 const LOG_LINES: usize = 60;
 /// The smallest ring buffer the kernel accepts: one page.
 const MIN_RING_BYTES: u32 = 4096;
+/// What each CPU's ring holds at least (unless the whole budget is
+/// smaller): on a node with many CPUs an even split of the default 4 MiB
+/// would leave 64 KiB per CPU, about 75 records, too few for one busy CPU
+/// between two reads.
+const MIN_SHARE_BYTES: u32 = 256 << 10;
 
 /// How to run the kernel side.
 #[derive(Clone, Debug)]
 pub struct KernelOptions {
     /// Size of all BPF ring buffers together: a power of two, at least a
-    /// page. Each CPU gets its share, rounded down to a power of two and at
-    /// least a page (see [`per_cpu_ring_bytes`]).
+    /// page. Each CPU gets its share, rounded down to a power of two, but at
+    /// least 256 KiB or the whole budget if smaller (see
+    /// [`per_cpu_ring_bytes`]).
     pub ring_buffer_bytes: u32,
     /// A process whose events are ignored in the kernel: the collector's
     /// own, so that its reads of /proc cause no events of their own.
@@ -331,7 +337,8 @@ fn ring_thread<F>(
 }
 
 /// Each CPU's share of `total` ring-buffer bytes: a power of two (as the
-/// kernel requires), at least a page.
+/// kernel requires), at least [`MIN_SHARE_BYTES`] (or `total` when that is
+/// smaller) and a page.
 pub fn per_cpu_ring_bytes(total: u32, cpus: usize) -> u32 {
     let cpus = u32::try_from(cpus.max(1)).unwrap_or(u32::MAX);
     let share = total / cpus;
@@ -340,7 +347,7 @@ pub fn per_cpu_ring_bytes(total: u32, cpus: usize) -> u32 {
     } else {
         share.checked_next_power_of_two().map_or(1 << 31, |p| p / 2)
     };
-    power.max(MIN_RING_BYTES)
+    power.max(total.min(MIN_SHARE_BYTES)).max(MIN_RING_BYTES)
 }
 
 /// One ring buffer per possible CPU, created before the programs load so
@@ -533,10 +540,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_cpu_gets_a_power_of_two_share_of_at_least_a_page() {
+    fn each_cpu_gets_a_power_of_two_share_of_at_least_256_kib() {
         assert_eq!(per_cpu_ring_bytes(4 << 20, 2), 2 << 20);
         assert_eq!(per_cpu_ring_bytes(4 << 20, 3), 1 << 20);
         assert_eq!(per_cpu_ring_bytes(4 << 20, 1), 4 << 20);
+        assert_eq!(per_cpu_ring_bytes(4 << 20, 64), 256 << 10);
+        assert_eq!(per_cpu_ring_bytes(64 << 10, 2), 64 << 10);
         assert_eq!(per_cpu_ring_bytes(4096, 64), 4096);
         assert_eq!(per_cpu_ring_bytes(1 << 30, 0), 1 << 30);
     }
