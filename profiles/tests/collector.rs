@@ -63,7 +63,17 @@ fn a_profile_learned_from_the_collector_confines_the_workload() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        (output.status.success() && text.contains(" execve")).then_some(text)
+        // A read may begin before the collector has published the whole
+        // run: wait until the learner has seen everything the workload
+        // does, up to the exits that end it.
+        let seen = text
+            .lines()
+            .find_map(|line| line.strip_prefix("syscalls seen: "))
+            .unwrap_or_default();
+        let complete = ["clone", "execve", "openat", "procexit"]
+            .iter()
+            .all(|syscall| seen.split(' ').any(|s| s == *syscall));
+        (output.status.success() && complete).then_some(text)
     });
     let profile = profiles.join("live.json");
     let summary = learned.unwrap_or_else(|| {
