@@ -45,6 +45,24 @@ async fn wait_for(seen: &Arc<Mutex<Vec<u64>>>, count: usize) -> Vec<u64> {
     seen.lock().unwrap().clone()
 }
 
+/// Like `wait_for`, counting each value once: delivery is at least once, so
+/// a redelivered message must not stand in for one still to come.
+async fn wait_for_distinct(seen: &Arc<Mutex<Vec<u64>>>, count: usize) -> Vec<u64> {
+    let distinct = || {
+        let mut values = seen.lock().unwrap().clone();
+        values.sort_unstable();
+        values.dedup();
+        values
+    };
+    for _ in 0..1000 {
+        if distinct().len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    distinct()
+}
+
 #[tokio::test]
 async fn topology_is_idempotent_and_duplicates_are_discarded() {
     let server = NatsServer::start();
@@ -290,11 +308,9 @@ async fn consuming_survives_a_server_restart_without_losing_acknowledged_message
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let mut all = wait_for(&seen, 10).await;
+    let all = wait_for_distinct(&seen, 10).await;
     shutdown.cancel();
     task.await.unwrap();
-    all.sort_unstable();
-    all.dedup();
     assert_eq!(
         all,
         (1..=10).collect::<Vec<_>>(),
