@@ -6,12 +6,15 @@
 //! * [`PodSandbox`]: a kubepods-style cgroup (v2 and v1 freezer) whose
 //!   processes run in their own network and mount namespaces.
 //! * [`Pipeline`]: NATS plus the service binaries as processes, healthy.
+//! * [`Container`]: a real container (podman, runc) in a kubepods cgroup
+//!   parent, from the base image `scripts/image-base` builds.
 //! * [`require_root`]: privileged tests call it first; without root it skips
 //!   loudly, and fails when `VIGIL_REQUIRE_ROOT=1` (set by CI).
 //! * [`wait_until`]: polls a condition against a deadline.
 //! * [`in_process`]: a service's `run` in the test's runtime, async polling
 //!   and a bus connection, for component tests.
 
+mod container;
 pub mod in_process;
 mod nats;
 mod pipeline;
@@ -19,6 +22,9 @@ mod sandbox;
 
 use std::time::{Duration, Instant};
 
+pub use container::{
+    Container, ContainerSpec, base_image, run_to_completion, unified_cgroup_of, workspace_root,
+};
 pub use nats::NatsServer;
 pub use pipeline::{Pipeline, ServiceProcess, ServiceSpec, http_get};
 pub use sandbox::PodSandbox;

@@ -1,0 +1,252 @@
+//! Real containers: podman with runc, placed where a kubelet with the
+//! cgroupfs driver puts a pod's containers (`--cgroup-parent
+//! kubepods/besteffort/pod<uid>`), so the collector, detectors and responder
+//! meet exactly what they meet on a node: runc's own set-up stages, an
+//! overlay root file system, the runtime's container id in the cgroup path.
+//!
+//! Images come from `scripts/image-base` (a debootstrap root file system;
+//! no registry is reachable here). A container that exits while starting is
+//! reported with its logs.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+    sync::OnceLock,
+    time::Duration,
+};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct ContainerSpec {
+    /// Image name; [`base_image`] when `None`.
+    pub image: Option<String>,
+    /// Entrypoint and arguments.
+    pub command: Vec<String>,
+    /// Extra `podman run` arguments (`--network=none`, `--cap-add=…`, `-v …`).
+    pub run_args: Vec<String>,
+    /// Pod UID for the cgroup parent; a new one when `None`.
+    pub pod_uid: Option<String>,
+}
+
+impl ContainerSpec {
+    /// The base image running `command`.
+    pub fn new<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            image: None,
+            command: command.into_iter().map(Into::into).collect(),
+            run_args: Vec::new(),
+            pod_uid: None,
+        }
+    }
+
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    pub fn run_arg(mut self, arg: impl Into<String>) -> Self {
+        self.run_args.push(arg.into());
+        self
+    }
+
+    pub fn pod_uid(mut self, uid: impl Into<String>) -> Self {
+        self.pod_uid = Some(uid.into());
+        self
+    }
+}
+
+/// A running container, removed (with its processes) on drop.
+#[derive(Debug)]
+pub struct Container {
+    /// The runtime's 64-hex container id, as it appears in the cgroup path.
+    pub id: String,
+    /// Host pid of the container's first process.
+    pub pid: u32,
+    pub pod_uid: String,
+    /// Cgroup path in the unified hierarchy, relative to its root
+    /// (`kubepods/besteffort/pod<uid>/libpod-<id>`).
+    pub cgroup_path: String,
+}
+
+impl Container {
+    /// Starts `spec` detached and waits until its first process runs.
+    pub fn start(spec: &ContainerSpec) -> std::io::Result<Self> {
+        let pod_uid = spec
+            .pod_uid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let image = match &spec.image {
+            Some(image) => image.clone(),
+            None => base_image()?,
+        };
+        let output = podman()
+            .arg("run")
+            .arg("--detach")
+            .arg(format!("--cgroup-parent=kubepods/besteffort/pod{pod_uid}"))
+            .args(&spec.run_args)
+            .arg(&image)
+            .args(&spec.command)
+            .output()?;
+        let id = String::from_utf8_lossy(&checked("podman run", output)?.stdout)
+            .trim()
+            .to_owned();
+        let mut container = Self {
+            id,
+            pid: 0,
+            pod_uid,
+            cgroup_path: String::new(),
+        };
+        let (running, pid) = container.state()?;
+        if !running || pid == 0 {
+            return Err(std::io::Error::other(format!(
+                "container {} ({:?}) exited while starting; its logs:\n{}",
+                container.id,
+                spec.command,
+                container.logs()
+            )));
+        }
+        container.pid = pid;
+        container.cgroup_path = unified_cgroup_of(pid)?;
+        Ok(container)
+    }
+
+    /// `podman exec` in the container; the exec'd process is a child of
+    /// runc's exec stage, as `kubectl exec` would make it.
+    pub fn exec<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> std::io::Result<Output> {
+        podman().arg("exec").arg(&self.id).args(args).output()
+    }
+
+    /// Whether the container still runs, and its first process's host pid.
+    pub fn state(&self) -> std::io::Result<(bool, u32)> {
+        let output = podman()
+            .args(["inspect", "--format", "{{.State.Running}} {{.State.Pid}}"])
+            .arg(&self.id)
+            .output()?;
+        let text = String::from_utf8_lossy(&checked("podman inspect", output)?.stdout).into_owned();
+        let mut fields = text.split_whitespace();
+        let running = fields.next() == Some("true");
+        let pid = fields.next().and_then(|pid| pid.parse().ok()).unwrap_or(0);
+        Ok((running, pid))
+    }
+
+    /// Everything the container wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        match podman().arg("logs").arg(&self.id).output() {
+            Ok(output) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(error) => format!("(podman logs failed: {error})"),
+        }
+    }
+
+    /// Waits up to `timeout` for the container to exit.
+    pub fn wait_exited(&self, timeout: Duration) -> bool {
+        crate::wait_until(timeout, || {
+            matches!(self.state(), Ok((false, _)) | Err(_)).then_some(())
+        })
+        .is_some()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // A frozen container cannot be stopped: thaw it first (both
+        // hierarchies; runc on a hybrid host uses the v1 freezer).
+        let _ = podman().arg("unpause").arg(&self.id).output();
+        let _ = vigil_cgroup::Hierarchies::detect().thaw(&self.cgroup_path, Duration::from_secs(2));
+        let _ = podman()
+            .args(["rm", "--force", "--time", "0"])
+            .arg(&self.id)
+            .output();
+    }
+}
+
+/// Runs `spec` to completion (`podman run --rm`) and returns the runtime's
+/// container id with the output.
+pub fn run_to_completion(spec: &ContainerSpec) -> std::io::Result<(String, Output)> {
+    let pod_uid = spec
+        .pod_uid
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let image = match &spec.image {
+        Some(image) => image.clone(),
+        None => base_image()?,
+    };
+    let dir = tempfile::tempdir()?;
+    let cidfile = dir.path().join("cid");
+    let output = podman()
+        .args(["run", "--rm"])
+        .arg(format!("--cidfile={}", cidfile.display()))
+        .arg(format!("--cgroup-parent=kubepods/besteffort/pod{pod_uid}"))
+        .args(&spec.run_args)
+        .arg(&image)
+        .args(&spec.command)
+        .output()?;
+    let id = std::fs::read_to_string(&cidfile)
+        .map(|id| id.trim().to_owned())
+        .map_err(|error| {
+            std::io::Error::other(format!(
+                "podman run wrote no container id ({error}); stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        })?;
+    Ok((id, output))
+}
+
+/// The base image (`localhost/vigil-base:bookworm`), imported once per
+/// machine by `scripts/image-base`.
+pub fn base_image() -> std::io::Result<String> {
+    static IMAGE: OnceLock<Result<String, String>> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let script = workspace_root().join("scripts/image-base");
+            let output = Command::new(&script)
+                .output()
+                .map_err(|error| format!("{}: {error}", script.display()))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "{} failed: {}",
+                    script.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        })
+        .clone()
+        .map_err(std::io::Error::other)
+}
+
+/// The workspace's root directory (this crate lives in `lib/testkit`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The unified-hierarchy cgroup of `pid`, relative to the hierarchy root.
+pub fn unified_cgroup_of(pid: u32) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(|path| path.trim_start_matches('/').to_owned())
+        .ok_or_else(|| std::io::Error::other(format!("pid {pid} has no unified cgroup")))
+}
+
+fn podman() -> Command {
+    let mut command = Command::new("podman");
+    // Messages parsed or shown in reports stay in one language.
+    command.env("LC_ALL", "C");
+    command
+}
+
+fn checked(what: &str, output: Output) -> std::io::Result<Output> {
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(std::io::Error::other(format!(
+            "{what} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
