@@ -74,23 +74,26 @@ where
         }
     }
     let prefix = env_prefix(service);
+    let mut from_env = Vec::new();
     for (name, raw) in env {
         if let Some(path) = name.strip_prefix(&prefix) {
             let key = path.to_ascii_lowercase().replace("__", ".");
             let value: Value = raw.parse().unwrap_or_else(|never| match never {});
-            figment = figment.merge((key, value));
+            figment = figment.merge((key.clone(), value));
+            from_env.push((key, name));
         }
     }
-    match figment.extract::<T>() {
-        Ok(config) => {
-            let mut semantic = Problems::default();
-            config.validate(&mut semantic);
-            problems.extend(semantic.0);
-            if problems.is_empty() {
-                return Ok(config);
-            }
+    let origins = Origins {
+        figment: &figment,
+        from_env: &from_env,
+    };
+    if let Some(config) = extract_all::<T>(&figment, &origins, &mut problems) {
+        let mut semantic = Problems::default();
+        config.validate(&mut semantic);
+        problems.extend(semantic.0);
+        if problems.is_empty() {
+            return Ok(config);
         }
-        Err(errors) => problems.extend(errors.into_iter().map(|e| describe(&e))),
     }
     Err(ConfigError {
         service: service.to_owned(),
@@ -98,18 +101,103 @@ where
     })
 }
 
-fn describe(error: &figment::Error) -> String {
-    let key = error.path.join(".");
-    let origin = error
-        .metadata
-        .as_ref()
-        .and_then(|m| m.source.as_ref())
-        .map(|s| format!(" (from {s})"))
-        .unwrap_or_default();
-    if key.is_empty() {
-        format!("{}{origin}", error.kind)
-    } else {
-        format!("{key}: {}{origin}", error.kind)
+/// Stops a configuration with very many bad keys from being re-read forever.
+const MAX_KEY_PROBLEMS: usize = 100;
+
+/// Extracts `T`, reporting every unknown or mistyped key rather than the
+/// first: serde stops at the first one, so each bad key is recorded, taken
+/// out of the merged values, and the rest read again. The configuration
+/// without the bad keys is returned for the semantic checks, so they are
+/// reported in the same pass (`problems` then already holds the bad keys).
+fn extract_all<T: DeserializeOwned>(
+    figment: &Figment,
+    origins: &Origins<'_>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let mut merged: Value = match figment.extract() {
+        Ok(value) => value,
+        Err(errors) => {
+            problems.extend(errors.into_iter().map(|e| origins.describe(&e)));
+            return None;
+        }
+    };
+    let mut working = figment.clone();
+    let mut bad = 0;
+    loop {
+        let errors = match working.extract::<T>() {
+            Ok(config) => return Some(config),
+            Err(errors) => errors,
+        };
+        let mut removed = false;
+        for error in errors {
+            problems.push(origins.describe(&error));
+            bad += 1;
+            removed |= remove_key(&mut merged, &error.path);
+        }
+        if !removed || bad >= MAX_KEY_PROBLEMS {
+            return None;
+        }
+        working = Figment::from(figment::providers::Serialized::defaults(merged.clone()));
+    }
+}
+
+/// Takes `path` out of `value`; false if it is not there (an element of a
+/// list, say), which ends the search for further problems.
+fn remove_key(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for key in parents {
+        match current {
+            Value::Dict(_, dict) => match dict.get_mut(key) {
+                Some(next) => current = next,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    match current {
+        Value::Dict(_, dict) => dict.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+/// Where each key came from: the file (by its full path) or an environment
+/// variable (by its name).
+struct Origins<'a> {
+    figment: &'a Figment,
+    /// (key path, variable name), in the order applied.
+    from_env: &'a [(String, String)],
+}
+
+impl Origins<'_> {
+    fn describe(&self, error: &figment::Error) -> String {
+        let key = error.path.join(".");
+        let origin = self.origin(&key, error);
+        if key.is_empty() {
+            format!("{}{origin}", error.kind)
+        } else {
+            format!("{key}: {}{origin}", error.kind)
+        }
+    }
+
+    fn origin(&self, key: &str, error: &figment::Error) -> String {
+        // The last provider to set a key wins, so the last variable naming
+        // it (or a section holding it) is where the value came from.
+        if let Some((_, name)) = self.from_env.iter().rev().find(|(set, _)| {
+            set == key || key.starts_with(&format!("{set}.")) || set.starts_with(&format!("{key}."))
+        }) {
+            return format!(" (from environment variable {name})");
+        }
+        // The original providers, not the re-read values' (a second pass
+        // reads a copy that no longer knows where its keys came from).
+        let metadata = self.figment.find_metadata(key).or(error.metadata.as_ref());
+        match metadata.and_then(|m| m.source.as_ref()) {
+            Some(figment::Source::File(path)) => format!(" (from {})", path.display()),
+            Some(other) => format!(" (from {other})"),
+            None => String::new(),
+        }
     }
 }
 
@@ -296,6 +384,47 @@ mod tests {
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
+    }
+
+    #[test]
+    fn every_unknown_key_is_named_with_its_file_or_variable_at_once() {
+        let dir = std::env::temp_dir().join(format!("vigil-config-all-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("svc.toml");
+        std::fs::write(
+            &file,
+            "protected_namespaces = [\"a\"]\nbatch_max_events = 0\n[nats]\nurls = \"x\"\n[log]\nformat = \"yaml\"\n",
+        )
+        .unwrap();
+        let error = load::<Sample>(
+            "sample-svc",
+            Some(&file),
+            env(&[("VIGIL_SAMPLE_SVC__LOG__COLOUR", "red")]),
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        let path = file.display().to_string();
+        for expected in [
+            "protected_namespaces: unknown field: found `protected_namespaces`",
+            "nats.urls: unknown field: found `urls`",
+            "log.format:",
+            "log.colour: unknown field",
+            "batch_max_events: must be greater than 0",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from {text}");
+        }
+        assert_eq!(error.problems.len(), 5, "{text}");
+        for problem in &error.problems {
+            let origin = if problem.starts_with("log.colour") {
+                "(from environment variable VIGIL_SAMPLE_SVC__LOG__COLOUR)".to_owned()
+            } else if problem.starts_with("batch_max_events") {
+                continue;
+            } else {
+                format!("(from {path})")
+            };
+            assert!(problem.contains(&origin), "{origin} missing from {problem}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
