@@ -174,7 +174,7 @@ impl Lanes {
     fn start(&mut self, partition: u32, consumer: PullConsumer, shutdown: &CancellationToken) {
         let stop = shutdown.child_token();
         let pipeline = self.pipeline.clone();
-        let task = tokio::spawn(consume::run(consumer, stop.clone(), move |delivery| {
+        let task = tokio::spawn(consume::run(consumer, stop.clone(), 1, move |delivery| {
             pipeline.clone().handle(delivery)
         }));
         self.running.insert(partition, Lane { stop, task });

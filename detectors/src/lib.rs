@@ -24,15 +24,10 @@ pub mod reload;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    ConnectError, ConnectOptions, Disposition, Publisher, TraceContext,
-    async_nats::jetstream::{AckKind, Message, consumer::PullConsumer},
-    codec,
-    connect::connect,
-    topology,
+    ConnectError, ConnectOptions, Delivery, Disposition, Publisher, codec, connect::connect,
+    consume, topology,
 };
 use vigil_proto::v1::EventBatch;
 use vigil_service::{Health, clock};
@@ -45,7 +40,6 @@ pub const SERVICE: &str = "detectors";
 
 /// Back-off before a batch whose findings could not be published is redelivered.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
-const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,13 +87,10 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
         rules = engine.snapshot().rules().len(),
         syscalls = ?engine.snapshot().syscalls()
     );
-    consume(
-        consumer,
-        &shutdown,
-        &engine,
-        &publisher,
-        config.rules.max_in_flight,
-    )
+    let max_in_flight = config.rules.max_in_flight;
+    consume::run(consumer, shutdown.clone(), max_in_flight, move |delivery| {
+        handle(engine.clone(), publisher.clone(), delivery)
+    })
     .await;
     health.set_ready(false);
     watcher.abort();
@@ -113,129 +104,45 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     Ok(())
 }
 
-/// The consume loop, pipelined: each batch is decoded, evaluated, published
-/// and settled in its own task, up to `max_in_flight` at once. On shutdown the batches
-/// already evaluated are finished and settled; the rest stay unacknowledged
-/// and JetStream redelivers them to another instance.
-async fn consume(
-    consumer: PullConsumer,
-    shutdown: &CancellationToken,
-    engine: &Arc<Engine>,
-    publisher: &Publisher,
-    max_in_flight: usize,
-) {
-    let mut in_flight = JoinSet::new();
-    'subscribe: while !shutdown.is_cancelled() {
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
+/// decode → evaluate → publish the findings → ack, one batch. Evaluation
+/// runs in the consume loop's task for the batch, so batches spread over
+/// the runtime's worker threads while earlier ones await confirmation.
+async fn handle(engine: Arc<Engine>, publisher: Publisher, delivery: Delivery) -> Disposition {
+    let gauge = ::metrics::gauge!(metrics::IN_FLIGHT);
+    gauge.increment(1.0);
+    let disposition = match evaluate(&engine, &delivery) {
+        Err(reason) => Disposition::Reject { reason },
+        Ok(raised) => match publish::publish_findings(&publisher, &raised, &delivery.trace).await {
+            Ok(()) => Disposition::Ack,
             Err(error) => {
-                tracing::warn!(message = "Cannot pull from consumer; retrying.", %error);
-                sleep_unless_cancelled(shutdown, RESUBSCRIBE_DELAY).await;
-                continue;
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => break 'subscribe,
-                next = messages.next() => next,
-            };
-            let message = match next {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => {
-                    tracing::warn!(message = "Consumer stream reported an error.", %error);
-                    continue;
+                metrics::error("publish_failed", "publish");
+                Disposition::Retry {
+                    reason: error.to_string(),
+                    delay: RETRY_DELAY,
                 }
-                None => break,
-            };
-            // Evaluation runs in the task too, so batches spread over the
-            // runtime's worker threads; each batch is settled on its own.
-            let engine = engine.clone();
-            let publisher = publisher.clone();
-            in_flight.spawn(async move {
-                let work = evaluate(&engine, &message);
-                settle(message, work, &publisher).await;
-            });
-            ::metrics::gauge!(metrics::IN_FLIGHT).set(in_flight.len() as f64);
-            while in_flight.len() >= max_in_flight {
-                in_flight.join_next().await;
             }
-            while in_flight.try_join_next().is_some() {}
-        }
-        sleep_unless_cancelled(shutdown, RESUBSCRIBE_DELAY).await;
-    }
-    while in_flight.join_next().await.is_some() {}
-    ::metrics::gauge!(metrics::IN_FLIGHT).set(0.0);
+        },
+    };
+    gauge.decrement(1.0);
+    disposition
 }
 
-/// What a message turned into: findings to publish, or a rejection.
-enum Work {
-    Publish {
-        raised: Vec<finding::Raised>,
-        trace: TraceContext,
-    },
-    Reject(String),
-}
-
-fn evaluate(engine: &Engine, message: &Message) -> Work {
-    let (sequence, _) = message
-        .info()
-        .map_or((0, 1), |info| (info.stream_sequence, info.delivered));
-    let batch =
-        match codec::decode::<EventBatch>(&message.payload, message.subject.as_str(), sequence) {
-            Ok(batch) => batch,
-            Err(error) => {
-                metrics::error("malformed_payload", "decode");
-                return Work::Reject(error.to_string());
-            }
-        };
+/// The findings a batch raises, or why it cannot be read.
+fn evaluate(engine: &Engine, delivery: &Delivery) -> Result<Vec<finding::Raised>, String> {
+    let batch = codec::decode::<EventBatch>(
+        &delivery.payload,
+        &delivery.subject,
+        delivery.stream_sequence,
+    )
+    .map_err(|error| {
+        metrics::error("malformed_payload", "decode");
+        error.to_string()
+    })?;
     ::metrics::counter!(metrics::BATCHES).increment(1);
     ::metrics::counter!(metrics::EVENTS).increment(batch.events.len() as u64);
-    let trace =
-        TraceContext::from_headers(message.headers.as_ref()).unwrap_or_else(TraceContext::new_root);
-    let raised = finding::evaluate(&engine.snapshot(), &batch, clock::wall_ns());
-    Work::Publish { raised, trace }
-}
-
-/// publish → ack, or retry / reject.
-async fn settle(message: Message, work: Work, publisher: &Publisher) {
-    let disposition = match work {
-        Work::Reject(reason) => Disposition::Reject { reason },
-        Work::Publish { raised, trace } => {
-            match publish::publish_findings(publisher, &raised, &trace).await {
-                Ok(()) => Disposition::Ack,
-                Err(error) => {
-                    metrics::error("publish_failed", "publish");
-                    Disposition::Retry {
-                        reason: error.to_string(),
-                        delay: RETRY_DELAY,
-                    }
-                }
-            }
-        }
-    };
-    let subject = message.subject.to_string();
-    let (label, kind) = match disposition {
-        Disposition::Ack => ("acked", AckKind::Ack),
-        Disposition::Retry { reason, delay } => {
-            tracing::warn!(message = "Will retry batch.", %subject, %reason);
-            ("retried", AckKind::Nak(Some(delay)))
-        }
-        Disposition::Reject { reason } => {
-            tracing::warn!(message = "Rejected batch.", %subject, %reason);
-            ("rejected", AckKind::Term)
-        }
-    };
-    ::metrics::counter!("vigil_bus_messages_total", "consumer" => "detectors", "disposition" => label)
-        .increment(1);
-    if let Err(error) = message.ack_with(kind).await {
-        // The server will redeliver; findings are de-duplicated by id.
-        tracing::warn!(message = "Could not settle batch.", %subject, %error);
-    }
-}
-
-async fn sleep_unless_cancelled(shutdown: &CancellationToken, delay: Duration) {
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = tokio::time::sleep(delay) => {}
-    }
+    Ok(finding::evaluate(
+        &engine.snapshot(),
+        &batch,
+        clock::wall_ns(),
+    ))
 }

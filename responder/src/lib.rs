@@ -113,7 +113,11 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
         node = %config.node_name, mode = ?config.mode, dry_run = config.dry_run,
         consumer = %spec.durable_name, grpc = ?grpc.as_ref().map(|g| g.address)
     );
-    consume::run(consumer, shutdown, |delivery| responder.handle(delivery)).await;
+    consume::run(consumer, shutdown, 1, move |delivery| {
+        let responder = responder.clone();
+        async move { responder.handle(delivery).await }
+    })
+    .await;
     health.set_ready(false);
     if let Some(grpc) = grpc {
         grpc.stopped().await;

@@ -1,5 +1,6 @@
 //! The one consume loop every service uses: pull, hand the message to the
-//! service, then settle it as the service decided.
+//! service, then settle it as the service decided; one message at a time,
+//! or several in flight (the detectors pipeline batches this way).
 //!
 //! * `Ack` only after the work is finished, including any downstream publish
 //!   that JetStream has confirmed;
@@ -12,10 +13,11 @@ use std::{future::Future, time::Duration};
 
 use async_nats::{
     HeaderMap,
-    jetstream::{AckKind, consumer::PullConsumer},
+    jetstream::{AckKind, Message, consumer::PullConsumer},
 };
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::trace::TraceContext;
@@ -53,13 +55,21 @@ impl Disposition {
     }
 }
 
-/// Runs until `shutdown` fires. The message being handled when it fires is
-/// finished and settled; messages not yet handled are left unacknowledged and
-/// JetStream redelivers them to the next instance.
-pub async fn run<H, F>(consumer: PullConsumer, shutdown: CancellationToken, mut handle: H)
-where
+/// Runs until `shutdown` fires, with up to `max_in_flight` messages handled
+/// at once (at least one). Each message is handled and settled in its own
+/// task, so handlers spread over the runtime's worker threads and one
+/// message's wait for JetStream overlaps the next one's work; with 1 a
+/// message is settled before the next is pulled. On shutdown the messages
+/// in hand are finished and settled; messages not yet handed out are left
+/// unacknowledged and JetStream redelivers them to the next instance.
+pub async fn run<H, F>(
+    consumer: PullConsumer,
+    shutdown: CancellationToken,
+    max_in_flight: usize,
+    mut handle: H,
+) where
     H: FnMut(Delivery) -> F,
-    F: Future<Output = Disposition>,
+    F: Future<Output = Disposition> + Send + 'static,
 {
     let name = consumer
         .cached_info()
@@ -67,7 +77,8 @@ where
         .durable_name
         .clone()
         .unwrap_or_default();
-    while !shutdown.is_cancelled() {
+    let mut in_flight = JoinSet::new();
+    'subscribe: while !shutdown.is_cancelled() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
             Err(error) => {
@@ -78,7 +89,7 @@ where
         };
         loop {
             let next = tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => break 'subscribe,
                 next = messages.next() => next,
             };
             let message = match next {
@@ -104,27 +115,59 @@ where
                 trace: TraceContext::from_headers(message.headers.as_ref())
                     .unwrap_or_else(TraceContext::new_root),
             };
-            let subject = delivery.subject.clone();
-            let disposition = handle(delivery).await;
-            metrics::counter!("vigil_bus_messages_total", "consumer" => name.clone(), "disposition" => disposition.label())
-                .increment(1);
-            let kind = match disposition {
-                Disposition::Ack => AckKind::Ack,
-                Disposition::Retry { reason, delay } => {
-                    tracing::warn!(message = "Will retry message.", consumer = %name, %subject, stream_sequence, delivered, %reason);
-                    AckKind::Nak(Some(delay))
-                }
-                Disposition::Reject { reason } => {
-                    tracing::warn!(message = "Rejected message.", consumer = %name, %subject, stream_sequence, %reason);
-                    AckKind::Term
-                }
-            };
-            if let Err(error) = message.ack_with(kind).await {
-                // The server will redeliver; handlers are idempotent.
-                tracing::warn!(message = "Could not settle message.", consumer = %name, %subject, stream_sequence, %error);
+            let work = handle(delivery);
+            let consumer = name.clone();
+            in_flight.spawn(async move { settle(message, work.await, &consumer).await });
+            while in_flight.len() >= max_in_flight.max(1) {
+                join(&mut in_flight, &name).await;
+            }
+            while let Some(joined) = in_flight.try_join_next() {
+                log_panic(joined, &name);
             }
         }
         sleep_unless_cancelled(&shutdown, RESUBSCRIBE_DELAY).await;
+    }
+    while !in_flight.is_empty() {
+        join(&mut in_flight, &name).await;
+    }
+}
+
+/// Acks, naks or terms `message` as `disposition` says, and counts it.
+async fn settle(message: Message, disposition: Disposition, consumer: &str) {
+    let subject = message.subject.as_str();
+    let (stream_sequence, delivered) = message
+        .info()
+        .map_or((0, 1), |info| (info.stream_sequence, info.delivered));
+    metrics::counter!("vigil_bus_messages_total", "consumer" => consumer.to_owned(), "disposition" => disposition.label())
+        .increment(1);
+    let kind = match disposition {
+        Disposition::Ack => AckKind::Ack,
+        Disposition::Retry { reason, delay } => {
+            tracing::warn!(message = "Will retry message.", consumer, %subject, stream_sequence, delivered, %reason);
+            AckKind::Nak(Some(delay))
+        }
+        Disposition::Reject { reason } => {
+            tracing::warn!(message = "Rejected message.", consumer, %subject, stream_sequence, %reason);
+            AckKind::Term
+        }
+    };
+    if let Err(error) = message.ack_with(kind).await {
+        // The server will redeliver; handlers are idempotent.
+        tracing::warn!(message = "Could not settle message.", consumer, %subject, stream_sequence, %error);
+    }
+}
+
+async fn join(in_flight: &mut JoinSet<()>, consumer: &str) {
+    if let Some(joined) = in_flight.join_next().await {
+        log_panic(joined, consumer);
+    }
+}
+
+/// A handler that panicked leaves its message unsettled: JetStream
+/// redelivers it after the ack wait.
+fn log_panic(joined: Result<(), JoinError>, consumer: &str) {
+    if let Err(error) = joined {
+        tracing::error!(message = "A message handler failed; the message will be redelivered.", consumer, %error);
     }
 }
 

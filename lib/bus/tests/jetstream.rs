@@ -147,7 +147,7 @@ async fn consume_acks_good_rejects_malformed_and_carries_the_trace() {
             traces.clone(),
             shutdown.clone(),
         );
-        consume::run(consumer, shutdown, move |delivery| {
+        consume::run(consumer, shutdown, 1, move |delivery| {
             let (seen, rejected, traces) = (seen.clone(), rejected.clone(), traces.clone());
             async move {
                 traces.lock().unwrap().push(delivery.trace.trace_id);
@@ -272,7 +272,7 @@ async fn consuming_survives_a_server_restart_without_losing_acknowledged_message
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
         let (seen, shutdown) = (seen.clone(), shutdown.clone());
-        consume::run(consumer, shutdown, move |delivery| {
+        consume::run(consumer, shutdown, 1, move |delivery| {
             let seen = seen.clone();
             async move {
                 let batch: EventBatch =
@@ -351,5 +351,57 @@ async fn the_login_in_the_url_is_sent() {
     assert!(
         matches!(&error, vigil_bus::ConnectError::Cancelled { url } if !url.contains("wrong")),
         "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_to_max_in_flight_messages_are_handled_at_once() {
+    const IN_FLIGHT: usize = 3;
+    let server = NatsServer::start();
+    let bus = connect(&options(&server), &CancellationToken::new())
+        .await
+        .unwrap();
+    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
+        .await
+        .unwrap();
+    let publisher = Publisher::new(bus.jetstream.clone());
+    let trace = TraceContext::new_root();
+    for sequence in 1..=IN_FLIGHT as u64 {
+        publisher
+            .publish(
+                subject::events("n1", 0),
+                &format!("run:{sequence}"),
+                &trace,
+                codec::encode(&batch(sequence)),
+            )
+            .await
+            .unwrap();
+    }
+    // Each handler waits until all of them have started: they finish only
+    // if the loop hands out the next messages before settling the first.
+    let barrier = Arc::new(tokio::sync::Barrier::new(IN_FLIGHT));
+    let mut settled = consumer.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let (barrier, seen, shutdown) = (barrier.clone(), seen.clone(), shutdown.clone());
+        consume::run(consumer, shutdown, IN_FLIGHT, move |delivery| {
+            let (barrier, seen) = (barrier.clone(), seen.clone());
+            async move {
+                barrier.wait().await;
+                seen.lock().unwrap().push(delivery.stream_sequence);
+                Disposition::Ack
+            }
+        })
+    });
+    let mut handled = wait_for(&seen, IN_FLIGHT).await;
+    handled.sort_unstable();
+    assert_eq!(handled, vec![1, 2, 3]);
+    shutdown.cancel();
+    task.await.unwrap();
+    let info = settled.info().await.unwrap();
+    assert_eq!(
+        info.ack_floor.stream_sequence, IN_FLIGHT as u64,
+        "all settled"
     );
 }
