@@ -5,7 +5,8 @@
 //! Checks run from cheapest and least surprising to most specific: not our
 //! node, too old, no policy rule, no action of ours (all acknowledged
 //! silently), then protection and "is this a pod at all" (refused, with a
-//! record per action), then dry run, and only then a real action.
+//! record per action), then dry run (the policy's switch, the configuration's, the action's,
+//! or a pod outside what the policy enforces), and only then a real action.
 
 use vigil_proto::v1::Finding;
 
@@ -156,7 +157,12 @@ fn verdict(
             finding.pod
         ));
     }
-    if policy.dry_run || scope.dry_run || spec.dry_run {
+    // Outside what the policy enforces, the responder only records what it
+    // would do (the shipped default enforces nowhere: detection first).
+    let enforced = policy
+        .enforce
+        .covers(&finding.namespace, &finding.pod_labels);
+    if policy.dry_run || scope.dry_run || spec.dry_run || !enforced {
         Verdict::DryRun
     } else {
         Verdict::Act
@@ -269,6 +275,51 @@ mod tests {
         );
         assert_eq!(decision.label(), "act");
         assert_eq!(policy.rules[0].actions[1].signal, KillSignal::Kill);
+    }
+
+    #[test]
+    fn the_default_policy_records_a_dry_run_until_the_namespace_is_enforced() {
+        let shipped = Policy::default_policy().unwrap();
+        let decision = decide(&shipped, &node_scope(), &finding(), NOW);
+        assert_eq!(
+            verdicts(&decision),
+            vec![(Action::Freeze, Verdict::DryRun)],
+            "namespace shop is not enforced by the shipped default"
+        );
+        assert_eq!(decision.label(), "dry_run");
+
+        let text = crate::policy::default_policy_enforcing("{ namespaces: [shop] }");
+        let enforcing = Policy::parse(&text, "enforcing.yaml").unwrap();
+        let decision = decide(&enforcing, &node_scope(), &finding(), NOW);
+        assert_eq!(verdicts(&decision), vec![(Action::Freeze, Verdict::Act)]);
+        let elsewhere = Finding {
+            namespace: "payments".into(),
+            ..finding()
+        };
+        assert_eq!(
+            verdicts(&decide(&enforcing, &node_scope(), &elsewhere, NOW)),
+            vec![(Action::Freeze, Verdict::DryRun)]
+        );
+    }
+
+    #[test]
+    fn enforcement_by_pod_label_acts_on_labelled_pods_only() {
+        let text = crate::policy::default_policy_enforcing(
+            "{ pod_labels: { vigil.dev/enforce: \"true\" } }",
+        );
+        let policy = Policy::parse(&text, "labels.yaml").unwrap();
+        assert_eq!(
+            verdicts(&decide(&policy, &node_scope(), &finding(), NOW)),
+            vec![(Action::Freeze, Verdict::DryRun)]
+        );
+        let labelled = Finding {
+            pod_labels: [("vigil.dev/enforce".to_owned(), "true".to_owned())].into(),
+            ..finding()
+        };
+        assert_eq!(
+            verdicts(&decide(&policy, &node_scope(), &labelled, NOW)),
+            vec![(Action::Freeze, Verdict::Act)]
+        );
     }
 
     #[test]

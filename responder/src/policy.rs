@@ -21,8 +21,20 @@ use vigil_proto::v1::{ActionKind, Finding, FindingSource, Priority};
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.yaml");
 /// Where [`DEFAULT_POLICY`] comes from, for messages.
 pub const DEFAULT_POLICY_NAME: &str = "responder/policy/default.yaml (built in)";
-/// Protected when the policy names none: Kubernetes' own and Vigil's.
-pub const DEFAULT_PROTECTED_NAMESPACES: &[&str] = &["kube-system", "vigil-system"];
+/// The line of [`DEFAULT_POLICY`] that says where it enforces (nowhere).
+const DEFAULT_ENFORCE_LINE: &str = "enforce: { namespaces: [], pod_labels: {} }";
+
+/// The default policy's text with its `enforce` set to `enforce` (a YAML
+/// flow mapping such as `{ all: true }` or `{ namespaces: [shop] }`): what
+/// the demo and the end-to-end tests run, since the shipped default only
+/// records what it would do.
+pub fn default_policy_enforcing(enforce: &str) -> String {
+    DEFAULT_POLICY.replacen(DEFAULT_ENFORCE_LINE, &format!("enforce: {enforce}"), 1)
+}
+
+/// Protected when the policy names none: Kubernetes' own and Vigil's (the
+/// node agents in vigil-system, the other services in vigil).
+pub const DEFAULT_PROTECTED_NAMESPACES: &[&str] = &["kube-system", "vigil-system", "vigil"];
 /// Protected when the policy names none: the opt-out label for any pod.
 pub const DEFAULT_PROTECTED_LABELS: &[(&str, &str)] = &[("vigil.dev/protected", "true")];
 
@@ -121,10 +133,44 @@ pub struct Limit {
     pub per_seconds: u64,
 }
 
+/// Where the policy's actions are carried out; everywhere else they are
+/// recorded as DRY_RUN. The shipped default enforces nowhere (a safe first
+/// install: detection first); a policy without `enforce` enforces
+/// everywhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enforce {
+    pub all: bool,
+    /// Every pod in any of these namespaces.
+    pub namespaces: BTreeSet<String>,
+    /// Any pod carrying one of these labels with this value.
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+impl Enforce {
+    /// Enforcement everywhere: what a policy without `enforce` gets.
+    pub fn everywhere() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether actions on a pod in `namespace` with `labels` are carried out.
+    pub fn covers(&self, namespace: &str, labels: &HashMap<String, String>) -> bool {
+        self.all
+            || self.namespaces.contains(namespace)
+            || self
+                .pod_labels
+                .iter()
+                .any(|(key, value)| labels.get(key) == Some(value))
+    }
+}
+
 /// The loaded policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub dry_run: bool,
+    pub enforce: Enforce,
     pub protected_namespaces: BTreeSet<String>,
     pub protected_labels: BTreeMap<String, String>,
     pub per_pod: Limit,
@@ -271,6 +317,7 @@ fn yaml_problem(file: &str, error: &serde_saphyr::Error) -> String {
 struct PolicyDoc {
     #[serde(default)]
     dry_run: bool,
+    enforce: Option<EnforceDoc>,
     #[serde(default)]
     protected: ProtectedDoc,
     rate_limits: RateLimitsDoc,
@@ -314,6 +361,16 @@ fn default_protected_namespaces() -> Vec<Spanned<String>> {
             )
         })
         .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnforceDoc {
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    namespaces: Vec<Spanned<String>>,
+    pod_labels: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -409,8 +466,13 @@ impl PolicyDoc {
             }
             rules.push(rule.compile(problems));
         }
+        let enforce = match self.enforce {
+            Some(doc) => doc.compile(&protected_namespaces, problems),
+            None => Enforce::everywhere(),
+        };
         Policy {
             dry_run: self.dry_run,
+            enforce,
             protected_namespaces,
             protected_labels: self.protected.labels,
             per_pod: self.rate_limits.per_pod.compile("per_pod", problems),
@@ -421,6 +483,47 @@ impl PolicyDoc {
                 .saturating_mul(1_000_000_000),
             rules,
         }
+    }
+}
+
+impl EnforceDoc {
+    fn compile(self, protected: &BTreeSet<String>, problems: &mut Problems<'_>) -> Enforce {
+        let mut enforce = Enforce {
+            all: self.all,
+            ..Enforce::default()
+        };
+        for namespace in self.namespaces {
+            if namespace.value.trim().is_empty() {
+                problems.at(&namespace, "enforce.namespaces: names must not be empty");
+            } else if protected.contains(&namespace.value) {
+                problems.at(
+                    &namespace,
+                    format!(
+                        "enforce.namespaces: {} is protected, so nothing there is ever acted on",
+                        namespace.value
+                    ),
+                );
+            } else if self.all {
+                problems.at(
+                    &namespace,
+                    "enforce.namespaces: all: true already enforces every namespace",
+                );
+            }
+            enforce.namespaces.insert(namespace.value);
+        }
+        if let Some(labels) = self.pod_labels {
+            if labels.value.keys().any(|key| key.trim().is_empty()) {
+                problems.at(&labels, "enforce.pod_labels: label keys must not be empty");
+            }
+            if self.all && !labels.value.is_empty() {
+                problems.at(
+                    &labels,
+                    "enforce.pod_labels: all: true already enforces every pod",
+                );
+            }
+            enforce.pod_labels = labels.value;
+        }
+        enforce
     }
 }
 
@@ -569,6 +672,10 @@ mod tests {
     #[test]
     fn the_default_policy_loads_and_freezes_warnings_from_rules() {
         let policy = Policy::default_policy().unwrap();
+        assert!(
+            DEFAULT_POLICY.contains(DEFAULT_ENFORCE_LINE),
+            "default_policy_enforcing replaces this line"
+        );
         assert!(!policy.dry_run);
         assert!(policy.protected_namespaces.contains("kube-system"));
         assert!(policy.protected_namespaces.contains("vigil-system"));
@@ -594,6 +701,57 @@ mod tests {
         assert_eq!(
             policy.select(&strong).unwrap().name,
             "freeze-strong-anomalies"
+        );
+    }
+
+    #[test]
+    fn the_shipped_default_enforces_nowhere_and_a_policy_without_enforce_everywhere() {
+        let shipped = Policy::default_policy().unwrap();
+        let labels = HashMap::new();
+        assert_eq!(shipped.enforce, Enforce::default());
+        assert!(!shipped.enforce.covers("shop", &labels));
+        let written = parse("rules:\n  - name: r\n    actions: [{ kind: freeze }]\n").unwrap();
+        assert!(written.enforce.covers("shop", &labels));
+        let all = Policy::parse(&default_policy_enforcing("{ all: true }"), "all.yaml").unwrap();
+        assert!(all.enforce.covers("anything", &labels));
+        assert_eq!(all.rules.len(), shipped.rules.len());
+    }
+
+    #[test]
+    fn a_bad_enforce_names_file_line_and_column() {
+        let error = parse(
+            "protected: { namespaces: [kube-system] }\nenforce:\n  namespaces: [\"\", kube-system]\n  pod_labels: { \"\": x }\nrules:\n  - name: r\n    actions: [{ kind: freeze }]\n",
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 3, "{text}");
+        for expected in [
+            "test.yaml:7:16: enforce.namespaces: names must not be empty",
+            "test.yaml:7:20: enforce.namespaces: kube-system is protected",
+            "test.yaml:8:15: enforce.pod_labels: label keys must not be empty",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+        let both = parse(
+            "enforce: { all: true, namespaces: [shop] }\nrules:\n  - name: r\n    actions: [{ kind: freeze }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            both.contains("test.yaml:5:36: enforce.namespaces: all: true"),
+            "{both}"
+        );
+        let unknown = parse(
+            "enforce: { namespace: [shop] }\nrules:\n  - name: r\n    actions: [{ kind: freeze }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unknown.contains("test.yaml:5:") && unknown.contains("namespace"),
+            "{unknown}"
         );
     }
 

@@ -139,6 +139,64 @@ async fn dry_run_records_what_it_would_do_and_freezes_nothing() {
 }
 
 #[tokio::test]
+async fn the_shipped_policy_records_a_dry_run_until_the_namespace_is_enforced() {
+    if !require_root("the_shipped_policy_records_a_dry_run_until_the_namespace_is_enforced") {
+        return;
+    }
+    let server = NatsServer::start();
+    let bus = bus(&server).await;
+    // The built-in default policy, as a first install runs it.
+    let shipped = Config {
+        policy_file: None,
+        ..config(&server)
+    };
+    let service = Running::start(shipped, Health::default()).await;
+    let (sandbox, child) = occupied_sandbox();
+    let finding = sandbox_finding(&sandbox, "f-unenforced", "shop");
+    publish_finding(&bus, &finding, &finding.id, &TraceContext::new_root()).await;
+    let (subject, record) = wait_records(&bus, 1).await.remove(0);
+    assert_eq!(subject, format!("vigil.actions.{NODE}.dry_run"));
+    assert_eq!(record.outcome(), ActionOutcome::DryRun, "{}", record.reason);
+    assert!(record.dry_run);
+    assert!(record.reason.contains("would freeze"), "{}", record.reason);
+    assert!(
+        !sandbox.is_frozen(),
+        "an un-enforced namespace is not touched"
+    );
+    service.stop().await;
+    teardown(sandbox, child);
+
+    // The operator turns enforcement on for the namespace.
+    let enforcing = policy_file(
+        "enforce-shop",
+        &vigil_responder::policy::default_policy_enforcing("{ namespaces: [shop] }"),
+    );
+    let config = Config {
+        policy_file: Some(enforcing),
+        ..config(&server)
+    };
+    let service = Running::start(config, Health::default()).await;
+    let (sandbox, child) = occupied_sandbox();
+    let finding = sandbox_finding(&sandbox, "f-enforced", "shop");
+    publish_finding(&bus, &finding, &finding.id, &TraceContext::new_root()).await;
+    let records = wait_records(&bus, 2).await;
+    let (subject, record) = records
+        .iter()
+        .find(|(_, r)| r.finding_id == "f-enforced")
+        .expect("a record for the enforced finding");
+    assert_eq!(subject, &format!("vigil.actions.{NODE}.succeeded"));
+    assert_eq!(
+        record.outcome(),
+        ActionOutcome::Succeeded,
+        "{}",
+        record.reason
+    );
+    assert!(sandbox.is_frozen(), "an enforced namespace is contained");
+    service.stop().await;
+    teardown(sandbox, child);
+}
+
+#[tokio::test]
 async fn a_pod_in_a_protected_namespace_is_refused_and_left_running() {
     if !require_root("a_pod_in_a_protected_namespace_is_refused_and_left_running") {
         return;

@@ -22,9 +22,29 @@ pub const NODE: &str = "node-1";
 pub const CONSUMER: &str = "responder-node-1";
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// The shipped default policy with enforcement everywhere: the shipped one
+/// only records what it would do, and these tests expect real actions.
+pub fn enforcing_default_policy() -> std::path::PathBuf {
+    policy_file(
+        "enforce-all",
+        &vigil_responder::policy::default_policy_enforcing("{ all: true }"),
+    )
+}
+
+/// Writes a policy for this test process under cargo's per-test tmpdir.
+pub fn policy_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "responder-policy-{name}-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).expect("write the test policy");
+    path
+}
+
 pub fn config(server: &NatsServer) -> Config {
     Config {
         node_name: NODE.into(),
+        policy_file: Some(enforcing_default_policy()),
         nats: NatsConfig {
             url: server.url(),
             ..Default::default()
