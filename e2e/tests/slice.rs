@@ -29,8 +29,19 @@ fn slice() -> Vec<ServiceSpec> {
     vec![
         ServiceSpec::new("vigil-collector"),
         ServiceSpec::new("vigil-detectors"),
-        ServiceSpec::new("vigil-responder"),
+        ServiceSpec::new("vigil-responder").with("POLICY_FILE", &enforcing_policy()),
     ]
+}
+
+/// The shipped policy only records what it would do; this slice turns
+/// enforcement on everywhere (its findings carry no pod namespace: there is
+/// no Kubernetes API here).
+fn enforcing_policy() -> String {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("e2e-policy-{}.yaml", std::process::id()));
+    let text = vigil_responder::policy::default_policy_enforcing("{ all: true }");
+    std::fs::write(&path, text).expect("write the e2e policy");
+    path.display().to_string()
 }
 
 async fn bus(pipeline: &Pipeline) -> vigil_bus::BusConnection {

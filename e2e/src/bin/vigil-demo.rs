@@ -212,8 +212,18 @@ fn start_pipeline(
                     .with("KUBE__ENABLED", "true")
                     .with("KUBE__API_URL", &api),
             );
+            // The shipped policy only records what it would do: the demo
+            // turns enforcement on for its namespace.
+            let policy = std::env::temp_dir().join("vigil-demo-policy.yaml");
+            let enforce = format!("{{ namespaces: [{}] }}", DemoCluster::NAMESPACE);
+            std::fs::write(
+                &policy,
+                vigil_responder::policy::default_policy_enforcing(&enforce),
+            )
+            .with_context(|| format!("write {}", policy.display()))?;
             services.push(
                 ServiceSpec::new("vigil-responder")
+                    .with("POLICY_FILE", &policy.display().to_string())
                     .with("MODE", "both")
                     .with("KUBE__ENABLED", "true")
                     .with("KUBE__API_URL", &api)
