@@ -1,14 +1,15 @@
-//! Node-level containment on real kernel objects, and release over gRPC.
+//! Node-level containment of a real container, and release over gRPC.
 //!
-//! A pod-like sandbox (kubepods cgroup, own network namespace) gets a veth
-//! pair to the host; a process of the pod holds an ESTABLISHED TCP
-//! connection to a listener on the host and echoes what it receives. The
-//! responder, in-process against a real nats-server, cuts the network with
-//! nft inside the pod's namespace: the open connection stops carrying data.
-//! Releasing the pod over gRPC restores it, and the same connection works
-//! again. Cluster-level actions go to the fake API server of
-//! `vigil-fake-kube` (no real API server can run here), which checks every
-//! request against the k8s-openapi types and the ClusterRole
+//! A real container (podman with runc, in a kubepods cgroup parent, with
+//! `--network=none`: its own network namespace with only loopback) holds an
+//! ESTABLISHED TCP connection to a listener the test opens inside that
+//! namespace, and echoes what it receives. The responder, in-process against
+//! a real nats-server, cuts the network with nft inside the container's
+//! namespace (entered through the container's pid): the open connection
+//! stops carrying data. Releasing the pod over gRPC restores it, and the
+//! same connection works again. Cluster-level actions go to the fake API
+//! server of `vigil-fake-kube` (no real API server can run here), which
+//! checks every request against the k8s-openapi types and the ClusterRole
 //! `vigil-responder` of k8s/base/rbac/responder.yaml.
 
 #![allow(clippy::unwrap_used, reason = "test fixtures")]
@@ -19,7 +20,6 @@ use std::{
     io::{BufRead, BufReader, Write},
     net::{TcpListener, TcpStream},
     path::PathBuf,
-    process::{Child, Command},
     time::Duration,
 };
 
@@ -32,94 +32,41 @@ use vigil_proto::v1::{
 };
 use vigil_responder::{Config, GrpcConfig, KubeConfig, Mode, kube_actions};
 use vigil_service::Health;
-use vigil_testkit::{NatsServer, PodSandbox, require_root};
+use vigil_testkit::{Container, ContainerSpec, NatsServer, echo_client_prelude, require_root};
 
-/// A sandbox whose network namespace is wired to the host by a veth pair,
-/// with an echo client in it connected to a listener on the host.
+/// The echo port inside the container's own network namespace (nothing
+/// else listens there).
+const ECHO_PORT: u16 = 7777;
+
+/// A real container with an echo client in it, connected to a listener the
+/// test holds in the container's network namespace.
 struct Wired {
-    sandbox: PodSandbox,
-    holder: Child,
-    client: Child,
-    host_veth: String,
-    /// The host end of the established connection.
+    container: Container,
+    /// The test's end of the established connection.
     conn: BufReader<TcpStream>,
-}
-
-fn run(program: &str, args: &[&str]) {
-    let status = Command::new(program).args(args).status().unwrap();
-    assert!(status.success(), "{program} {args:?} failed");
 }
 
 impl Wired {
     fn new() -> Self {
-        let sandbox = PodSandbox::create().expect("create the pod sandbox");
-        let holder = sandbox.spawn("/bin/sleep", &["60"]).unwrap();
-        let pid = vigil_testkit::wait_until(Duration::from_secs(5), || {
-            let pid = *sandbox.pids().first()?;
-            let own = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
-            (own != std::fs::read_link("/proc/self/ns/net").ok()?).then_some(pid)
+        let spec = ContainerSpec::script(&echo_client_prelude(ECHO_PORT)).run_arg("--network=none");
+        let container = Container::start(&spec).unwrap_or_else(|e| panic!("{e}"));
+        let listener: TcpListener = container.listen_in_netns(ECHO_PORT).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stream = vigil_testkit::wait_until(Duration::from_secs(10), || {
+            listener.accept().ok().map(|(stream, _)| stream)
         })
-        .expect("the sandbox process has its own network namespace");
-        let tag = &sandbox.container_id[..6];
-        let subnet = u8::from_str_radix(&sandbox.container_id[..2], 16).unwrap();
-        let (host_veth, pod_veth) = (format!("vh{tag}"), format!("vp{tag}"));
-        let (host_ip, pod_ip) = (format!("10.254.{subnet}.1"), format!("10.254.{subnet}.2"));
-        let netns = format!("--net=/proc/{pid}/ns/net");
-        run(
-            "ip",
-            &[
-                "link", "add", &host_veth, "type", "veth", "peer", "name", &pod_veth,
-            ],
-        );
-        run("ip", &["link", "set", &pod_veth, "netns", &pid.to_string()]);
-        run(
-            "ip",
-            &["addr", "add", &format!("{host_ip}/30"), "dev", &host_veth],
-        );
-        run("ip", &["link", "set", &host_veth, "up"]);
-        for args in [
-            vec![
-                "ip",
-                "addr",
-                "add",
-                &format!("{pod_ip}/30"),
-                "dev",
-                &pod_veth,
-            ],
-            vec!["ip", "link", "set", &pod_veth, "up"],
-            vec!["ip", "link", "set", "lo", "up"],
-        ] {
-            let mut full = vec![netns.as_str(), "--"];
-            full.extend(args.iter().copied());
-            run("nsenter", &full);
-        }
-
-        let listener = TcpListener::bind((host_ip.as_str(), 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        // The echo client joins the pod's cgroup, then its network namespace.
-        let procs = sandbox
-            .hierarchies
-            .unified_dir(&sandbox.cgroup_path)
-            .unwrap()
-            .join("cgroup.procs");
-        let script = format!(
-            "echo $$ > {procs} && exec nsenter {netns} -- bash -c 'exec 3<>/dev/tcp/{host_ip}/{port}; exec cat <&3 >&3'",
-            procs = procs.display()
-        );
-        let client = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .spawn()
-            .unwrap();
-        let (stream, _) = listener.accept().unwrap();
+        .unwrap_or_else(|| {
+            panic!(
+                "the container's echo client never connected; its logs:\n{}",
+                container.logs()
+            )
+        });
+        stream.set_nonblocking(false).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(1500)))
             .unwrap();
         let mut wired = Self {
-            sandbox,
-            holder,
-            client,
-            host_veth,
+            container,
             conn: BufReader::new(stream),
         };
         assert_eq!(wired.echo("hello").as_deref(), Some("hello"));
@@ -153,17 +100,18 @@ impl Wired {
         }
         None
     }
-}
 
-impl Drop for Wired {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_veth])
-            .status();
-        let _ = self.client.kill();
-        let _ = self.holder.kill();
-        let _ = self.client.wait();
-        let _ = self.holder.wait();
+    /// A finding for the container's own cgroup, id and pod.
+    fn finding(&self, id: &str) -> vigil_proto::v1::Finding {
+        let mut finding = finding(
+            id,
+            &self.container.cgroup_path,
+            &self.container.id,
+            &self.container.pod_uid,
+            "shop",
+        );
+        finding.pod = "web-1".into();
+        finding
     }
 }
 
@@ -244,14 +192,7 @@ async fn an_established_connection_is_cut_and_works_again_after_release() {
     let service = Running::start(config, Health::default()).await;
     let mut wired = tokio::task::spawn_blocking(Wired::new).await.unwrap();
 
-    let mut finding = finding(
-        "f-net",
-        &wired.sandbox.cgroup_path,
-        &wired.sandbox.container_id,
-        &wired.sandbox.pod_uid,
-        "shop",
-    );
-    finding.pod = "web-1".into();
+    let finding = wired.finding("f-net");
     publish_finding(&bus, &finding, &finding.id, &TraceContext::new_root()).await;
     let (subject, record) = wait_records(&bus, 1).await.remove(0);
     assert_eq!(record.kind(), ActionKind::NetworkCut);
@@ -262,7 +203,11 @@ async fn an_established_connection_is_cut_and_works_again_after_release() {
         record.reason
     );
     assert_eq!(subject, format!("vigil.actions.{NODE}.succeeded"));
-    assert!(!wired.sandbox.is_frozen(), "only the network is cut");
+    assert!(!wired.container.is_frozen(), "only the network is cut");
+    assert!(
+        wired.container.runs(Duration::from_secs(2)),
+        "the container's processes run on"
+    );
 
     // The client still runs, but nothing it receives or sends gets through.
     let (mut wired, cut) = tokio::task::spawn_blocking(move || {
@@ -300,7 +245,10 @@ async fn an_established_connection_is_cut_and_works_again_after_release() {
     let stored = wait_records(&bus, 2).await;
     assert_eq!(stored[1].1.kind(), ActionKind::NetworkRestore);
     service.stop().await;
-    drop(wired);
+    wired
+        .container
+        .remove()
+        .expect("podman removes the released container");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,21 +278,18 @@ async fn release_restores_the_pod_thawed_network_back_label_removed() {
     };
     let service = Running::start(config, Health::default()).await;
     let wired = tokio::task::spawn_blocking(Wired::new).await.unwrap();
-    let mut finding = finding(
-        "f-all",
-        &wired.sandbox.cgroup_path,
-        &wired.sandbox.container_id,
-        &wired.sandbox.pod_uid,
-        "shop",
-    );
-    finding.pod = "web-1".into();
+    let finding = wired.finding("f-all");
     publish_finding(&bus, &finding, &finding.id, &TraceContext::new_root()).await;
 
     let stored = wait_records(&bus, 4).await;
     for (_, record) in &stored {
         assert_eq!(record.outcome(), ActionOutcome::Succeeded, "{record:?}");
     }
-    assert!(wired.sandbox.is_frozen());
+    assert!(wired.container.is_frozen());
+    assert!(
+        !wired.container.runs(Duration::from_millis(500)),
+        "the container's processes are really stopped"
+    );
     let labels = fake.pod("shop", "web-1").unwrap().metadata.labels.unwrap();
     assert_eq!(
         labels
@@ -401,7 +346,11 @@ async fn release_restores_the_pod_thawed_network_back_label_removed() {
         ],
         "{undone:?}"
     );
-    assert!(!wired.sandbox.is_frozen(), "thawed");
+    assert!(!wired.container.is_frozen(), "thawed");
+    assert!(
+        wired.container.runs(Duration::from_secs(2)),
+        "the container's processes run again"
+    );
     let labels = fake.pod("shop", "web-1").unwrap().metadata.labels.unwrap();
     assert_eq!(
         labels.get(kube_actions::QUARANTINE_LABEL),
@@ -413,7 +362,7 @@ async fn release_restores_the_pod_thawed_network_back_label_removed() {
         Some("web"),
         "other labels kept"
     );
-    let (_, echoed) = tokio::task::spawn_blocking(move || {
+    let (wired, echoed) = tokio::task::spawn_blocking(move || {
         let mut wired = wired;
         let echoed = wired.echo("released");
         (wired, echoed)
@@ -421,6 +370,11 @@ async fn release_restores_the_pod_thawed_network_back_label_removed() {
     .await
     .unwrap();
     assert_eq!(echoed.as_deref(), Some("released"), "network back");
+    // The runtime still owns a released container: it can remove it.
+    wired
+        .container
+        .remove()
+        .expect("podman removes the released container");
     assert!(
         client
             .list_quarantined(ListQuarantinedRequest {})

@@ -53,6 +53,34 @@ impl ContainerSpec {
         self.pod_uid = Some(uid.into());
         self
     }
+
+    /// The base image running a bash script: `prelude`, then a heartbeat
+    /// that writes a growing counter to `/tmp/beat` every 0.1 s, so a test
+    /// sees whether the container's processes really run ([`Container::runs`]).
+    /// The script has `pause SECONDS`, a sleep that execs nothing (a read
+    /// timing out on a fifo), so waiting adds no events of its own.
+    pub fn script(prelude: &str) -> Self {
+        Self::new([
+            "bash".to_owned(),
+            "-c".to_owned(),
+            format!(
+                "mkfifo /tmp/tick && exec 9<>/tmp/tick\n\
+                 pause() {{ read -t \"$1\" -u 9; }}\n\
+                 {prelude}\n\
+                 n=0; while :; do n=$((n+1)); echo $n > /tmp/beat; pause 0.1; done\n"
+            ),
+        ])
+    }
+}
+
+/// A [`ContainerSpec::script`] prelude: once the test listens on
+/// 127.0.0.1:`port` inside the container's network namespace
+/// ([`Container::listen_in_netns`]), a process of the container connects and
+/// echoes every line back on that established connection.
+pub fn echo_client_prelude(port: u16) -> String {
+    format!(
+        "(until {{ exec 3<>/dev/tcp/127.0.0.1/{port}; }} 2>/dev/null; do pause 0.05; done; exec cat <&3 >&3) &"
+    )
 }
 
 /// A running container, removed (with its processes) on drop.
@@ -141,12 +169,71 @@ impl Container {
         }
     }
 
+    /// `path` inside the container's root file system, seen from the host.
+    pub fn path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid)).join(path.trim_start_matches('/'))
+    }
+
+    /// The heartbeat counter of a [`ContainerSpec::script`] container.
+    pub fn heartbeat(&self) -> Option<u64> {
+        std::fs::read_to_string(self.path("/tmp/beat"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether the heartbeat of a [`ContainerSpec::script`] container moves
+    /// within `patience`: its processes are scheduled, not frozen.
+    pub fn runs(&self, patience: Duration) -> bool {
+        let before = self.heartbeat();
+        crate::wait_until(patience, || {
+            (self.heartbeat().is_some() && self.heartbeat() != before).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Whether the container's cgroup reports itself frozen.
+    pub fn is_frozen(&self) -> bool {
+        vigil_cgroup::Hierarchies::detect()
+            .is_frozen(&self.cgroup_path)
+            .unwrap_or(false)
+    }
+
+    /// A TCP listener on 127.0.0.1:`port` inside the container's network
+    /// namespace (a `--network=none` container has only loopback): the
+    /// socket is made by a thread that enters the namespace, and stays
+    /// there after the thread ends. Traffic never leaves that namespace.
+    pub fn listen_in_netns(&self, port: u16) -> std::io::Result<std::net::TcpListener> {
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.pid))?;
+        std::thread::spawn(move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            std::net::TcpListener::bind(("127.0.0.1", port))
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the thread entering the network namespace panicked"))?
+    }
+
     /// Waits up to `timeout` for the container to exit.
     pub fn wait_exited(&self, timeout: Duration) -> bool {
         crate::wait_until(timeout, || {
             matches!(self.state(), Ok((false, _)) | Err(_)).then_some(())
         })
         .is_some()
+    }
+}
+
+impl Container {
+    /// Removes the container as an operator would (`podman rm --force`),
+    /// and fails if the runtime cannot: a container Vigil froze and then
+    /// released must stay removable.
+    pub fn remove(self) -> std::io::Result<()> {
+        let output = podman()
+            .args(["rm", "--force", "--time", "0"])
+            .arg(&self.id)
+            .output()?;
+        checked("podman rm --force", output).map(|_| ())
     }
 }
 

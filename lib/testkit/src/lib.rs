@@ -23,7 +23,8 @@ mod sandbox;
 use std::time::{Duration, Instant};
 
 pub use container::{
-    Container, ContainerSpec, base_image, run_to_completion, unified_cgroup_of, workspace_root,
+    Container, ContainerSpec, base_image, echo_client_prelude, run_to_completion,
+    unified_cgroup_of, workspace_root,
 };
 pub use nats::NatsServer;
 pub use pipeline::{Pipeline, ServiceProcess, ServiceSpec, http_get};
