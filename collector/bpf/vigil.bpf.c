@@ -173,10 +173,13 @@ static __always_inline void fill_header(struct vigil_header *hdr, __u8 kind, __u
 	hdr->uid = (__u32)uid_gid;
 	hdr->gid = uid_gid >> 32;
 	hdr->loginuid = login_uid(task);
-	hdr->reserved2 = 0;
+	/* BTF loads: a NULL nsproxy (an exiting task) reads as 0. */
+	hdr->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
 	hdr->cgroup_id = bpf_get_current_cgroup_id();
 	hdr->ret = ret;
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+	hdr->exec_id = (__u32)task->self_exec_id;
+	hdr->reserved2 = 0;
 }
 
 /* Length of a string read by bpf_probe_read_*_str (which counts the

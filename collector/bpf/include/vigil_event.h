@@ -115,10 +115,19 @@ struct vigil_header {
 	__u32 uid;
 	__u32 gid;
 	__u32 loginuid; /* 4294967295 when unset or without CONFIG_AUDIT */
-	__u32 reserved2;
+	/* Inode number of the task's mount namespace (0 when it has none, an
+	 * exiting task): for an exec, the filesystem view the new image came
+	 * from. */
+	__u32 mnt_ns;
 	__u64 cgroup_id; /* cgroup v2 id: the inode of its directory */
 	__s64 ret;       /* syscall return value; 0 for a successful exec */
 	char comm[VIGIL_COMM_LEN];
+	/* Low 32 bits of task->self_exec_id: the number of execs in the task's
+	 * lineage (fork copies it, exec adds one). A change between two
+	 * records of a process without an exec record between them is an exec
+	 * user space missed (a dropped record). */
+	__u32 exec_id;
+	__u32 reserved2;
 };
 
 /* An exec: successful (the new image, argv from the new mm) or failed
@@ -169,10 +178,10 @@ struct vigil_exit_record {
 	struct vigil_exit_body exit;
 };
 
-_Static_assert(sizeof(struct vigil_header) == 72, "vigil_header layout changed");
+_Static_assert(sizeof(struct vigil_header) == 80, "vigil_header layout changed");
 _Static_assert(sizeof(struct vigil_syscall_spec) == 12, "vigil_syscall_spec layout changed");
-_Static_assert(sizeof(struct vigil_exec_record) == 848, "vigil_exec_record layout changed");
-_Static_assert(sizeof(struct vigil_syscall_record) == 848, "vigil_syscall_record layout changed");
-_Static_assert(sizeof(struct vigil_exit_record) == 80, "vigil_exit_record layout changed");
+_Static_assert(sizeof(struct vigil_exec_record) == 856, "vigil_exec_record layout changed");
+_Static_assert(sizeof(struct vigil_syscall_record) == 856, "vigil_syscall_record layout changed");
+_Static_assert(sizeof(struct vigil_exit_record) == 88, "vigil_exit_record layout changed");
 
 #endif /* VIGIL_EVENT_H */

@@ -137,6 +137,18 @@ struct thread_info {
 
 #define TS_COMPAT 0x0002
 
+struct ns_common {
+	unsigned int inum;
+};
+
+struct mnt_namespace {
+	struct ns_common ns;
+};
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+};
+
 struct task_struct {
 	struct thread_info thread_info;
 	int pid;
@@ -147,6 +159,10 @@ struct task_struct {
 	struct files_struct *files;
 	struct signal_struct *signal;
 	kuid_t loginuid; /* only with CONFIG_AUDIT: checked with bpf_core_field_exists */
+	struct nsproxy *nsproxy;
+	/* u64 since Linux 5.7, u32 before: only the low 32 bits are used, which
+	 * are the first four bytes either way on little-endian x86-64. */
+	__u64 self_exec_id;
 };
 
 struct linux_binprm {

@@ -30,6 +30,10 @@ pub struct Decoded {
     pub target_dirfd: Option<i32>,
     /// `abi::FLAG_*` bits: truncated or unreadable arguments.
     pub flags: u8,
+    /// The task's mount namespace and exec count, for the process table's
+    /// runtime lineage (`enrich::procs::Lineage`); `None` when the source
+    /// did not say (a test's hand-made record).
+    pub lineage: Option<crate::enrich::procs::Lineage>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -155,6 +159,10 @@ fn header(record: &Record<'_>, event_type: EventType) -> Result<Decoded, DecodeE
         dirfd: None,
         target_dirfd: None,
         flags: record.u8(offset_of!(Header, flags))?,
+        lineage: Some(crate::enrich::procs::Lineage {
+            mnt_ns: record.u32(offset_of!(Header, mnt_ns))?,
+            exec_id: record.u32(offset_of!(Header, exec_id))?,
+        }),
     })
 }
 

@@ -74,6 +74,7 @@ impl Enricher {
             mut event,
             dirfd,
             target_dirfd,
+            lineage,
             ..
         } = decoded;
         event.node.clone_from(&self.node);
@@ -85,7 +86,7 @@ impl Enricher {
             // exe from the process table instead of reading /proc each time.
             event.exe_path = process::exe_path(event.pid).unwrap_or_default();
         }
-        self.processes.apply(&mut event);
+        self.processes.apply_with(&mut event, lineage);
         event
     }
 
@@ -156,6 +157,7 @@ mod tests {
             dirfd: Some(crate::kernel::abi::AT_FDCWD),
             target_dirfd: None,
             flags: 0,
+            lineage: None,
         }
     }
 

@@ -8,6 +8,28 @@
 //! seen for the first time (its clone was missed or dropped) is read from
 //! /proc once. A /proc entry that cannot be read means the process is gone,
 //! which is normal for short-lived processes and never an error.
+//!
+//! It also keeps each process's [`Origin`]: whether it is a container
+//! runtime's own set-up (runc's stages before the entrypoint runs) or the
+//! container's own process. Names and executables prove nothing (runc
+//! renames its stages with prctl and re-executes a memfd copy of itself;
+//! anyone can do both), so the mark follows the lineage instead:
+//!
+//! - a process becomes runtime set-up when it is first seen in a
+//!   container's cgroup coming from outside every container, with a history
+//!   the table saw (a clone from a host process, or an exec on the host);
+//! - its clones inherit the mark;
+//! - an exec keeps it only when the new image comes from the same mount
+//!   namespace as the previous one (runc re-executing itself on the host's
+//!   view); the entrypoint, or `runc exec`'s command, is executed from the
+//!   container's mount namespace and ends it for good, for that process
+//!   and everything it starts;
+//! - a container's own process never gets it back, even after leaving the
+//!   container's cgroup;
+//! - anything the table cannot vouch for is not runtime set-up: a process
+//!   first met from /proc, an exec it missed (the kernel's exec count moved
+//!   without an exec record: a dropped record, or records read out of
+//!   order), an event without the kernel's lineage facts.
 
 use std::{collections::HashMap, path::Path};
 
@@ -21,6 +43,35 @@ pub const LOGIN_UID_UNSET: u32 = u32::MAX;
 pub const DEFAULT_ANCESTRY_DEPTH: usize = 4;
 /// Default number of processes remembered.
 pub const DEFAULT_CAPACITY: usize = 65_536;
+
+/// What the kernel says about the task behind each record, for the
+/// runtime lineage (`vigil_header.mnt_ns` and `exec_id`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// Inode number of the task's mount namespace; 0 when unknown.
+    pub mnt_ns: u32,
+    /// Execs in the task's lineage (low 32 bits of `self_exec_id`): fork
+    /// copies it, each exec adds one.
+    pub exec_id: u32,
+}
+
+/// Where a process stands with regard to the node's containers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// The table cannot vouch for its history (first seen from /proc, or a
+    /// gap in it). Never runtime set-up; an exec outside every container
+    /// makes it a host process, being seen in a container makes it the
+    /// container's.
+    #[default]
+    Unknown,
+    /// Outside every container, with a known history.
+    Host,
+    /// A container runtime's set-up: came into a container's cgroup from
+    /// the host and has not executed an image from another mount namespace.
+    RuntimeSetup,
+    /// The container's own process, or one descended from it: final.
+    Container,
+}
 
 /// One process as the table knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,6 +88,64 @@ pub struct ProcessInfo {
     /// Start time since boot in ns (from /proc's clock ticks, or the event's
     /// kernel time for a process seen being cloned).
     pub start_ns: u64,
+    /// Runtime set-up or the container's own; see the module's comment.
+    pub origin: Origin,
+    /// The mount namespace its current image was executed from; 0 unknown.
+    pub image_mnt_ns: u32,
+    /// The kernel's exec count at its last record; `None` before the first.
+    pub exec_id: Option<u32>,
+}
+
+impl ProcessInfo {
+    /// Moves the process's origin on by one of its records (`in_container`:
+    /// the record came from a container's cgroup; `exec`: a successful exec,
+    /// already applied to the entry).
+    fn observe(&mut self, in_container: bool, lineage: Option<Lineage>, exec: bool) {
+        let Some(lineage) = lineage else {
+            // Nothing to check the history against.
+            self.exec_id = None;
+            if self.origin != Origin::Container {
+                self.origin = if in_container {
+                    Origin::Container
+                } else {
+                    Origin::Unknown
+                };
+            }
+            return;
+        };
+        let expected = if exec {
+            self.exec_id.map(|id| id.wrapping_add(1))
+        } else {
+            self.exec_id
+        };
+        if expected != Some(lineage.exec_id) && self.origin != Origin::Container {
+            // An exec the table did not see (or the first record of a
+            // process it did not see start): the lineage is not proven.
+            self.origin = Origin::Unknown;
+        }
+        self.exec_id = Some(lineage.exec_id);
+        if exec {
+            let same_view = lineage.mnt_ns != 0 && lineage.mnt_ns == self.image_mnt_ns;
+            let entering = self.origin == Origin::RuntimeSetup
+                || (self.origin == Origin::Host && in_container);
+            if entering && !same_view {
+                // The entrypoint, or a command run by `runc exec`: an image
+                // from the container's filesystem.
+                self.origin = Origin::Container;
+            }
+            self.image_mnt_ns = lineage.mnt_ns;
+            if self.origin == Origin::Unknown && !in_container {
+                self.origin = Origin::Host;
+            }
+        }
+        if in_container {
+            self.origin = match self.origin {
+                Origin::Host => Origin::RuntimeSetup,
+                Origin::Unknown => Origin::Container,
+                kept => kept,
+            };
+        }
+    }
 }
 
 /// pid → process, bounded, with ancestry lookups.
@@ -104,14 +213,33 @@ impl ProcessTable {
 
     /// Updates the table from `event` and fills the event's process fields
     /// (cmdline, tty, login uid, start time, ancestors, exe and cwd when
-    /// the event lacks them).
+    /// the event lacks them). Without the kernel's [`Lineage`] no process
+    /// is marked as runtime set-up.
     pub fn apply(&mut self, event: &mut Event) {
-        match event.r#type() {
-            EventType::Exec if event.return_value >= 0 => self.on_exec(event),
-            EventType::Clone => self.on_clone(event),
-            _ => {
-                self.known(event.pid);
-            }
+        self.apply_with(event, None);
+    }
+
+    /// [`apply`](Self::apply) with the kernel's lineage facts of the
+    /// record, which also sets `event.container_runtime_setup`. The event's
+    /// `container_id` must already be attributed.
+    pub fn apply_with(&mut self, event: &mut Event, lineage: Option<Lineage>) {
+        let exec = event.r#type() == EventType::Exec && event.return_value >= 0;
+        if exec {
+            self.on_exec(event);
+        } else {
+            self.known(event.pid);
+        }
+        let in_container = !event.container_id.is_empty();
+        if let Some(info) = self.entries.get_mut(&event.pid) {
+            info.observe(in_container, lineage, exec);
+            event.container_runtime_setup = in_container && info.origin == Origin::RuntimeSetup;
+        } else {
+            event.container_runtime_setup = false;
+        }
+        // After the parent's own record moved its origin on: the child
+        // starts where the parent is at the clone.
+        if event.r#type() == EventType::Clone {
+            self.on_clone(event);
         }
         if event.ppid != 0
             && let Some(info) = self.entries.get_mut(&event.pid)
@@ -283,6 +411,8 @@ pub fn read_proc(root: &Path, pid: u32) -> Option<ProcessInfo> {
         tty: stat.tty,
         login_uid,
         start_ns: stat.start_ticks.saturating_mul(ns_per_tick()),
+        // Whatever it did before is not known.
+        ..ProcessInfo::default()
     })
 }
 
@@ -349,6 +479,204 @@ mod tests {
         );
         assert_eq!(parse_stat("12 (x) S 1"), None, "short stat");
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    /// The runtime lineage, driven by hand-made records. The table reads an
+    /// empty directory as /proc, so every process it did not see start is
+    /// unknown, as one whose clone was dropped would be.
+    mod lineage {
+        use vigil_proto::v1::Args;
+
+        use super::*;
+
+        const HOST_NS: u32 = 4_026_531_841;
+        const CONTAINER_NS: u32 = 4_026_532_500;
+
+        struct Node {
+            table: ProcessTable,
+            _proc: tempfile::TempDir,
+        }
+
+        fn event(kind: EventType, pid: u32, container: &str) -> Event {
+            Event {
+                r#type: kind.into(),
+                pid,
+                tid: pid,
+                comm: "x".into(),
+                container_id: container.into(),
+                ..Event::default()
+            }
+        }
+
+        impl Node {
+            fn new() -> Self {
+                let proc = tempfile::tempdir().unwrap();
+                Self {
+                    table: ProcessTable::new(proc.path(), 4, 1024),
+                    _proc: proc,
+                }
+            }
+
+            /// Applies one record; returns the event's runtime set-up mark.
+            fn record(&mut self, mut event: Event, mnt_ns: u32, exec_id: u32) -> bool {
+                self.table
+                    .apply_with(&mut event, Some(Lineage { mnt_ns, exec_id }));
+                event.container_runtime_setup
+            }
+
+            fn syscall(&mut self, pid: u32, container: &str, mnt_ns: u32, exec_id: u32) -> bool {
+                self.record(event(EventType::Mount, pid, container), mnt_ns, exec_id)
+            }
+
+            fn exec(&mut self, pid: u32, container: &str, mnt_ns: u32, exec_id: u32) -> bool {
+                self.record(event(EventType::Exec, pid, container), mnt_ns, exec_id)
+            }
+
+            fn clone(
+                &mut self,
+                parent: u32,
+                child: u32,
+                container: &str,
+                mnt_ns: u32,
+                exec_id: u32,
+            ) -> bool {
+                let mut clone = event(EventType::Clone, parent, container);
+                clone.return_value = i64::from(child);
+                clone.args = Some(Args::default());
+                self.record(clone, mnt_ns, exec_id)
+            }
+
+            fn origin(&self, pid: u32) -> Origin {
+                self.table.get(pid).unwrap().origin
+            }
+
+            /// A runtime on the host (exec'd there, so its history is
+            /// known) that started `pid` with `exec_id` execs behind it.
+            fn host_runtime(&mut self, runtime: u32, pid: u32) {
+                assert!(!self.exec(runtime, "", HOST_NS, 4));
+                assert_eq!(self.origin(runtime), Origin::Host);
+                assert!(!self.clone(runtime, pid, "", HOST_NS, 4));
+                // `runc init`, executed on the host before the cgroup move.
+                assert!(!self.exec(pid, "", HOST_NS, 5));
+                assert_eq!(self.origin(pid), Origin::Host);
+            }
+        }
+
+        #[test]
+        fn runc_stages_are_runtime_set_up_until_the_entrypoint_runs() {
+            let mut node = Node::new();
+            node.host_runtime(100, 101);
+            // Moved into the container's cgroup by its parent.
+            assert!(node.syscall(101, "c1", HOST_NS, 5), "runc:[0:PARENT]");
+            // runc 1.1 re-executes a memfd copy of itself, still on the
+            // host's mount namespace (before or after the move).
+            assert!(node.exec(101, "c1", HOST_NS, 6), "the memfd re-exec");
+            assert!(node.clone(101, 102, "c1", HOST_NS, 6));
+            // runc:[1:CHILD] unshares the container's namespaces.
+            assert!(node.syscall(102, "c1", CONTAINER_NS, 6), "runc:[1:CHILD]");
+            assert!(node.clone(102, 103, "c1", CONTAINER_NS, 6));
+            assert!(
+                node.syscall(103, "c1", CONTAINER_NS, 6),
+                "runc:[2:INIT]: mounts, pivot_root"
+            );
+
+            // The entrypoint comes from the container's mount namespace.
+            assert!(!node.exec(103, "c1", CONTAINER_NS, 7), "the entrypoint");
+            assert_eq!(node.origin(103), Origin::Container);
+            assert!(
+                !node.syscall(103, "c1", CONTAINER_NS, 7),
+                "the entrypoint's mount"
+            );
+            assert!(!node.clone(103, 104, "c1", CONTAINER_NS, 7));
+            assert!(!node.syscall(104, "c1", CONTAINER_NS, 7), "its child");
+            // Executing the runtime's binary again (/proc/self/exe, a memfd)
+            // from inside changes nothing.
+            assert!(!node.exec(104, "c1", CONTAINER_NS, 8));
+            assert!(
+                !node.exec(104, "c1", HOST_NS, 9),
+                "not even in the host's namespace"
+            );
+        }
+
+        #[test]
+        fn runc_exec_set_up_ends_at_the_command_executed_in_the_container() {
+            let mut node = Node::new();
+            node.host_runtime(200, 201);
+            assert!(!node.clone(201, 202, "", HOST_NS, 5));
+            // Stage 1 joins the container's namespaces on the host's cgroup;
+            // its child is moved into the container's cgroup afterwards.
+            assert!(!node.syscall(202, "", CONTAINER_NS, 5));
+            assert!(!node.clone(202, 203, "", CONTAINER_NS, 5));
+            assert!(node.syscall(203, "c1", CONTAINER_NS, 5), "set-up inside");
+            assert!(
+                !node.exec(203, "c1", CONTAINER_NS, 6),
+                "the command of `podman exec`"
+            );
+            assert!(!node.syscall(203, "c1", CONTAINER_NS, 6));
+        }
+
+        #[test]
+        fn processes_without_a_known_history_are_never_runtime_set_up() {
+            let mut node = Node::new();
+            // First seen inside (its clone missed, or from /proc): unknown.
+            let mut first = event(EventType::Mount, 300, "c1");
+            node.table.insert(ProcessInfo {
+                pid: 300,
+                ..ProcessInfo::default()
+            });
+            assert!(!node.record(first.clone(), HOST_NS, 1));
+            assert_eq!(node.origin(300), Origin::Container);
+            // ...and stays so wherever it goes.
+            assert!(!node.syscall(300, "", HOST_NS, 1));
+            assert!(!node.exec(300, "", HOST_NS, 2));
+            assert!(
+                !node.syscall(300, "c1", HOST_NS, 2),
+                "back into a container"
+            );
+            assert_eq!(node.origin(300), Origin::Container);
+
+            // Without the kernel's lineage facts.
+            node.host_runtime(310, 311);
+            first.pid = 311;
+            node.table.apply(&mut first);
+            assert!(!first.container_runtime_setup);
+            assert!(!node.syscall(311, "c1", HOST_NS, 5));
+        }
+
+        #[test]
+        fn a_missed_exec_ends_runtime_set_up() {
+            let mut node = Node::new();
+            node.host_runtime(400, 401);
+            assert!(node.syscall(401, "c1", HOST_NS, 5));
+            // The exec record was dropped: the count moved without one.
+            assert!(!node.syscall(401, "c1", CONTAINER_NS, 6));
+            assert_eq!(node.origin(401), Origin::Container);
+            assert!(!node.exec(401, "c1", HOST_NS, 7));
+
+            // A missed exec on the host: known again by its next exec there.
+            node.host_runtime(410, 411);
+            assert!(!node.syscall(411, "", HOST_NS, 9));
+            assert_eq!(node.origin(411), Origin::Unknown);
+            assert!(
+                !node.syscall(411, "c1", HOST_NS, 9),
+                "unknown when it enters"
+            );
+            node.host_runtime(420, 421);
+            assert!(!node.syscall(421, "", HOST_NS, 9));
+            assert!(!node.exec(421, "", HOST_NS, 10));
+            assert_eq!(node.origin(421), Origin::Host);
+            assert!(node.syscall(421, "c1", HOST_NS, 10));
+        }
+
+        #[test]
+        fn a_host_process_executing_from_the_container_view_as_it_enters_is_the_container_s() {
+            let mut node = Node::new();
+            node.host_runtime(500, 501);
+            // Its first record inside is the exec of an image from the
+            // container's mount namespace.
+            assert!(!node.exec(501, "c1", CONTAINER_NS, 6));
+            assert_eq!(node.origin(501), Origin::Container);
+        }
     }
 
     #[test]

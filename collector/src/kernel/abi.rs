@@ -121,10 +121,12 @@ pub struct Header {
     pub uid: u32,
     pub gid: u32,
     pub loginuid: u32,
-    pub reserved2: u32,
+    pub mnt_ns: u32,
     pub cgroup_id: u64,
     pub ret: i64,
     pub comm: [u8; COMM_LEN],
+    pub exec_id: u32,
+    pub reserved2: u32,
 }
 
 /// `struct vigil_exec_body`.
@@ -207,8 +209,8 @@ pub fn layouts() -> Vec<StructLayout> {
             Header,
             "vigil_header",
             [
-                kind, flags, syscall, pid, ktime_ns, tid, ppid, uid, gid, loginuid, reserved2,
-                cgroup_id, ret, comm,
+                kind, flags, syscall, pid, ktime_ns, tid, ppid, uid, gid, loginuid, mnt_ns,
+                cgroup_id, ret, comm, exec_id, reserved2,
             ]
         ),
         layout!(
@@ -467,7 +469,7 @@ mod tests {
             .find(|(name, _)| *name == "pid")
             .unwrap()
             .1 = 8;
-        header.fields.push(("extra", 80));
+        header.fields.push(("extra", 88));
         wrong.push(StructLayout {
             c_name: "vigil_missing_record",
             size: 8,
@@ -475,7 +477,7 @@ mod tests {
         });
         let problems = check::struct_mismatches(&btf, &wrong);
         let expected = [
-            "struct vigil_header: C size 72, Rust size 80",
+            "struct vigil_header: C size 80, Rust size 88",
             "vigil_header.pid: C offset 4, Rust offset 8",
             "vigil_header.extra: not in the C struct",
             "vigil_header.comm: not mirrored in Rust",
