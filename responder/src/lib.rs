@@ -30,25 +30,25 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    ConnectError, ConnectOptions, Delivery, Disposition, PublishError, Publisher, TraceContext,
-    codec, connect::connect, consume, subject, topology,
+    ConnectError, Delivery, Disposition, PublishError, Publisher, TraceContext, codec, consume,
+    subject, topology,
 };
 use vigil_proto::v1::{ActionOutcome, ActionRecord, Finding};
-use vigil_service::{Health, clock};
+use vigil_service::{
+    Health, clock,
+    runner::{self, Connected, Wiring},
+};
 
 pub use config::{Config, GrpcConfig, KubeConfig, Mode};
 pub use execute::Responder;
 pub use kube_actions::KUBE_PERMISSIONS;
-use policy::PolicyError;
+use policy::{Policy, PolicyError};
 
 /// The service name: config file section, env prefix, metric prefix.
 pub const SERVICE: &str = "responder";
 
 /// Back-off before a finding whose work could not be completed is redelivered.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
-
-/// How long shutdown waits for NATS to confirm the last acks.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -73,17 +73,21 @@ pub enum Error {
 pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
     metrics::describe();
     let policy = config.policy()?;
-    let options = ConnectOptions {
-        url: config.nats.url.clone(),
-        client_name: format!("vigil-responder@{}", config.node_name),
+    let wiring = Wiring {
+        service: SERVICE,
+        node: &config.node_name,
+        nats: &config.nats,
+        streams: &[&topology::ACTIONS],
     };
-    let bus = match connect(&options, &shutdown).await {
-        Ok(bus) => bus,
-        Err(ConnectError::Cancelled { .. }) => return Ok(()),
-        Err(error) => return Err(error.into()),
-    };
-    let replicas = config.nats.stream_replicas;
-    topology::ensure_stream(&bus.jetstream, &topology::ACTIONS, replicas).await?;
+    runner::serve(wiring, health, shutdown, |connected| {
+        respond(&config, policy, connected)
+    })
+    .await
+}
+
+async fn respond(config: &Config, policy: Policy, connected: Connected) -> Result<(), Error> {
+    let (bus, replicas) = (&connected.bus, connected.replicas);
+    let shutdown = connected.shutdown.clone();
     let spec = if config.mode == Mode::Cluster {
         topology::responder_cluster_consumer()
     } else {
@@ -99,15 +103,20 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     } else {
         None
     };
-    let publisher = Publisher::new(bus.jetstream.clone());
-    let responder = Arc::new(Responder::new(&config, policy, state, publisher, kube));
+    let responder = Arc::new(Responder::new(
+        config,
+        policy,
+        state,
+        connected.publisher(),
+        kube,
+    ));
     let grpc = match config.grpc.listen {
         Some(address) => Some(grpc::serve(address, responder.clone(), shutdown.clone()).await?),
         None => None,
     };
     let consumer = topology::ensure_consumer(&bus.jetstream, &spec, replicas).await?;
 
-    health.set_ready(true);
+    connected.ready();
     tracing::info!(
         message = "Acting on findings.",
         node = %config.node_name, mode = ?config.mode, dry_run = config.dry_run,
@@ -118,24 +127,9 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
         async move { responder.handle(delivery).await }
     })
     .await;
-    health.set_ready(false);
     if let Some(grpc) = grpc {
         grpc.stopped().await;
     }
-
-    // Unflushed acks only mean redelivery, which the record ids absorb.
-    // Bounded: with the server gone, flush would wait for it forever and
-    // the process would never exit on SIGTERM.
-    match tokio::time::timeout(FLUSH_TIMEOUT, bus.client.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
-        }
-        Err(_) => {
-            tracing::warn!(message = "NATS did not confirm the flush in time; exiting anyway.", timeout = ?FLUSH_TIMEOUT);
-        }
-    }
-    tracing::info!(message = "Stopped.");
     Ok(())
 }
 

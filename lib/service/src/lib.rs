@@ -4,7 +4,8 @@
 //!   environment overrides, with every problem reported at once;
 //! * [`telemetry`]: structured logs (text or JSON) through `tracing`;
 //! * [`admin`]: the `/metrics` (Prometheus) and `/healthz` endpoints;
-//! * [`shutdown`]: a cancellation token fired by SIGINT or SIGTERM.
+//! * [`shutdown`]: a cancellation token fired by SIGINT or SIGTERM;
+//! * [`runner`]: connect to NATS, ensure streams, run, drain within a bound.
 //!
 //! The rules every service follows are in `docs/specs/service.md`.
 
@@ -12,6 +13,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod process;
+pub mod runner;
 pub mod shutdown;
 pub mod telemetry;
 

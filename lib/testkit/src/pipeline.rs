@@ -202,6 +202,49 @@ impl Pipeline {
     pub fn service(&mut self, binary: &str) -> Option<&mut ServiceProcess> {
         self.services.iter_mut().find(|s| s.name == binary)
     }
+
+    /// Starts `spec` (its binary next to `built`, a `CARGO_BIN_EXE_…` path)
+    /// against its own nats-server and waits until it is healthy; stops the
+    /// server, waits until the service has seen its connection drop, then
+    /// sends it SIGTERM. Ok once it has exited 0; Err with its log when it
+    /// exits otherwise or is still running 10 s after the signal (it is then
+    /// killed). A service that waits on NATS while shutting down fails.
+    pub fn sigterm_while_nats_is_away(built: &Path, spec: &ServiceSpec) -> Result<(), String> {
+        let binaries = built
+            .parent()
+            .ok_or_else(|| format!("{} has no directory", built.display()))?;
+        let mut pipeline = Self::start(binaries, "node-1", std::slice::from_ref(spec))?;
+        let binary = spec.binary.as_str();
+        pipeline.nats.stop();
+        let service = pipeline
+            .service(binary)
+            .ok_or_else(|| format!("{binary} is not running"))?;
+        // The client counts the drop (vigil_bus_connection_events_total);
+        // once it is reconnecting, a flush would wait for the server forever.
+        let noticed = wait_until(Duration::from_secs(15), || {
+            service
+                .metrics()
+                .lines()
+                .any(|line| {
+                    line.starts_with("vigil_bus_connection_events_total")
+                        && line.contains("event=\"disconnected\"")
+                })
+                .then_some(())
+        });
+        if noticed.is_none() {
+            return Err(format!(
+                "{binary} never reported the lost connection; log:\n{}",
+                service.log_text()
+            ));
+        }
+        match service.stop() {
+            Some(status) if status.success() => Ok(()),
+            status => Err(format!(
+                "{binary} did not exit 0 within 10 s of SIGTERM with NATS away ({status:?}); log:\n{}",
+                service.log_text()
+            )),
+        }
+    }
 }
 
 impl Drop for Pipeline {
