@@ -37,11 +37,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    ConnectError, ConnectOptions, Delivery, Disposition, PublishError, Publisher, TraceContext,
-    codec, connect::connect, subject, topology,
+    ConnectError, Delivery, Disposition, PublishError, Publisher, TraceContext, codec, subject,
+    topology,
 };
 use vigil_proto::v1::{EventBatch, Priority};
-use vigil_service::Health;
+use vigil_service::{
+    Health,
+    runner::{self, Connected, Wiring},
+};
 
 pub use config::Config;
 use grpc::Shared;
@@ -117,19 +120,25 @@ pub async fn run_reporting(
     owned: watch::Sender<Vec<u32>>,
 ) -> Result<(), Error> {
     metrics::describe();
-    let options = ConnectOptions {
-        url: config.nats.url.clone(),
-        client_name: format!("vigil-anomaly-scorer@{}", config.node_name),
+    let wiring = Wiring {
+        service: SERVICE,
+        node: &config.node_name,
+        nats: &config.nats,
+        streams: &[&topology::SCORES, &topology::FINDINGS, &topology::EVENTS],
     };
-    let bus = match connect(&options, &shutdown).await {
-        Ok(bus) => bus,
-        Err(ConnectError::Cancelled { .. }) => return Ok(()),
-        Err(error) => return Err(error.into()),
-    };
-    let replicas = config.nats.stream_replicas;
-    topology::ensure_stream(&bus.jetstream, &topology::SCORES, replicas).await?;
-    topology::ensure_stream(&bus.jetstream, &topology::FINDINGS, replicas).await?;
-    topology::ensure_stream(&bus.jetstream, &topology::EVENTS, replicas).await?;
+    runner::serve(wiring, health, shutdown, |connected| {
+        score(&config, listener, owned, connected)
+    })
+    .await
+}
+
+async fn score(
+    config: &Config,
+    listener: TcpListener,
+    owned: watch::Sender<Vec<u32>>,
+    connected: Connected,
+) -> Result<(), Error> {
+    let (bus, replicas, shutdown) = (&connected.bus, connected.replicas, &connected.shutdown);
     let store = ModelStore::open(&bus.jetstream, replicas).await?;
     let shared = Arc::new(Shared::default());
     let grpc = tokio::spawn(grpc::serve(listener, shared.clone(), shutdown.clone()));
@@ -144,19 +153,18 @@ pub async fn run_reporting(
     let pipeline = Pipeline {
         state: Arc::new(Mutex::new(State {
             windows: Windows::new(config.window_events, config.window_stride),
-            scorer: Scorer::new(settings(&config), Some(store), rule_findings),
+            scorer: Scorer::new(settings(config), Some(store), rule_findings),
         })),
-        publisher: Publisher::new(bus.jetstream.clone()),
+        publisher: connected.publisher(),
         shared,
     };
-    let (source, follower) = share(&config, &bus.jetstream, &shutdown).await?;
+    let (source, follower) = share(config, &bus.jetstream, shutdown).await?;
 
-    health.set_ready(true);
+    connected.ready();
     tracing::info!(message = "Scoring event windows.");
     Lanes::new(bus.jetstream.clone(), replicas, pipeline)
         .run(source, owned, shutdown.clone())
         .await;
-    health.set_ready(false);
     shutdown.cancel();
     join_task(follower, "Membership").await;
     match taint.await {
@@ -164,12 +172,7 @@ pub async fn run_reporting(
         Ok(Err(error)) => tracing::warn!(message = "Could not follow rule findings.", %error),
         Err(error) => tracing::error!(message = "Rule-finding task failed.", %error),
     }
-    if let Err(error) = bus.client.flush().await {
-        tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
-    }
-    stop_grpc(grpc).await?;
-    tracing::info!(message = "Stopped.");
-    Ok(())
+    stop_grpc(grpc).await
 }
 
 /// This instance's share of the partitions: the explicit list when

@@ -77,3 +77,13 @@ async fn the_cli_shows_scores_and_reports_unknown_containers() {
     assert!(top.stdout.is_empty(), "{top:?}");
     scorer.stop().await;
 }
+
+#[test]
+fn sigterm_while_nats_is_away_exits_cleanly() {
+    let spec =
+        vigil_testkit::ServiceSpec::new("vigil-anomaly-scorer").with("GRPC_LISTEN", "127.0.0.1:0");
+    let built = std::path::Path::new(SERVICE);
+    if let Err(error) = vigil_testkit::Pipeline::sigterm_while_nats_is_away(built, &spec) {
+        panic!("{error}");
+    }
+}

@@ -25,12 +25,12 @@ pub mod reload;
 use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
-use vigil_bus::{
-    ConnectError, ConnectOptions, Delivery, Disposition, Publisher, codec, connect::connect,
-    consume, topology,
-};
+use vigil_bus::{ConnectError, Delivery, Disposition, Publisher, codec, consume, topology};
 use vigil_proto::v1::EventBatch;
-use vigil_service::{Health, clock};
+use vigil_service::{
+    Health, clock,
+    runner::{self, Connected, Wiring},
+};
 
 pub use config::{Config, RulesConfig};
 use engine::Engine;
@@ -60,47 +60,51 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
     }
     ::metrics::gauge!(metrics::RULES_LOADED).set(rules.rules().len() as f64);
     let engine = Arc::new(Engine::new(rules));
-    let options = ConnectOptions {
-        url: config.nats.url.clone(),
-        client_name: format!("vigil-detectors@{}", config.node_name),
+    let wiring = Wiring {
+        service: SERVICE,
+        node: &config.node_name,
+        nats: &config.nats,
+        streams: &[&topology::FINDINGS],
     };
-    let bus = match connect(&options, &shutdown).await {
-        Ok(bus) => bus,
-        Err(ConnectError::Cancelled { .. }) => return Ok(()),
-        Err(error) => return Err(error.into()),
-    };
-    let replicas = config.nats.stream_replicas;
-    topology::ensure_stream(&bus.jetstream, &topology::FINDINGS, replicas).await?;
-    let consumer =
-        topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), replicas)
-            .await?;
-    let publisher = Publisher::new(bus.jetstream.clone());
+    runner::serve(wiring, health, shutdown, |connected| {
+        evaluate_batches(&config, engine, connected)
+    })
+    .await
+}
+
+async fn evaluate_batches(
+    config: &Config,
+    engine: Arc<Engine>,
+    connected: Connected,
+) -> Result<(), Error> {
+    let consumer = topology::ensure_consumer(
+        &connected.bus.jetstream,
+        &topology::detectors_consumer(),
+        connected.replicas,
+    )
+    .await?;
+    let publisher = connected.publisher();
     let watcher = tokio::spawn(reload::watch(
         config.rules.clone(),
         engine.clone(),
-        shutdown.clone(),
+        connected.shutdown.clone(),
     ));
 
-    health.set_ready(true);
+    connected.ready();
     tracing::info!(
         message = "Evaluating event batches.",
         rules = engine.snapshot().rules().len(),
         syscalls = ?engine.snapshot().syscalls()
     );
     let max_in_flight = config.rules.max_in_flight;
-    consume::run(consumer, shutdown.clone(), max_in_flight, move |delivery| {
-        handle(engine.clone(), publisher.clone(), delivery)
-    })
+    consume::run(
+        consumer,
+        connected.shutdown,
+        max_in_flight,
+        move |delivery| handle(engine.clone(), publisher.clone(), delivery),
+    )
     .await;
-    health.set_ready(false);
     watcher.abort();
-
-    // Acks already sent must reach the server; if they cannot, the batches
-    // are redelivered and their findings de-duplicated, so this is not fatal.
-    if let Err(error) = bus.client.flush().await {
-        tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
-    }
-    tracing::info!(message = "Stopped.");
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The one way a service runs against NATS: connect (or give up when shut
 //! down first), ensure the streams it publishes to, do the service's work,
-//! then mark it not ready, drain the client within a bound and log that it
-//! stopped. Every service's `run` goes through [`serve`], so none can hang
+//! then mark it not ready, drain the client, each within a bound, and log
+//! that it stopped. Every service's `run` goes through [`serve`], so none can hang
 //! on SIGTERM while NATS is away.
 
 use std::{future::Future, time::Duration};
@@ -20,6 +20,13 @@ use crate::{Health, NatsConfig};
 /// deterministic message ids absorb; with the server gone a flush would
 /// wait for it forever.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the work may take to finish what it holds once shutdown has
+/// fired. Past it the work is dropped: what it had not settled stays
+/// unacknowledged and is redelivered, as after a crash. Waits on a NATS
+/// that has gone away (a request times out only after seconds, then is
+/// retried) must not keep the process from exiting.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What [`serve`] needs to know about the service.
 #[derive(Clone, Copy, Debug)]
@@ -57,9 +64,10 @@ impl Connected {
 }
 
 /// Connects as `wiring` says, ensures its streams and runs `work` until it
-/// returns (after `shutdown`). Returns Ok at once when shutdown comes before
-/// NATS answers. Whatever `work` returns, readiness is withdrawn and the
-/// client drained for at most [`FLUSH_TIMEOUT`] before this returns.
+/// returns (after `shutdown`, within [`DRAIN_TIMEOUT`]). Returns Ok at once
+/// when shutdown comes before NATS answers. Whatever `work` returns,
+/// readiness is withdrawn and the client drained for at most
+/// [`FLUSH_TIMEOUT`] before this returns.
 pub async fn serve<F, Fut, E>(
     wiring: Wiring<'_>,
     health: Health,
@@ -88,13 +96,23 @@ where
         topology::ensure_stream(&bus.jetstream, spec, replicas).await?;
     }
     let client = bus.client.clone();
-    let result = work(Connected {
+    let work = work(Connected {
         bus,
         replicas,
-        shutdown,
+        shutdown: shutdown.clone(),
         health: health.clone(),
-    })
-    .await;
+    });
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        () = shutdown.cancelled() => match tokio::time::timeout(DRAIN_TIMEOUT, &mut work).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(message = "The service did not finish in time; stopping anyway.", timeout = ?DRAIN_TIMEOUT);
+                Ok(())
+            }
+        },
+    };
     health.set_ready(false);
     match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
         Ok(Ok(())) => {}
