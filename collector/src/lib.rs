@@ -35,10 +35,13 @@ use std::{
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
-use vigil_bus::{ConnectError, ConnectOptions, Publisher, connect::connect, topology};
+use vigil_bus::{ConnectError, topology};
 use vigil_cgroup::Hierarchies;
 use vigil_proto::v1::Event;
-use vigil_service::Health;
+use vigil_service::{
+    Health,
+    runner::{self, Connected, Wiring},
+};
 
 pub use config::{Config, Source};
 use enrich::Enricher;
@@ -99,21 +102,37 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
         userspace: userspace_drops,
     };
 
-    let options = ConnectOptions {
-        url: config.nats.url.clone(),
-        client_name: format!("vigil-collector@{}", config.node_name),
+    let mut source = Some(source);
+    let wiring = Wiring {
+        service: SERVICE,
+        node: &config.node_name,
+        nats: &config.nats,
+        streams: &[&topology::EVENTS, &topology::FINDINGS],
     };
-    let bus = match connect(&options, &shutdown).await {
-        Ok(bus) => bus,
-        Err(ConnectError::Cancelled { .. }) => {
-            source.stop().await;
-            return Ok(());
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let replicas = config.nats.stream_replicas;
-    topology::ensure_stream(&bus.jetstream, &topology::EVENTS, replicas).await?;
-    topology::ensure_stream(&bus.jetstream, &topology::FINDINGS, replicas).await?;
+    let served = runner::serve(wiring, health, shutdown, |connected| {
+        publish_events(&config, &mut source, queued, drops, recorder, connected)
+    })
+    .await;
+    // Still here when shutdown came before NATS answered.
+    if let Some(source) = source.take() {
+        source.stop().await;
+    }
+    if let Some(watching) = watching {
+        watching.abort();
+    }
+    served
+}
+
+/// Batches and publishes what the source queues until shutdown, then stops
+/// the source and lets the publisher flush what is queued.
+async fn publish_events(
+    config: &Config,
+    source: &mut Option<Box<dyn source::EventSource>>,
+    queued: mpsc::Receiver<Event>,
+    drops: DropCounts,
+    recorder: Option<publish::Recorder>,
+    connected: Connected,
+) -> Result<(), Error> {
     let batcher = Batcher::new(&config.node_name, config.batch_max_events, drops.clone());
     let monitor = drops::DropMonitor::new(
         &config.node_name,
@@ -121,8 +140,9 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
         config.drops.clone(),
         drops,
     );
-    tracing::info!(message = "Publishing events.", node = %config.node_name, source = source.name(), run_id = %batcher.run_id());
-    let publisher = Publisher::new(bus.jetstream.clone());
+    let name = source.as_ref().map_or("none", |source| source.name());
+    tracing::info!(message = "Publishing events.", node = %config.node_name, source = name, run_id = %batcher.run_id());
+    let publisher = connected.publisher();
     let flush_interval = Duration::from_millis(config.flush_interval_ms);
     let publishing = tokio::spawn(publish::run(
         queued,
@@ -131,16 +151,14 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
         flush_interval,
         recorder,
     ));
-    let monitoring = tokio::spawn(drops::run(monitor, publisher, shutdown.clone()));
-    health.set_ready(true);
+    let monitoring = tokio::spawn(drops::run(monitor, publisher, connected.shutdown.clone()));
+    connected.ready();
 
-    shutdown.cancelled().await;
-    health.set_ready(false);
+    connected.shutdown.cancelled().await;
     // Stopping the source drops the channel's sender: the publisher then
     // flushes what is queued and waits for the last acks.
-    source.stop().await;
-    if let Some(watching) = watching {
-        watching.abort();
+    if let Some(source) = source.take() {
+        source.stop().await;
     }
     for (task, result) in [
         ("publisher", publishing.await),
@@ -150,10 +168,6 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
             tracing::error!(message = "A collector task failed.", task, %error);
         }
     }
-    if let Err(error) = bus.client.flush().await {
-        tracing::warn!(message = "Could not flush the NATS client on shutdown.", %error);
-    }
-    tracing::info!(message = "Stopped.");
     Ok(())
 }
 

@@ -37,8 +37,10 @@ const RECEIVE_CHUNK: usize = 256;
 /// Attempts per batch (same message id, so a repeat JetStream did store is
 /// discarded as a duplicate).
 const MAX_ATTEMPTS: u32 = 3;
-/// How long shutdown waits for the last acks.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the last acks: within the service runner's
+/// bound on the whole drain, so a recording is still finished after it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+const _: () = assert!(DRAIN_TIMEOUT.as_secs() < vigil_service::runner::DRAIN_TIMEOUT.as_secs());
 
 /// Events lost before publishing, as running totals.
 #[derive(Clone, Debug, Default)]
