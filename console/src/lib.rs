@@ -23,11 +23,17 @@ mod views;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{sync::broadcast, task::JoinSet};
+use tokio::{
+    sync::{broadcast, oneshot},
+    task::{JoinHandle, JoinSet},
+};
 use tokio_util::sync::CancellationToken;
-use vigil_bus::{ConnectError, ConnectOptions, Publisher, connect::connect, topology};
+use vigil_bus::{ConnectError, topology};
 use vigil_proto::v1::responder_client::ResponderClient;
-use vigil_service::Health;
+use vigil_service::{
+    Health,
+    runner::{self, Connected, Wiring},
+};
 
 pub use config::{Config, HttpConfig, ResponderConfig, UserConfig};
 
@@ -65,50 +71,75 @@ pub enum Error {
 pub struct Console {
     /// Where browsers reach it.
     pub addr: SocketAddr,
-    tasks: JoinSet<()>,
+    running: JoinHandle<Result<(), Error>>,
 }
 
 impl Console {
-    /// Waits until every task has stopped (after shutdown).
-    pub async fn stopped(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    /// Waits until it has stopped (after shutdown).
+    pub async fn stopped(self) {
+        match self.running.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(message = "Console failed.", %error),
+            Err(error) => tracing::error!(message = "Console task failed.", %error),
+        }
     }
 }
 
 /// Runs until `shutdown` fires.
 pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
-    let console = match start(config, health.clone(), shutdown).await {
-        Ok(console) => console,
-        Err(Error::Connect(ConnectError::Cancelled { .. })) => return Ok(()),
-        Err(error) => return Err(error),
-    };
-    console.stopped().await;
-    health.set_ready(false);
-    tracing::info!(message = "Stopped.");
-    Ok(())
+    serve(config, health, shutdown, None).await
 }
 
-/// Connects, follows the streams and serves browsers; returns once listening.
+/// [`run`] in a task; returns once it listens for browsers.
 pub async fn start(
     config: Config,
     health: Health,
     shutdown: CancellationToken,
 ) -> Result<Console, Error> {
-    metrics::describe();
-    let options = ConnectOptions {
-        url: config.nats.url.clone(),
-        client_name: format!("vigil-console@{}", config.node_name),
-    };
-    let bus = connect(&options, &shutdown).await?;
-    let replicas = config.nats.stream_replicas;
-    for spec in [
-        &topology::FINDINGS,
-        &topology::ACTIONS,
-        &topology::SCORES,
-        &topology::AUDIT,
-    ] {
-        topology::ensure_stream(&bus.jetstream, spec, replicas).await?;
+    let url = config.nats.url.clone();
+    let (listening, addr) = oneshot::channel();
+    let running = tokio::spawn(serve(config, health, shutdown, Some(listening)));
+    match addr.await {
+        Ok(addr) => Ok(Console { addr, running }),
+        // It stopped before listening: failed, or shut down first.
+        Err(_) => match running.await {
+            Ok(Err(error)) => Err(error),
+            _ => Err(ConnectError::Cancelled { url }.into()),
+        },
     }
+}
+
+async fn serve(
+    config: Config,
+    health: Health,
+    shutdown: CancellationToken,
+    listening: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), Error> {
+    metrics::describe();
+    let wiring = Wiring {
+        service: SERVICE,
+        node: &config.node_name,
+        nats: &config.nats,
+        streams: &[
+            &topology::FINDINGS,
+            &topology::ACTIONS,
+            &topology::SCORES,
+            &topology::AUDIT,
+        ],
+    };
+    runner::serve(wiring, health, shutdown, |connected| {
+        serve_browsers(&config, connected, listening)
+    })
+    .await
+}
+
+/// Follows the streams and serves browsers until shutdown.
+async fn serve_browsers(
+    config: &Config,
+    connected: Connected,
+    listening: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), Error> {
+    let (bus, replicas, shutdown) = (&connected.bus, connected.replicas, &connected.shutdown);
     let kv = topology::ensure_bucket(&bus.jetstream, &topology::INCIDENTS_BUCKET, replicas).await?;
     let app = Arc::new(App {
         store: std::sync::RwLock::new(Store::new(config.max_findings)),
@@ -119,7 +150,7 @@ pub async fn start(
         ),
         js: bus.jetstream.clone(),
         kv,
-        publisher: Publisher::new(bus.jetstream.clone()),
+        publisher: connected.publisher(),
         responder: responder_client(&config.responder)?,
         session_ttl: Duration::from_secs(config.http.session_ttl_s),
         secure_cookies: config.http.secure_cookies,
@@ -132,21 +163,21 @@ pub async fn start(
         &mut tasks,
         &app,
         &topology::FINDINGS,
-        &shutdown,
+        shutdown,
         feed::on_finding,
     );
     follow(
         &mut tasks,
         &app,
         &topology::ACTIONS,
-        &shutdown,
+        shutdown,
         feed::on_action,
     );
     follow(
         &mut tasks,
         &app,
         &topology::SCORES,
-        &shutdown,
+        shutdown,
         feed::on_score,
     );
     tasks.spawn(feed::watch_incidents(app.clone(), shutdown.clone()));
@@ -167,7 +198,6 @@ pub async fn start(
     })?;
     let router = api::router(app, &config.http.web_dir);
     let stop = shutdown.clone();
-    let client = bus.client.clone();
     tasks.spawn(async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -175,12 +205,15 @@ pub async fn start(
         if let Err(error) = served {
             tracing::error!(message = "Console HTTP server stopped.", %error);
         }
-        // Audit records are confirmed when published; this only drains the client.
-        let _ = client.flush().await;
     });
-    health.set_ready(true);
+    connected.ready();
     tracing::info!(message = "Console ready.", url = %format!("http://{addr}/"), users = config.users.len());
-    Ok(Console { addr, tasks })
+    if let Some(listening) = listening {
+        // Nobody waiting for the address is not a reason to stop.
+        let _ = listening.send(addr);
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
 }
 
 fn follow(

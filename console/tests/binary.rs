@@ -68,3 +68,13 @@ fn runs_as_a_service_and_stops_cleanly() {
     let exit = console.stop().expect("exited");
     assert!(exit.success(), "{exit}: {}", console.log_text());
 }
+
+#[test]
+fn sigterm_while_nats_is_away_exits_cleanly() {
+    let spec = ServiceSpec::new("vigil-console")
+        .with("HTTP__LISTEN", "127.0.0.1:0")
+        .with("RESPONDER__GRPC_URL", "http://127.0.0.1:9");
+    if let Err(error) = Pipeline::sigterm_while_nats_is_away(Path::new(BINARY), &spec) {
+        panic!("{error}");
+    }
+}
