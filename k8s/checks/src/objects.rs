@@ -40,7 +40,8 @@ pub fn parse(text: &str) -> Result<Vec<Object>, ParseError> {
     documents
         .into_iter()
         .enumerate()
-        .map(|(index, value)| {
+        .map(|(index, mut value)| {
+            unwrap_secret_data(&mut value);
             let text_at = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
             let required = |pointer: &str, field: &'static str| {
                 text_at(pointer)
@@ -58,4 +59,20 @@ pub fn parse(text: &str) -> Result<Vec<Object>, ParseError> {
             })
         })
         .collect()
+}
+
+/// kustomize breaks a long Secret value's base64 over several lines (a YAML
+/// block), which the API server accepts (Go's decoder skips line breaks)
+/// but k8s-openapi's does not: join them, as the server reads them.
+fn unwrap_secret_data(value: &mut Value) {
+    if value.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return;
+    }
+    if let Some(data) = value.get_mut("data").and_then(Value::as_object_mut) {
+        for encoded in data.values_mut() {
+            if let Some(text) = encoded.as_str() {
+                *encoded = text.split_whitespace().collect::<String>().into();
+            }
+        }
+    }
 }

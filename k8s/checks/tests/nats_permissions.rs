@@ -33,7 +33,7 @@ fn deployment_nats() -> (tempfile::TempDir, BTreeMap<String, String>) {
     }
     let secret = objects
         .iter()
-        .find(|o| o.kind == "Secret" && o.namespace == "vigil")
+        .find(|o| o.kind == "Secret" && o.namespace == "vigil" && o.name == "vigil-nats-users")
         .unwrap();
     let secret: Secret = serde_json::from_value(secret.value.clone()).unwrap();
     let passwords = secret

@@ -24,10 +24,15 @@ fn documented_exceptions() -> BTreeMap<&'static str, BTreeSet<String>> {
         "capabilities: container \"collector\": capabilities.add SYS_PTRACE",
     ];
     let responder = [
+        "hostNamespaces: hostPID=true",
         "hostPathVolumes: volume \"host-cgroup\"",
         "volumeTypes: volume \"host-cgroup\"",
         "runAsNonRoot: container \"responder\"",
         "runAsUser: container \"responder\"",
+        "capabilities: container \"responder\": capabilities.add KILL",
+        "capabilities: container \"responder\": capabilities.add SYS_PTRACE",
+        "capabilities: container \"responder\": capabilities.add SYS_ADMIN",
+        "capabilities: container \"responder\": capabilities.add NET_ADMIN",
     ];
     BTreeMap::from([
         (

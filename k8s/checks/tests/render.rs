@@ -11,7 +11,7 @@ use vigil_k8s_checks::validate::{Outcome, validate};
 use vigil_k8s_checks::{Object, pss};
 
 /// Secrets the operator creates in production instead of committing them.
-const OPERATOR_SECRETS: &[&str] = &["vigil-nats-users"];
+const OPERATOR_SECRETS: &[&str] = &["vigil-nats-users", "vigil-console-users"];
 
 fn rendered() -> Vec<(String, Vec<Object>)> {
     let dirs = overlays().expect("list k8s/overlays");
