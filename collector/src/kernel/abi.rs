@@ -453,6 +453,51 @@ mod tests {
         );
     }
 
+    /// The kernel writes `enum vigil_fd_kind` numbers and the decoder puts
+    /// them into `Event.args.fd_kind` unchanged, so the C enum, its Rust
+    /// mirror and `vigil.v1.FdKind` must name the same values, each way.
+    #[test]
+    fn fd_kinds_are_the_same_in_c_rust_and_the_proto() {
+        use std::collections::BTreeMap;
+
+        use libbpf_rs::btf::types;
+        use vigil_proto::v1::FdKind;
+
+        let btf = object_btf();
+        let c_enum = btf
+            .type_by_name::<types::Enum<'_>>("vigil_fd_kind")
+            .expect("enum vigil_fd_kind in the object's BTF");
+        let c: BTreeMap<String, i64> = c_enum
+            .iter()
+            .map(|m| {
+                let name = m.name.map(|n| n.to_string_lossy().into_owned());
+                (name.unwrap_or_default(), m.value)
+            })
+            .collect();
+        let mirror: BTreeMap<String, i64> = FD_KINDS
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), i64::from(*value)))
+            .collect();
+        assert_eq!(c, mirror, "enum vigil_fd_kind (C) against FD_KINDS (Rust)");
+
+        // VIGIL_FD_X is FD_KIND_X; the zero value is UNKNOWN in C.
+        let from_c: BTreeMap<String, i64> = FD_KINDS
+            .iter()
+            .map(|(name, value)| {
+                let proto = match *name {
+                    "VIGIL_FD_UNKNOWN" => "FD_KIND_UNSPECIFIED".to_owned(),
+                    other => other.replacen("VIGIL_FD_", "FD_KIND_", 1),
+                };
+                (proto, i64::from(*value))
+            })
+            .collect();
+        let proto: BTreeMap<String, i64> = (0..=i32::from(u8::MAX))
+            .filter_map(|value| FdKind::try_from(value).ok())
+            .map(|kind| (kind.as_str_name().to_owned(), i64::from(kind as i32)))
+            .collect();
+        assert_eq!(from_c, proto, "FD_KINDS (C names) against vigil.v1.FdKind");
+    }
+
     #[test]
     fn layout_check_reports_a_wrong_mirror() {
         let btf = object_btf();
