@@ -15,6 +15,8 @@ mod api;
 mod app;
 pub mod auth;
 mod config;
+#[cfg(test)]
+mod contract;
 mod feed;
 mod metrics;
 mod proposal;
