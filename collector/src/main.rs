@@ -12,8 +12,9 @@ use vigil_collector::{SERVICE, run};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Reads exec, open and connect events from the kernel (eBPF) and publishes
-/// them as event batches on NATS JetStream.
+/// Reads process, file, network and other syscall events from the kernel
+/// (eBPF; the syscalls are configured by `kernel.syscalls`) or a
+/// recording, and publishes them as event batches on NATS JetStream.
 #[derive(Parser)]
 #[command(name = "vigil-collector", version)]
 struct Args {

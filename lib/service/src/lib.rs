@@ -18,4 +18,9 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use admin::{AdminServer, Health};
+
+/// The code quoted in `docs/specs/service.md`, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/specs/service.md")]
+pub struct ServiceSpec;
 pub use config::{AdminConfig, ConfigError, LogConfig, NatsConfig, Problems, Validate};
