@@ -21,25 +21,20 @@ typedef long long __s64;
 typedef unsigned long long __u64;
 typedef __u16 __be16;
 typedef __u32 __be32;
+/* bpf_helper_defs.h declares helpers with it. */
 typedef __u32 __wsum;
 
 /* UAPI values (stable by definition) used by the map definitions. */
 enum bpf_map_type {
-	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
-	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_ARRAY_OF_MAPS = 12,
 	BPF_MAP_TYPE_RINGBUF = 27,
-	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
 
-#define BPF_ANY 0
 #define BPF_RB_AVAIL_DATA 0
 #define BPF_RB_NO_WAKEUP 1
 #define BPF_RB_FORCE_WAKEUP 2
-#define BPF_F_NO_PREALLOC 1
-#define BPF_LOCAL_STORAGE_GET_F_CREATE 1
 
 #define PROT_EXEC 0x4
 #define MAP_ANONYMOUS 0x20
@@ -53,7 +48,6 @@ enum bpf_map_type {
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
-#define AT_FDCWD -100
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
