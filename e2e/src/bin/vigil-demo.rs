@@ -1,5 +1,10 @@
-//! `vigil-demo`: the whole pipeline on this host, then an attack in a pod-like
-//! sandbox, its detection and its containment, printed as they happen.
+//! `vigil-demo`: the whole pipeline on this host, then an attack in a real
+//! container (podman with runc, in a kubepods cgroup parent as a kubelet
+//! places it), its detection and its containment, printed as they happen,
+//! with the syscall-to-freeze latency.
+//!
+//! Without podman (or its base image) the demo says what to install and
+//! attacks a pod-like sandbox instead.
 //!
 //! Without root or BPF the collector cannot run; the demo says so and
 //! replays a recorded batch of the same attack instead, with the responder
@@ -19,8 +24,8 @@ use vigil_bus::{
 };
 use vigil_e2e::{Tail, scenario};
 use vigil_fake_kube::{FakeKube, Rbac};
-use vigil_proto::v1::{ActionOutcome, ActionRecord, EventBatch, Finding};
-use vigil_testkit::{Pipeline, PodSandbox, ServiceSpec};
+use vigil_proto::v1::{ActionKind, ActionOutcome, ActionRecord, EventBatch, Finding};
+use vigil_testkit::{Container, Pipeline, PodSandbox, ServiceSpec};
 
 #[derive(Parser)]
 #[command(about = "Run Vigil locally with a detection-and-containment demo")]
@@ -60,7 +65,7 @@ async fn main() -> Result<()> {
     let mut sandbox = None;
     let mut cluster = None;
     if live {
-        let pod = PodSandbox::create().context("create the pod-like sandbox")?;
+        let pod = Target::start()?;
         cluster = Some(DemoCluster::start(&pod, &args.node).await?);
         sandbox = Some(pod);
     }
@@ -89,18 +94,19 @@ async fn main() -> Result<()> {
 
     if let (Some(sandbox), Some(cluster)) = (&sandbox, &cluster) {
         println!(
-            "\n== Attack: a process in pod {}/{} reads /etc/shadow",
+            "\n== Attack: a process in pod {}/{} ({}) reads /etc/shadow",
             DemoCluster::NAMESPACE,
-            DemoCluster::POD
+            DemoCluster::POD,
+            sandbox.kind()
         );
         println!(
             "   pod uid   {}\n   container {}\n   cgroup    {}\n   Kubernetes API: a local fake at {} (no cluster on this host)",
-            sandbox.pod_uid,
-            sandbox.container_id,
-            sandbox.cgroup_path,
+            sandbox.pod_uid(),
+            sandbox.container_id(),
+            sandbox.cgroup_path(),
             cluster.fake.url()
         );
-        scenario::start_shadow_read(sandbox)?;
+        sandbox.attack()?;
     } else {
         println!(
             "\n== Replaying the recorded attack from {}",
@@ -115,6 +121,9 @@ async fn main() -> Result<()> {
     let finding = findings
         .next_matching(Duration::from_secs(30), |f| {
             f.name.to_lowercase().contains(scenario::SHADOW_RULE_MARKER)
+                && sandbox
+                    .as_ref()
+                    .is_none_or(|target| f.container_id == target.container_id())
         })
         .await
         .context("no finding within 30 s")?;
@@ -129,6 +138,7 @@ async fn main() -> Result<()> {
     // annotation: one record each.
     let wanted = if cluster.is_some() { 3 } else { 1 };
     println!("\n== Containment");
+    let mut freeze_latency_ms = None;
     for _ in 0..wanted {
         let action = actions
             .next_matching(Duration::from_secs(30), |a| {
@@ -143,9 +153,28 @@ async fn main() -> Result<()> {
             anyhow::bail!("no action record within 30 s");
         };
         print_action(&action);
+        if action.kind() == ActionKind::Freeze && action.outcome() == ActionOutcome::Succeeded {
+            let t = action.timings.unwrap_or_default();
+            freeze_latency_ms =
+                Some(t.action_completed_ns.saturating_sub(t.event_kernel_time_ns) as f64 / 1e6);
+        }
     }
     if let Some(sandbox) = &sandbox {
         println!("   cgroup frozen now: {}", sandbox.is_frozen());
+        if let Target::Container(container) = sandbox {
+            // The heartbeat of the container's shell stops when its
+            // processes are really stopped, not only marked frozen.
+            println!(
+                "   container processes running: {}",
+                container.runs(Duration::from_millis(500))
+            );
+        }
+    }
+    if let (Some(ms), Some(sandbox)) = (freeze_latency_ms, &sandbox) {
+        println!(
+            "   syscall-to-freeze latency: {ms:.1} ms ({})",
+            sandbox.kind()
+        );
     }
     if let Some(cluster) = &cluster {
         cluster.print_state();
@@ -270,36 +299,12 @@ struct DemoCluster {
 }
 
 impl DemoCluster {
-    const NAMESPACE: &str = "shop";
+    const NAMESPACE: &str = scenario::NAMESPACE;
     const POD: &str = "checkout-6f7c9d8b5-x2v4q";
 
-    async fn start(sandbox: &PodSandbox, node: &str) -> Result<Self> {
+    async fn start(sandbox: &Target, node: &str) -> Result<Self> {
         let fake = FakeKube::start(Rbac::allow_all()).await?;
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": Self::POD,
-                "namespace": Self::NAMESPACE,
-                "uid": sandbox.pod_uid,
-                "labels": {"app": "checkout", "pod-template-hash": "6f7c9d8b5"},
-                "ownerReferences": [{
-                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-6f7c9d8b5",
-                    "uid": "00000000-0000-0000-0000-000000000001", "controller": true
-                }]
-            },
-            "spec": {
-                "nodeName": node,
-                "serviceAccountName": "checkout",
-                "containers": [{"name": "app", "image": "registry.example/shop/checkout:1.4"}]
-            },
-            "status": {
-                "phase": "Running",
-                "containerStatuses": [{
-                    "name": "app", "image": "registry.example/shop/checkout:1.4", "imageID": "",
-                    "containerID": format!("containerd://{}", sandbox.container_id),
-                    "ready": true, "restartCount": 0
-                }]
-            }
-        }))?;
+        let pod: Pod = scenario::pod(Self::POD, sandbox.pod_uid(), sandbox.container_id(), node)?;
         fake.put_pod(&pod)?;
         Ok(DemoCluster { fake })
     }
@@ -358,7 +363,7 @@ async fn replay(bus: &vigil_bus::BusConnection, node: &str, file: &std::path::Pa
 
 async fn record(
     bus: &vigil_bus::BusConnection,
-    sandbox: &PodSandbox,
+    sandbox: &Target,
     path: &std::path::Path,
 ) -> Result<()> {
     let mut events = Tail::<EventBatch>::from_start(&bus.jetstream, &EVENTS).await?;
@@ -366,14 +371,14 @@ async fn record(
         .next_matching(Duration::from_secs(20), |b| {
             b.events
                 .iter()
-                .any(|e| e.container_id == sandbox.container_id)
+                .any(|e| e.container_id == sandbox.container_id())
         })
         .await
         .context("no batch with the sandbox's events")?;
     let events = batch
         .events
         .into_iter()
-        .filter(|e| e.container_id == sandbox.container_id)
+        .filter(|e| e.container_id == sandbox.container_id())
         .collect();
     let recorded = EventBatch { events, ..batch };
     std::fs::write(path, codec::encode(&recorded))?;
@@ -383,6 +388,86 @@ async fn record(
         path.display()
     );
     Ok(())
+}
+
+/// What the demo attacks: a real container where podman runs, else a
+/// pod-like sandbox (same cgroup layout, no runtime).
+enum Target {
+    Container(Container),
+    Sandbox(PodSandbox),
+}
+
+impl Target {
+    /// A real container, started before the pipeline watches: runc's own
+    /// set-up of a new container still raises findings (issue 13) that a
+    /// policy acting on any finding would freeze it for; the attack starts
+    /// later, when [`Target::attack`] says so.
+    fn start() -> Result<Self> {
+        match Container::start(&scenario::shadow_read_container()) {
+            Ok(container) => Ok(Self::Container(container)),
+            Err(error) => {
+                let error = if error.kind() == std::io::ErrorKind::NotFound {
+                    format!("podman is not installed ({error})")
+                } else {
+                    error.to_string()
+                };
+                println!(
+                    "No real container: {error}\n\
+                     Install podman and runc (scripts/install-deps installs both and configures runc;\n\
+                     the base image comes from scripts/image-base, which needs debootstrap).\n\
+                     Attacking a pod-like sandbox (kubepods cgroup, no container runtime) instead."
+                );
+                Ok(Self::Sandbox(
+                    PodSandbox::create().context("create the pod-like sandbox")?,
+                ))
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Container(_) => "a real container: podman with runc",
+            Self::Sandbox(_) => "a pod-like sandbox",
+        }
+    }
+
+    fn pod_uid(&self) -> &str {
+        match self {
+            Self::Container(c) => &c.pod_uid,
+            Self::Sandbox(s) => &s.pod_uid,
+        }
+    }
+
+    fn container_id(&self) -> &str {
+        match self {
+            Self::Container(c) => &c.id,
+            Self::Sandbox(s) => &s.container_id,
+        }
+    }
+
+    fn cgroup_path(&self) -> &str {
+        match self {
+            Self::Container(c) => &c.cgroup_path,
+            Self::Sandbox(s) => &s.cgroup_path,
+        }
+    }
+
+    fn is_frozen(&self) -> bool {
+        match self {
+            Self::Container(c) => c.is_frozen(),
+            Self::Sandbox(s) => s.is_frozen(),
+        }
+    }
+
+    fn attack(&self) -> Result<()> {
+        match self {
+            Self::Container(c) => scenario::start_attack(c).context("start the attack"),
+            // The attacker is killed with the sandbox when the demo ends.
+            Self::Sandbox(s) => scenario::start_shadow_read(s)
+                .map(drop)
+                .context("start the attack"),
+        }
+    }
 }
 
 fn print_action(action: &ActionRecord) {
