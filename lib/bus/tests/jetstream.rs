@@ -35,6 +35,22 @@ fn batch(sequence: u64) -> EventBatch {
     }
 }
 
+/// Publishes the batches `sequences` on `vigil.events.n1.0`, ids `run:<n>`.
+async fn publish_batches(publisher: &Publisher, sequences: std::ops::RangeInclusive<u64>) {
+    let trace = TraceContext::new_root();
+    for sequence in sequences {
+        publisher
+            .publish(
+                subject::events("n1", 0),
+                &format!("run:{sequence}"),
+                &trace,
+                codec::encode(&batch(sequence)),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 async fn wait_for(seen: &Arc<Mutex<Vec<u64>>>, count: usize) -> Vec<u64> {
     for _ in 0..1000 {
         if seen.lock().unwrap().len() >= count {
@@ -257,17 +273,7 @@ async fn consuming_survives_a_server_restart_without_losing_acknowledged_message
         .unwrap();
     let publisher = Publisher::new(bus.jetstream.clone());
     let trace = TraceContext::new_root();
-    for sequence in 1..=5 {
-        publisher
-            .publish(
-                subject::events("n1", 0),
-                &format!("run:{sequence}"),
-                &trace,
-                codec::encode(&batch(sequence)),
-            )
-            .await
-            .unwrap();
-    }
+    publish_batches(&publisher, 1..=5).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
@@ -364,19 +370,7 @@ async fn up_to_max_in_flight_messages_are_handled_at_once() {
     let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
         .await
         .unwrap();
-    let publisher = Publisher::new(bus.jetstream.clone());
-    let trace = TraceContext::new_root();
-    for sequence in 1..=IN_FLIGHT as u64 {
-        publisher
-            .publish(
-                subject::events("n1", 0),
-                &format!("run:{sequence}"),
-                &trace,
-                codec::encode(&batch(sequence)),
-            )
-            .await
-            .unwrap();
-    }
+    publish_batches(&Publisher::new(bus.jetstream.clone()), 1..=IN_FLIGHT as u64).await;
     // Each handler waits until all of them have started: they finish only
     // if the loop hands out the next messages before settling the first.
     let barrier = Arc::new(tokio::sync::Barrier::new(IN_FLIGHT));
