@@ -35,6 +35,7 @@ fn start_responder(server: &NatsServer) -> Process {
         Command::new(env!("CARGO_BIN_EXE_vigil-responder"))
             .env("VIGIL_RESPONDER__NODE_NAME", NODE)
             .env("VIGIL_RESPONDER__NATS__URL", server.url())
+            .env("VIGIL_RESPONDER__POLICY_FILE", enforcing_default_policy())
             .env("VIGIL_RESPONDER__LOG__FILTER", "warn")
             .stdout(Stdio::null())
             .spawn()
