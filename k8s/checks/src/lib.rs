@@ -4,6 +4,7 @@
 //! template ([`pss`]) and read the RBAC rules ([`rbac`]).
 
 pub mod objects;
+pub mod podman;
 pub mod pss;
 pub mod rbac;
 pub mod render;
