@@ -199,7 +199,22 @@ pub fn handle_record(
             return;
         }
     };
-    let event = enricher.enrich(decoded);
+    enricher.push(decoded, &mut |event| queue(event, events, userspace_drops));
+}
+
+/// After each read of the rings: records held for a late clone or exec
+/// record are let go once it came or their patience ran out.
+pub fn handle_read_end(
+    enricher: &mut Enricher,
+    events: &mpsc::Sender<Event>,
+    userspace_drops: &AtomicU64,
+) {
+    enricher.release(std::time::Instant::now(), &mut |event| {
+        queue(event, events, userspace_drops)
+    });
+}
+
+fn queue(event: Event, events: &mpsc::Sender<Event>, userspace_drops: &AtomicU64) {
     ::metrics::counter!(metrics::EVENTS, "kind" => decode::kind_label(event.r#type())).increment(1);
     match events.try_send(event) {
         Ok(()) => {}

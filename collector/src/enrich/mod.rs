@@ -8,7 +8,11 @@ pub mod pods;
 mod process;
 pub mod procs;
 
-use std::path::Path;
+use std::{
+    collections::{HashSet, VecDeque},
+    path::Path,
+    time::{Duration, Instant},
+};
 
 pub use cgroup::CgroupPaths;
 pub use pods::PodDirectory;
@@ -18,6 +22,15 @@ use vigil_proto::v1::{Event, EventType};
 
 use crate::decode::Decoded;
 
+/// How long a record may wait for the clone or exec record that comes
+/// before it in its process's history ([`ProcessTable::must_wait`]); after
+/// that it is judged without it (not runtime set-up). The clone record is
+/// written when the parent's clone returns, and the child may run long
+/// before that on another CPU of a busy node (50 ms was seen to be too
+/// short on two loaded cores). Only records of processes whose start the
+/// table has not seen wait, in containers; a process it knows never does.
+pub const LINEAGE_PATIENCE: Duration = Duration::from_millis(500);
+
 /// Adds what the kernel record does not carry. Keeps a cgroup-path cache
 /// and the process table, so one instance serves the whole stream.
 #[derive(Debug)]
@@ -26,6 +39,9 @@ pub struct Enricher {
     cgroups: CgroupPaths,
     processes: ProcessTable,
     pods: PodDirectory,
+    /// Records waiting for an earlier record of their lineage, oldest
+    /// first: (when parked, event, the kernel's lineage facts).
+    waiting: VecDeque<(Instant, Event, Option<procs::Lineage>)>,
 }
 
 impl Enricher {
@@ -56,6 +72,7 @@ impl Enricher {
             cgroups: CgroupPaths::new(hierarchies, cgroup::DEFAULT_CAPACITY),
             processes,
             pods: PodDirectory::default(),
+            waiting: VecDeque::new(),
         }
     }
 
@@ -69,7 +86,67 @@ impl Enricher {
         &self.processes
     }
 
+    /// One record, enriched at once (no waiting for records read late).
     pub fn enrich(&mut self, decoded: Decoded) -> Event {
+        let (mut event, lineage) = self.prepare(decoded);
+        self.processes.apply_with(&mut event, lineage);
+        event
+    }
+
+    /// One record of the kernel stream: enriched and given to `emit`, or,
+    /// when an earlier record of its lineage has not been read yet (its
+    /// process's clone, its image's exec: another CPU's ring), held until
+    /// that record comes or [`LINEAGE_PATIENCE`] passes. Records of one
+    /// process keep their order.
+    pub fn push(&mut self, decoded: Decoded, emit: &mut impl FnMut(Event)) {
+        let (event, lineage) = self.prepare(decoded);
+        let behind_another = !self.waiting.is_empty()
+            && self
+                .waiting
+                .iter()
+                .any(|(_, waiting, _)| waiting.pid == event.pid);
+        if behind_another || self.processes.must_wait(&event, lineage) {
+            self.waiting.push_back((Instant::now(), event, lineage));
+        } else {
+            let mut event = event;
+            self.processes.apply_with(&mut event, lineage);
+            emit(event);
+        }
+        self.release(Instant::now(), emit);
+    }
+
+    /// Gives `emit` the held records whose lineage is now known or whose
+    /// patience ran out (call it after every read, even an empty one).
+    pub fn release(&mut self, now: Instant, emit: &mut impl FnMut(Event)) {
+        // Releasing one record (a clone) can make others ready (the child's).
+        let mut progress = true;
+        while progress && !self.waiting.is_empty() {
+            progress = false;
+            let mut blocked = HashSet::new();
+            let mut kept = VecDeque::with_capacity(self.waiting.len());
+            while let Some((parked, mut event, lineage)) = self.waiting.pop_front() {
+                let ready = !blocked.contains(&event.pid)
+                    && (now.duration_since(parked) >= LINEAGE_PATIENCE
+                        || !self.processes.must_wait(&event, lineage));
+                if ready {
+                    self.processes.apply_with(&mut event, lineage);
+                    emit(event);
+                    progress = true;
+                } else {
+                    blocked.insert(event.pid);
+                    kept.push_back((parked, event, lineage));
+                }
+            }
+            self.waiting = kept;
+        }
+    }
+
+    /// Records held by [`push`](Self::push).
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn prepare(&mut self, decoded: Decoded) -> (Event, Option<procs::Lineage>) {
         let Decoded {
             mut event,
             dirfd,
@@ -86,8 +163,7 @@ impl Enricher {
             // exe from the process table instead of reading /proc each time.
             event.exe_path = process::exe_path(event.pid).unwrap_or_default();
         }
-        self.processes.apply_with(&mut event, lineage);
-        event
+        (event, lineage)
     }
 
     fn attribute(&mut self, event: &mut Event) {

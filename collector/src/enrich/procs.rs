@@ -94,9 +94,29 @@ pub struct ProcessInfo {
     pub image_mnt_ns: u32,
     /// The kernel's exec count at its last record; `None` before the first.
     pub exec_id: Option<u32>,
+    /// Exec count, origin and image namespace just before the last exec,
+    /// for records of the old image read after the exec's record (another
+    /// CPU's ring).
+    pub before_exec: Option<(u32, Origin, u32)>,
+}
+
+/// How far `later` is past `earlier` in exec counts (which wrap).
+fn execs_between(earlier: u32, later: u32) -> i32 {
+    later.wrapping_sub(earlier) as i32
 }
 
 impl ProcessInfo {
+    /// The origin and image namespace the process had at exec count
+    /// `exec_id`, when the table still knows it.
+    fn at_exec(&self, exec_id: u32) -> Option<(Origin, u32)> {
+        if self.exec_id == Some(exec_id) {
+            return Some((self.origin, self.image_mnt_ns));
+        }
+        self.before_exec
+            .filter(|(id, ..)| *id == exec_id)
+            .map(|(_, origin, ns)| (origin, ns))
+    }
+
     /// Moves the process's origin on by one of its records (`in_container`:
     /// the record came from a container's cgroup; `exec`: a successful exec,
     /// already applied to the entry).
@@ -123,6 +143,11 @@ impl ProcessInfo {
             // process it did not see start): the lineage is not proven.
             self.origin = Origin::Unknown;
         }
+        self.before_exec = self
+            .exec_id
+            .filter(|_| exec)
+            .map(|id| (id, self.origin, self.image_mnt_ns))
+            .or(self.before_exec);
         self.exec_id = Some(lineage.exec_id);
         if exec {
             let same_view = lineage.mnt_ns != 0 && lineage.mnt_ns == self.image_mnt_ns;
@@ -230,16 +255,28 @@ impl ProcessTable {
             self.known(event.pid);
         }
         let in_container = !event.container_id.is_empty();
+        let mut origin = None;
         if let Some(info) = self.entries.get_mut(&event.pid) {
-            info.observe(in_container, lineage, exec);
-            event.container_runtime_setup = in_container && info.origin == Origin::RuntimeSetup;
-        } else {
-            event.container_runtime_setup = false;
+            let late = match (lineage, info.exec_id) {
+                (Some(lineage), Some(known)) => !exec && execs_between(lineage.exec_id, known) > 0,
+                _ => false,
+            };
+            if late {
+                // A record of the image before the last exec, read after
+                // the exec's record: it is judged as of then.
+                let exec_id = lineage.map_or(0, |l| l.exec_id);
+                origin = info.at_exec(exec_id);
+            } else {
+                info.observe(in_container, lineage, exec);
+                origin = Some((info.origin, info.image_mnt_ns));
+            }
         }
+        event.container_runtime_setup =
+            in_container && origin.is_some_and(|(o, _)| o == Origin::RuntimeSetup);
         // After the parent's own record moved its origin on: the child
-        // starts where the parent is at the clone.
+        // starts where the parent was at the clone.
         if event.r#type() == EventType::Clone {
-            self.on_clone(event);
+            self.on_clone(event, lineage, origin);
         }
         if event.ppid != 0
             && let Some(info) = self.entries.get_mut(&event.pid)
@@ -342,7 +379,8 @@ impl ProcessTable {
         self.insert(info);
     }
 
-    fn on_clone(&mut self, event: &Event) {
+    /// `origin`: the parent's origin and image namespace at the clone.
+    fn on_clone(&mut self, event: &Event, lineage: Option<Lineage>, origin: Option<(Origin, u32)>) {
         let flags = event.args.as_ref().map_or(0, |a| a.flags);
         let Ok(child) = u32::try_from(event.return_value) else {
             return;
@@ -350,16 +388,61 @@ impl ProcessTable {
         if child == 0 || flags & CLONE_THREAD != 0 {
             return;
         }
+        if let (Some(existing), Some(lineage)) = (self.entries.get(&child), lineage)
+            && existing
+                .exec_id
+                .is_some_and(|id| execs_between(lineage.exec_id, id) > 0)
+        {
+            // The child's own records came first and it has executed since
+            // the fork (a vfork's parent returns only after the child's
+            // exec): what they said is newer than the parent's state.
+            return;
+        }
         let Some(parent) = self.known(event.pid) else {
             return;
         };
+        let (origin, image_mnt_ns) = origin.unwrap_or_default();
         let info = ProcessInfo {
             pid: child,
             ppid: parent.pid,
             start_ns: event.kernel_time_ns,
+            // fork copies the exec count.
+            exec_id: lineage.map(|l| l.exec_id),
+            origin: if lineage.is_some() {
+                origin
+            } else {
+                Origin::Unknown
+            },
+            image_mnt_ns,
+            before_exec: None,
             ..parent.clone()
         };
         self.insert(info);
+    }
+
+    /// Whether `event` should wait for a record that comes before it in
+    /// the process's history but has not been read yet: the clone that made
+    /// its process (a child often runs, on another CPU, before its parent's
+    /// clone returns), or the exec that started its image. Only records in a
+    /// container's cgroup wait: their runtime mark depends on it.
+    pub fn must_wait(&self, event: &Event, lineage: Option<Lineage>) -> bool {
+        let Some(lineage) = lineage else {
+            return false;
+        };
+        if event.container_id.is_empty() {
+            return false;
+        }
+        let Some(info) = self.entries.get(&event.pid) else {
+            return true;
+        };
+        if info.origin == Origin::Container {
+            return false;
+        }
+        let Some(known) = info.exec_id else {
+            return true;
+        };
+        let exec = event.r#type() == EventType::Exec && event.return_value >= 0;
+        execs_between(known, lineage.exec_id) > i32::from(exec)
     }
 
     fn insert(&mut self, info: ProcessInfo) {
@@ -666,6 +749,22 @@ mod tests {
             assert!(!node.exec(421, "", HOST_NS, 10));
             assert_eq!(node.origin(421), Origin::Host);
             assert!(node.syscall(421, "c1", HOST_NS, 10));
+        }
+
+        #[test]
+        fn a_vfork_child_s_exec_read_before_its_parent_s_clone_is_kept() {
+            let mut node = Node::new();
+            assert!(!node.exec(600, "", HOST_NS, 4));
+            // The child's exec on the host comes first: its parent's
+            // vfork returns only after it.
+            assert!(!node.exec(601, "", HOST_NS, 5));
+            assert!(!node.clone(600, 601, "", HOST_NS, 4));
+            assert_eq!(node.table.get(601).unwrap().exec_id, Some(5));
+            assert_eq!(node.origin(601), Origin::Host);
+            assert!(
+                node.syscall(601, "c1", HOST_NS, 5),
+                "moved in: runtime set-up"
+            );
         }
 
         #[test]

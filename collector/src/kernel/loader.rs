@@ -180,6 +180,15 @@ impl KernelSource {
     where
         F: FnMut(&[u8]) + Send + 'static,
     {
+        Self::start_sink(options, on_record)
+    }
+
+    /// [`start`](Self::start) with a sink that also hears when each read
+    /// of the rings ends.
+    pub fn start_sink<F>(options: KernelOptions, on_record: F) -> Result<Self, LoadError>
+    where
+        F: RecordSink + Send + 'static,
+    {
         if !Path::new(VMLINUX_BTF).exists() {
             return Err(LoadError::NoBtf);
         }
@@ -255,12 +264,12 @@ impl Drop for KernelSource {
 /// The body of the ring-buffer thread: load, report, poll until stopped.
 fn ring_thread<F>(
     options: &KernelOptions,
-    mut on_record: F,
+    mut sink: F,
     stop: &AtomicBool,
     drops: &KernelDrops,
     ready: &mpsc::SyncSender<Result<u32, LoadError>>,
 ) where
-    F: FnMut(&[u8]),
+    F: RecordSink,
 {
     let rings = match create_rings(options.ring_buffer_bytes) {
         Ok(rings) => rings,
@@ -324,7 +333,8 @@ fn ring_thread<F>(
         if let Err(error) = ring.consume() {
             tracing::warn!(message = "Ring buffer read failed.", %error);
         }
-        read.borrow_mut().deliver(&mut on_record);
+        read.borrow_mut().deliver(&mut sink);
+        sink.read_end();
         if counted_at.elapsed() >= COUNTER_INTERVAL {
             refresh_drops(&skel.maps.drops, drops);
             counted_at = Instant::now();
@@ -332,8 +342,24 @@ fn ring_thread<F>(
     }
     // Drain what is left so that a stop loses nothing already delivered.
     let _drained = ring.consume();
-    read.borrow_mut().deliver(&mut on_record);
+    read.borrow_mut().deliver(&mut sink);
+    sink.read_end();
     refresh_drops(&skel.maps.drops, drops);
+}
+
+/// What the ring-buffer thread feeds: every record, then the end of each
+/// read of the rings (every poll, records or not). A closure taking a
+/// record is one.
+pub trait RecordSink {
+    fn record(&mut self, record: &[u8]);
+    /// A read of every ring ended.
+    fn read_end(&mut self) {}
+}
+
+impl<F: FnMut(&[u8])> RecordSink for F {
+    fn record(&mut self, record: &[u8]) {
+        self(record);
+    }
 }
 
 /// Each CPU's share of `total` ring-buffer bytes: a power of two (as the
@@ -387,12 +413,12 @@ impl InTimeOrder {
             .push((kernel_time(record), start, record.len()));
     }
 
-    fn deliver(&mut self, on_record: &mut impl FnMut(&[u8])) {
+    fn deliver(&mut self, sink: &mut impl RecordSink) {
         // Stable: records with one timestamp keep their ring's order.
         self.records.sort_by_key(|&(time, start, _)| (time, start));
         for &(_, start, len) in &self.records {
             if let Some(record) = self.bytes.get(start..start + len) {
-                on_record(record);
+                sink.record(record);
             }
         }
         self.records.clear();

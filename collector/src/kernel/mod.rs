@@ -5,7 +5,7 @@ pub mod abi;
 mod loader;
 pub mod syscalls;
 
-pub use loader::{KernelDrops, KernelOptions, KernelSource, LoadError, ProgramStats};
+pub use loader::{KernelDrops, KernelOptions, KernelSource, LoadError, ProgramStats, RecordSink};
 
 /// The skeleton libbpf-cargo generates from `bpf/vigil.bpf.c` (see build.rs).
 #[allow(

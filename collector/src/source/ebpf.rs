@@ -48,13 +48,35 @@ impl EbpfSource {
 /// [`crate::handle_record`] into `sink`. Blocks until the programs are attached.
 pub fn start_kernel(
     options: KernelOptions,
-    mut enricher: Enricher,
+    enricher: Enricher,
     sink: Sink,
 ) -> Result<KernelSource, LoadError> {
     let (events, drops) = (sink.events.clone(), sink.userspace_drops.clone());
-    KernelSource::start(options, move |record| {
-        crate::handle_record(record, &mut enricher, &events, &drops);
-    })
+    KernelSource::start_sink(
+        options,
+        Enriching {
+            enricher,
+            events,
+            drops,
+        },
+    )
+}
+
+/// decode → enrich → queue on the ring-buffer thread.
+struct Enriching {
+    enricher: Enricher,
+    events: tokio::sync::mpsc::Sender<vigil_proto::v1::Event>,
+    drops: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::kernel::RecordSink for Enriching {
+    fn record(&mut self, record: &[u8]) {
+        crate::handle_record(record, &mut self.enricher, &self.events, &self.drops);
+    }
+
+    fn read_end(&mut self) {
+        crate::handle_read_end(&mut self.enricher, &self.events, &self.drops);
+    }
 }
 
 impl EventSource for EbpfSource {

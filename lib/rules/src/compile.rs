@@ -471,6 +471,7 @@ fn cost(pred: &Pred) -> u8 {
             | Field::EvtIsOpenExec
             | Field::EvtFailed
             | Field::ProcIsExeFromMemfd
+            | Field::ProcIsContainerRuntimeSetup
             | Field::EvtType
             | Field::ContainerId
     );

@@ -71,6 +71,12 @@ pub enum Field {
     ProcCwd,
     ProcTty,
     ProcIsExeFromMemfd,
+    /// `proc.is_container_runtime_setup`: the process is a container
+    /// runtime's own set-up inside the container's cgroup (runc's stages
+    /// before the entrypoint runs, `runc exec`'s set-up before its command),
+    /// judged by lineage, not by name (`Event.container_runtime_setup`).
+    /// Vigil's own: Falco has no equivalent.
+    ProcIsContainerRuntimeSetup,
     /// `proc.aname[N]` (0 = the process itself); `None` = every ancestor.
     AncestorName(Option<usize>),
     AncestorPid(Option<usize>),
@@ -204,6 +210,10 @@ const NAMES: &[(&str, Field)] = &[
     ("proc.tty", Field::ProcTty),
     ("proc.loginuid", Field::UserLoginUid),
     ("proc.is_exe_from_memfd", Field::ProcIsExeFromMemfd),
+    (
+        "proc.is_container_runtime_setup",
+        Field::ProcIsContainerRuntimeSetup,
+    ),
     ("proc.pname", Field::AncestorName(Some(1))),
     ("proc.pexe", Field::AncestorExe(Some(1))),
     ("proc.pexepath", Field::AncestorExePath(Some(1))),
@@ -342,6 +352,7 @@ impl Field {
             Field::ProcCwd => text(&event.cwd),
             Field::ProcTty => Value::Num(event.tty.into()),
             Field::ProcIsExeFromMemfd => boolean(event.exe_path.starts_with("/memfd:")),
+            Field::ProcIsContainerRuntimeSetup => boolean(event.container_runtime_setup),
             Field::AncestorName(index) => ancestors(event, *index, |a| &a.comm, &event.comm),
             Field::AncestorExePath(index) => {
                 ancestors(event, *index, |a| &a.exe_path, &event.exe_path)
@@ -831,6 +842,20 @@ mod tests {
         for (name, _) in NAMES {
             assert!(Field::parse(name).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn runtime_set_up_is_the_collector_s_mark() {
+        let mut e = exec();
+        assert_eq!(
+            get("proc.is_container_runtime_setup", &e).as_deref(),
+            Some("false")
+        );
+        e.container_runtime_setup = true;
+        assert_eq!(
+            get("proc.is_container_runtime_setup", &e).as_deref(),
+            Some("true")
+        );
     }
 
     #[test]
