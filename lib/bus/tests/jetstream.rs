@@ -11,7 +11,9 @@ use std::{
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    ConnectOptions, Disposition, Publisher, TraceContext, codec,
+    BusConnection, ConnectOptions, Disposition, Publisher, TraceContext,
+    async_nats::jetstream::consumer::PullConsumer,
+    codec,
     connect::connect,
     consume, subject,
     topology::{self, EVENTS},
@@ -33,6 +35,17 @@ fn batch(sequence: u64) -> EventBatch {
         run_id: "run".into(),
         ..Default::default()
     }
+}
+
+/// A connection to `server` and the detectors' consumer on `VIGIL_EVENTS`.
+async fn detectors_consumer(server: &NatsServer) -> (BusConnection, PullConsumer) {
+    let bus = connect(&options(server), &CancellationToken::new())
+        .await
+        .unwrap();
+    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
+        .await
+        .unwrap();
+    (bus, consumer)
 }
 
 /// Publishes the batches `sequences` on `vigil.events.n1.0`, ids `run:<n>`.
@@ -125,12 +138,7 @@ async fn topology_is_idempotent_and_duplicates_are_discarded() {
 #[tokio::test]
 async fn consume_acks_good_rejects_malformed_and_carries_the_trace() {
     let server = NatsServer::start();
-    let bus = connect(&options(&server), &CancellationToken::new())
-        .await
-        .unwrap();
-    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
-        .await
-        .unwrap();
+    let (bus, consumer) = detectors_consumer(&server).await;
     let publisher = Publisher::new(bus.jetstream.clone());
     let trace = TraceContext::new_root();
     publisher
@@ -265,12 +273,7 @@ async fn connect_gives_up_on_shutdown() {
 #[tokio::test]
 async fn consuming_survives_a_server_restart_without_losing_acknowledged_messages() {
     let mut server = NatsServer::start();
-    let bus = connect(&options(&server), &CancellationToken::new())
-        .await
-        .unwrap();
-    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
-        .await
-        .unwrap();
+    let (bus, consumer) = detectors_consumer(&server).await;
     let publisher = Publisher::new(bus.jetstream.clone());
     let trace = TraceContext::new_root();
     publish_batches(&publisher, 1..=5).await;
@@ -364,12 +367,7 @@ async fn the_login_in_the_url_is_sent() {
 async fn up_to_max_in_flight_messages_are_handled_at_once() {
     const IN_FLIGHT: usize = 3;
     let server = NatsServer::start();
-    let bus = connect(&options(&server), &CancellationToken::new())
-        .await
-        .unwrap();
-    let consumer = topology::ensure_consumer(&bus.jetstream, &topology::detectors_consumer(), 1)
-        .await
-        .unwrap();
+    let (bus, consumer) = detectors_consumer(&server).await;
     publish_batches(&Publisher::new(bus.jetstream.clone()), 1..=IN_FLIGHT as u64).await;
     // Each handler waits until all of them have started: they finish only
     // if the loop hands out the next messages before settling the first.
