@@ -104,9 +104,9 @@ fn samples() -> BTreeMap<&'static str, BTreeSet<String>> {
     ])
 }
 
-#[test]
-fn types_ts_has_exactly_the_fields_of_the_rust_views() {
-    let declared = interfaces(TYPES_TS);
+/// Every difference between the interfaces in `source` and the views.
+fn problems(source: &str) -> Vec<String> {
+    let declared = interfaces(source);
     let samples = samples();
     let mut problems = Vec::new();
     for (name, fields) in &declared {
@@ -135,7 +135,27 @@ fn types_ts_has_exactly_the_fields_of_the_rust_views() {
             problems.push(format!("types.ts has no interface {name}"));
         }
     }
+    problems
+}
+
+#[test]
+fn types_ts_has_exactly_the_fields_of_the_rust_views() {
+    let problems = problems(TYPES_TS);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_field_types_ts_lacks_or_invents_is_reported() {
+    let edited = TYPES_TS
+        .replace("  novelty: number;\n", "")
+        .replace("  pid: number;\n", "  pid: number;\n  uid: number;\n");
+    assert_eq!(
+        problems(&edited),
+        vec![
+            "interface Process: field uid is not sent by Rust".to_owned(),
+            "interface Score: no field novelty (Rust sends it)".to_owned(),
+        ]
+    );
 }
 
 #[test]
