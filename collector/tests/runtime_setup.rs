@@ -41,7 +41,8 @@ fn pipeline() -> Pipeline {
         &binaries(),
         NODE,
         &[
-            ServiceSpec::new("vigil-collector"),
+            ServiceSpec::new("vigil-collector")
+                .with("LOG__FILTER", "info,vigil_collector::enrich=debug"),
             ServiceSpec::new("vigil-detectors"),
         ],
     )
@@ -185,6 +186,16 @@ fn container_starts_raise_no_findings_from_the_runtime() {
         .filter(|f| at_least_warning(f))
         .map(|f| describe(f))
         .collect();
+    if !serious.is_empty() {
+        let log = pipeline
+            .services
+            .iter()
+            .find(|s| s.name.contains("collector"))
+            .map(|s| s.log_text())
+            .unwrap_or_default();
+        let lineage: Vec<&str> = log.lines().filter(|l| l.contains("lineage")).collect();
+        eprintln!("the collector on lineage:\n{}", lineage.join("\n"));
+    }
     assert!(
         serious.is_empty(),
         "the runtime's own work raised {} findings at WARNING or above:\n{}",

@@ -129,6 +129,9 @@ impl Enricher {
                     && (now.duration_since(parked) >= LINEAGE_PATIENCE
                         || !self.processes.must_wait(&event, lineage));
                 if ready {
+                    if now.duration_since(parked) >= LINEAGE_PATIENCE {
+                        tracing::debug!(message = "A record waited in vain for its lineage.", pid = event.pid, comm = %event.comm, known = self.processes.get(event.pid).is_some(), exec_id = ?lineage.map(|l| l.exec_id), kind = ?event.r#type());
+                    }
                     self.processes.apply_with(&mut event, lineage);
                     emit(event);
                     progress = true;

@@ -141,6 +141,9 @@ impl ProcessInfo {
         if expected != Some(lineage.exec_id) && self.origin != Origin::Container {
             // An exec the table did not see (or the first record of a
             // process it did not see start): the lineage is not proven.
+            if self.origin == Origin::RuntimeSetup {
+                tracing::debug!(message = "Runtime lineage broken: an exec count the table did not expect.", pid = self.pid, comm = %self.comm, known = ?self.exec_id, seen = lineage.exec_id, exec);
+            }
             self.origin = Origin::Unknown;
         }
         self.before_exec = self
