@@ -295,6 +295,92 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
         played.as_secs_f64(),
         all.as_secs_f64()
     );
+
+    // The demo's attack in a real container (podman with runc, in a
+    // kubepods cgroup): reading /etc/shadow must reach the findings stream,
+    // seen by the collector and judged by the detectors running in their
+    // images. The command line carries a token, so the finding is this
+    // container's and not another test's on the same host.
+    //
+    // Not asserted: the container id in the finding. Podman 4.3 ignores
+    // hostPID, so the collector sees only its own pod's /proc and cgroup
+    // namespace and cannot map the event's cgroup to the container (its
+    // findings carry container.id ""); the manifests' /host/proc and
+    // /host/sys/fs/cgroup mounts are not read by the collector either.
+    let nats_ip = play
+        .pods
+        .iter()
+        .find(|p| p.name == "vigil-nats")
+        .unwrap()
+        .ip;
+    let password = env_of(&play.yaml, "vigil-console", "VIGIL_NATS_PASSWORD");
+    let client = async_nats::ConnectOptions::with_user_and_password("console".into(), password)
+        .connect(format!("nats://{nats_ip}:4222"))
+        .await
+        .unwrap();
+    let mut findings = client.subscribe("vigil.findings.>").await.unwrap();
+    client.flush().await.unwrap();
+    let token = format!("vigil-kube-play-{}", std::process::id());
+    let spec = vigil_testkit::ContainerSpec::new([
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        format!("while :; do cat /etc/shadow /tmp/{token} > /dev/null 2>&1; sleep 1; done"),
+    ]);
+    let container = tokio::task::spawn_blocking(move || vigil_testkit::Container::start(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    let attack_started = Instant::now();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(message) = futures::StreamExt::next(&mut findings).await {
+            let payload = String::from_utf8_lossy(&message.payload).into_owned();
+            if payload.contains(&token) && payload.contains("/etc/shadow") {
+                return Some((message.subject.to_string(), payload));
+            }
+        }
+        None
+    })
+    .await;
+    let (subject, payload) = match found {
+        Ok(Some(found)) => found,
+        other => {
+            let logs: String = ["vigil-collector", "vigil-detectors"]
+                .iter()
+                .map(|pod| logs_of(&play, pod))
+                .collect();
+            panic!(
+                "no finding about the container's read of /etc/shadow within 60 s ({:?})\n{logs}",
+                other.map(|_| ())
+            );
+        }
+    };
+    eprintln!(
+        "finding on {subject} {:.1} s after the container started; container id {} in it: {}",
+        attack_started.elapsed().as_secs_f64(),
+        &container.id[..12],
+        payload.contains(&container.id[..12])
+    );
+    tokio::task::spawn_blocking(move || drop(container))
+        .await
+        .unwrap();
     drop(teardown);
     drop(lock);
+}
+
+/// The value of env variable `name` in the play's pod `pod` (each document
+/// of the file is one JSON line).
+fn env_of(yaml: &str, pod: &str, name: &str) -> String {
+    yaml.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|doc| doc["kind"] == "Pod" && doc["metadata"]["name"] == pod)
+        .flat_map(|doc| {
+            doc["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .find(|var| var["name"] == name)
+        .and_then(|var| var["value"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("pod {pod} has no env {name}"))
 }
