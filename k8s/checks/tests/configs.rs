@@ -555,28 +555,36 @@ fn a_config_key_the_binary_does_not_know_fails_the_check_by_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     // No NATS is needed: the configuration is refused before any connection.
     let unreachable = "127.0.0.1:9".to_owned();
-    let mut prepared = rendered
-        .prepare_all(dir.path(), &unreachable)
-        .into_iter()
-        .find(|p| p.service == "responder")
-        .unwrap();
-    let (path, text) = prepared
-        .files
-        .iter_mut()
-        .find(|(path, _)| path.ends_with("responder.toml"))
-        .unwrap();
-    *text = format!("unknown_setting = true\n{text}");
-    let file = path.display().to_string();
-    let error = start(
-        &prepared,
-        "http://127.0.0.1:9",
-        dir.path(),
-        Ready::Connected,
-    )
-    .unwrap_err();
-    assert!(error.contains("exited with 78"), "{error}");
-    assert!(error.contains("unknown_setting"), "key not named: {error}");
-    assert!(error.contains(&file), "file {file} not named: {error}");
+    let mut checked = Vec::new();
+    for mut prepared in rendered.prepare_all(dir.path(), &unreachable) {
+        let Some((path, text)) = prepared
+            .files
+            .iter_mut()
+            .find(|(path, _)| path.ends_with(format!("{}.toml", prepared.service)))
+        else {
+            continue;
+        };
+        *text = format!("unknown_setting = true\n{text}");
+        let file = path.display().to_string();
+        let error = start(
+            &prepared,
+            "http://127.0.0.1:9",
+            dir.path(),
+            Ready::Connected,
+        )
+        .unwrap_err();
+        assert!(error.contains("exited with 78"), "{error}");
+        assert!(
+            error.contains("unknown_setting: unknown field: found `unknown_setting`"),
+            "key not named: {error}"
+        );
+        assert!(
+            error.contains(&format!("(from {file})")),
+            "file {file} not named: {error}"
+        );
+        checked.push(prepared.at);
+    }
+    assert_eq!(checked.len(), 6, "every service container: {checked:?}");
 }
 
 #[test]
