@@ -1,6 +1,8 @@
 //! Syscall-to-freeze latency of the foundation slice.
 //!
-//! Each run creates a pod-like sandbox whose process opens /etc/shadow; the
+//! Each run creates a pod-like sandbox whose process opens /etc/shadow, or
+//! with `--container` a real container (podman with runc, in a kubepods
+//! cgroup parent) whose process does (e2e's scenario); the
 //! collector (eBPF), detectors and responder run as processes against a
 //! private nats-server. The responder's action record carries the syscall's
 //! kernel timestamp and the CLOCK_MONOTONIC times at which it received the
@@ -20,9 +22,21 @@ use vigil_bus::{
 };
 use vigil_e2e::{Tail, scenario};
 use vigil_proto::v1::{ActionOutcome, ActionRecord, EventBatch};
-use vigil_testkit::{Pipeline, PodSandbox, ServiceSpec};
+use vigil_testkit::{Container, Pipeline, PodSandbox, ServiceSpec};
 
 const NODE: &str = "bench-node";
+/// Freeze on the attack's rule only: in `--container` mode every container
+/// starts under the running pipeline, and runc's own set-up of a container
+/// still raises findings (issue 13). The global limit never bites.
+const POLICY: &str = "rate_limits:
+  per_pod: { max: 1, per_seconds: 60 }
+  global: { max: 100000, per_seconds: 60 }
+max_finding_age_seconds: 600
+rules:
+  - name: bench-freeze-the-attack
+    match: { rules: [\"Read of /etc/shadow\"] }
+    actions: [{ kind: freeze }]
+";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -30,6 +44,15 @@ async fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let container_mode = std::env::args().skip(1).any(|arg| arg == "--container");
+    let prefix = if container_mode {
+        "slice_latency.container"
+    } else {
+        "slice_latency"
+    };
+    let dir = tempfile::tempdir()?;
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY)?;
     let binaries = std::env::current_exe()?
         .parent()
         .context("binary directory")?
@@ -40,7 +63,7 @@ async fn main() -> Result<()> {
         &[
             ServiceSpec::new("vigil-collector"),
             ServiceSpec::new("vigil-detectors"),
-            ServiceSpec::new("vigil-responder"),
+            ServiceSpec::new("vigil-responder").with("POLICY_FILE", &policy.display().to_string()),
         ],
     )
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -56,51 +79,71 @@ async fn main() -> Result<()> {
     let mut actions = Tail::<ActionRecord>::from_now(&bus.jetstream, &ACTIONS).await?;
     let (mut to_finding, mut to_freeze) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for run in 0..runs {
-        let sandbox = PodSandbox::create()?;
-        let mut attacker = scenario::start_shadow_read(&sandbox)?;
+        let target = Target::start(container_mode)?;
         let action = actions
             .next_matching(Duration::from_secs(10), |a| {
-                a.container_id == sandbox.container_id && a.outcome() == ActionOutcome::Succeeded
+                a.container_id == target.container_id() && a.outcome() == ActionOutcome::Succeeded
             })
             .await
-            .with_context(|| format!("run {run}: no freeze within 10 s"))?;
+            .with_context(|| {
+                let logs: String = pipeline
+                    .services
+                    .iter()
+                    .map(|service| {
+                        let log = service.log_text();
+                        let lines: Vec<&str> = log.lines().collect();
+                        format!(
+                            "--- {} ---\n{}\n",
+                            service.name,
+                            lines[lines.len().saturating_sub(10)..].join("\n")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "run {run}: no freeze of container {} within 10 s; logs:\n{logs}",
+                    target.container_id()
+                )
+            })?;
         let t = action.timings.unwrap_or_default();
         to_finding.push(t.finding_received_ns.saturating_sub(t.event_kernel_time_ns) as f64 / 1e6);
         to_freeze.push(t.action_completed_ns.saturating_sub(t.event_kernel_time_ns) as f64 / 1e6);
-        drop(sandbox);
-        let _ = attacker.wait();
+        eprintln!(
+            "run {run}: syscall-to-finding {:.1} ms, syscall-to-freeze {:.1} ms",
+            to_finding[run], to_freeze[run]
+        );
+        drop(target);
     }
 
     let mut hop = bus_hop_latency(&bus, 500).await?;
     let hop_p50 = quantile(&mut hop, 0.5);
     let hop_p99 = quantile(&mut hop, 0.99);
     let mut report = Report::default();
-    report.add("slice_latency.runs", runs as f64, "runs");
+    report.add(&format!("{prefix}.runs"), runs as f64, "runs");
     report.add_with_baseline(
-        "slice_latency.syscall_to_finding_p50",
+        &format!("{prefix}.syscall_to_finding_p50"),
         quantile(&mut to_finding, 0.5),
         "ms",
         hop_p50,
     );
     report.add_with_baseline(
-        "slice_latency.syscall_to_finding_p99",
+        &format!("{prefix}.syscall_to_finding_p99"),
         quantile(&mut to_finding, 0.99),
         "ms",
         hop_p99,
     );
     report.add_with_baseline(
-        "slice_latency.syscall_to_freeze_p50",
+        &format!("{prefix}.syscall_to_freeze_p50"),
         quantile(&mut to_freeze, 0.5),
         "ms",
         hop_p50,
     );
     report.add_with_baseline(
-        "slice_latency.syscall_to_freeze_p99",
+        &format!("{prefix}.syscall_to_freeze_p99"),
         quantile(&mut to_freeze, 0.99),
         "ms",
         hop_p99,
     );
-    report.add("slice_latency.jetstream_hop_p50", hop_p50, "ms");
+    report.add(&format!("{prefix}.jetstream_hop_p50"), hop_p50, "ms");
     report.write(&results_path())?;
     Ok(())
 }
@@ -142,4 +185,55 @@ async fn bus_hop_latency(bus: &vigil_bus::BusConnection, samples: usize) -> Resu
         }
     }
     Ok(latencies)
+}
+
+/// How long a new container waits before attacking (`VIGIL_BENCH_SETTLE_MS`, default 0).
+fn settle() -> Duration {
+    Duration::from_millis(
+        std::env::var("VIGIL_BENCH_SETTLE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// The attacked pod of one run, attacking.
+enum Target {
+    Container(Container),
+    Sandbox(PodSandbox, std::process::Child),
+}
+
+impl Target {
+    fn start(container: bool) -> Result<Self> {
+        if container {
+            let container = Container::start(&scenario::shadow_read_container())?;
+            // runc's set-up of the container raises some 80 findings (issue
+            // 13) that the detectors and the responder work through first;
+            // VIGIL_BENCH_SETTLE_MS lets them before the attack, so the
+            // figure is the attack's alone (0: attack at once, backlog included).
+            std::thread::sleep(settle());
+            scenario::start_attack(&container)?;
+            return Ok(Self::Container(container));
+        }
+        let sandbox = PodSandbox::create()?;
+        let attacker = scenario::start_shadow_read(&sandbox)?;
+        Ok(Self::Sandbox(sandbox, attacker))
+    }
+
+    fn container_id(&self) -> &str {
+        match self {
+            Self::Container(container) => &container.id,
+            Self::Sandbox(sandbox, _) => &sandbox.container_id,
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // The sandbox's own drop kills the attacker; reap it here.
+        if let Self::Sandbox(_, attacker) = self {
+            let _ = attacker.kill();
+            let _ = attacker.wait();
+        }
+    }
 }
