@@ -235,10 +235,22 @@ impl Responder {
         let started_ns = clock::monotonic_ns();
         let (outcome, reason) = match &planned.verdict {
             Verdict::Refuse(reason) => (ActionOutcome::Refused, reason.clone()),
-            Verdict::DryRun => (
-                ActionOutcome::DryRun,
-                format!("dry run: would {} {target}", action.label()),
-            ),
+            Verdict::DryRun => {
+                // With no dry-run switch on, only the policy's `enforce` made
+                // it one: say so, or an operator cannot tell why nothing happened.
+                let why = if planned.spec.dry_run || self.scope.dry_run || self.policy.dry_run {
+                    String::new()
+                } else {
+                    format!(
+                        " (not enforced: pod {}/{} is outside the policy's enforce)",
+                        finding.namespace, finding.pod
+                    )
+                };
+                (
+                    ActionOutcome::DryRun,
+                    format!("dry run: would {} {target}{why}", action.label()),
+                )
+            }
             Verdict::Act => match action {
                 Action::Freeze => {
                     node::freeze(&self.hierarchies, cgroup, self.freeze_timeout).await

@@ -133,6 +133,7 @@ async fn dry_run_records_what_it_would_do_and_freezes_nothing() {
     assert!(record.dry_run);
     assert_eq!(record.cgroup_path, sandbox.cgroup_path);
     assert!(record.reason.contains("would freeze"), "{}", record.reason);
+    assert!(!record.reason.contains("not enforced"), "{}", record.reason);
     assert!(!sandbox.is_frozen(), "dry run must not freeze");
     service.stop().await;
     teardown(sandbox, child);
@@ -159,6 +160,11 @@ async fn the_shipped_policy_records_a_dry_run_until_the_namespace_is_enforced() 
     assert_eq!(record.outcome(), ActionOutcome::DryRun, "{}", record.reason);
     assert!(record.dry_run);
     assert!(record.reason.contains("would freeze"), "{}", record.reason);
+    assert!(
+        record.reason.contains("not enforced: pod shop/"),
+        "the record says why: {}",
+        record.reason
+    );
     assert!(
         !sandbox.is_frozen(),
         "an un-enforced namespace is not touched"
