@@ -168,6 +168,11 @@ impl E {
         self.0.return_value = value;
         self
     }
+    /// Marked by the collector as a container runtime's own set-up.
+    fn runtime_setup(mut self) -> Self {
+        self.0.container_runtime_setup = true;
+        self
+    }
     fn host(mut self) -> Self {
         self.0.container_id.clear();
         self.0.pod = None;
@@ -489,6 +494,9 @@ fn cases() -> Vec<(&'static str, E, Vec<E>)> {
             vec![
                 ev(T::Capset, "capset", "x").cap_arg(1),
                 ev(T::Capset, "capset", "runc").cap_arg(CAP_SYS_ADMIN),
+                ev(T::Capset, "capset", "runc:[2:INIT]")
+                    .cap_arg(CAP_SYS_ADMIN)
+                    .runtime_setup(),
             ],
         ),
         (
@@ -836,7 +844,7 @@ fn cases() -> Vec<(&'static str, E, Vec<E>)> {
                 .fs_type("ext4"),
             vec![
                 ev(T::Mount, "mount", "mount").host(),
-                ev(T::Mount, "mount", "runc"),
+                ev(T::Mount, "mount", "runc:[2:INIT]").runtime_setup(),
             ],
         ),
         (
@@ -892,7 +900,7 @@ fn cases() -> Vec<(&'static str, E, Vec<E>)> {
             ev(T::Setns, "setns", "x"),
             vec![
                 ev(T::Setns, "setns", "x").host(),
-                ev(T::Setns, "setns", "runc"),
+                ev(T::Setns, "setns", "runc:[1:CHILD]").runtime_setup(),
             ],
         ),
         (
@@ -931,7 +939,12 @@ fn cases() -> Vec<(&'static str, E, Vec<E>)> {
         (
             "Pivot root outside container runtime",
             ev(T::PivotRoot, "pivot_root", "x").path("/new"),
-            vec![ev(T::PivotRoot, "pivot_root", "runc").path("/new")],
+            vec![
+                ev(T::PivotRoot, "pivot_root", "runc").path("/new").host(),
+                ev(T::PivotRoot, "pivot_root", "runc:[2:INIT]")
+                    .path("/new")
+                    .runtime_setup(),
+            ],
         ),
         (
             "Host root accessed through procfs",
