@@ -8,21 +8,117 @@
 //!   briefly unreachable when publishing the result;
 //! * `Reject` (a Term) for input that can never succeed, such as a payload
 //!   that does not decode: it is counted and logged, never redelivered.
+//!
+//! A durable deleted on the server (by an operator, or lost with a stream)
+//! is recreated from its [`ConsumerSpec`], with back-off, and pulling
+//! resumes; while it is missing, [`missing_consumers`] names it and the
+//! service's readiness is withdrawn. The definition deliberately stays the
+//! same, `DeliverPolicy::All` included, so the next `ensure_consumer` of a
+//! restarted instance matches it: the recreated durable therefore delivers
+//! again every message the stream still holds, not only the unacknowledged
+//! ones. Handlers are idempotent (deterministic message ids, the
+//! responder's handled-findings bucket), so this costs a replay, not
+//! duplicate actions.
 
-use std::{future::Future, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use async_nats::{
     HeaderMap,
-    jetstream::{AckKind, Message, consumer::PullConsumer},
+    jetstream::{
+        self, AckKind, Message,
+        consumer::{PullConsumer, pull::MessagesErrorKind},
+        context::ConsumerInfoErrorKind,
+    },
 };
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::trace::TraceContext;
+use crate::{
+    topology::{self, ConsumerSpec},
+    trace::TraceContext,
+};
 
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// First and longest wait between attempts to recreate a missing consumer.
+const RECREATE_FIRST_DELAY: Duration = Duration::from_millis(250);
+const RECREATE_MAX_DELAY: Duration = Duration::from_secs(10);
+
+/// How a consumer was created, so the loop can create it again.
+struct Definition {
+    js: jetstream::Context,
+    spec: ConsumerSpec,
+    replicas: usize,
+}
+
+/// Definitions by (stream, durable name), filled by
+/// [`crate::topology::ensure_consumer`]: `run` takes only the consumer, whose
+/// JetStream context async-nats keeps private.
+static DEFINITIONS: Mutex<BTreeMap<(String, String), Definition>> = Mutex::new(BTreeMap::new());
+
+/// Consumers of this process the server does not have right now, by
+/// `<stream>/<durable>`, with how many loops wait for each.
+static MISSING: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Remembers how `spec` was created for recreating it later.
+pub(crate) fn remember(js: &jetstream::Context, spec: &ConsumerSpec, replicas: usize) {
+    let key = (spec.stream.name.to_owned(), spec.durable_name.clone());
+    let definition = Definition {
+        js: js.clone(),
+        spec: spec.clone(),
+        replicas,
+    };
+    DEFINITIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, definition);
+}
+
+/// Consumers (`<stream>/<durable>`) a loop of this process is waiting to
+/// recreate: the process is not consuming them, so it is not ready.
+pub fn missing_consumers() -> Vec<String> {
+    MISSING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Marks a consumer missing until dropped, on every way out of the wait.
+struct MissingMark(String);
+
+impl MissingMark {
+    fn new(key: String) -> Self {
+        *MISSING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default() += 1;
+        metrics::gauge!("vigil_bus_consumer_missing", "consumer" => key.clone()).set(1.0);
+        Self(key)
+    }
+}
+
+impl Drop for MissingMark {
+    fn drop(&mut self) {
+        let mut missing = MISSING.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = missing.get_mut(&self.0) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                missing.remove(&self.0);
+                metrics::gauge!("vigil_bus_consumer_missing", "consumer" => self.0.clone())
+                    .set(0.0);
+            }
+        }
+    }
+}
 
 /// A message handed to a service.
 #[derive(Debug)]
@@ -62,8 +158,9 @@ impl Disposition {
 /// message is settled before the next is pulled. On shutdown the messages
 /// in hand are finished and settled; messages not yet handed out are left
 /// unacknowledged and JetStream redelivers them to the next instance.
+/// A consumer deleted on the server is recreated (see the module docs).
 pub async fn run<H, F>(
-    consumer: PullConsumer,
+    mut consumer: PullConsumer,
     shutdown: CancellationToken,
     max_in_flight: usize,
     mut handle: H,
@@ -83,6 +180,10 @@ pub async fn run<H, F>(
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(message = "Cannot pull from consumer; retrying.", consumer = %name, %error);
+                if let Some(found) = recover(&consumer, &shutdown).await {
+                    consumer = found;
+                    continue;
+                }
                 sleep_unless_cancelled(&shutdown, RESUBSCRIBE_DELAY).await;
                 continue;
             }
@@ -94,6 +195,17 @@ pub async fn run<H, F>(
             };
             let message = match next {
                 Some(Ok(message)) => message,
+                Some(Err(error))
+                    if matches!(
+                        error.kind(),
+                        MessagesErrorKind::ConsumerDeleted | MessagesErrorKind::NoResponders
+                    ) =>
+                {
+                    // The server says the consumer is gone, or nothing
+                    // answers pull requests for it: find out which below.
+                    tracing::warn!(message = "Consumer stream reported an error.", consumer = %name, %error);
+                    break;
+                }
                 Some(Err(error)) => {
                     // Missed heartbeats and similar while NATS restarts: the
                     // stream recovers by itself, so log and keep reading.
@@ -125,10 +237,73 @@ pub async fn run<H, F>(
                 log_panic(joined, &name);
             }
         }
+        if let Some(found) = recover(&consumer, &shutdown).await {
+            consumer = found;
+            continue;
+        }
         sleep_unless_cancelled(&shutdown, RESUBSCRIBE_DELAY).await;
     }
     while !in_flight.is_empty() {
         join(&mut in_flight, &name).await;
+    }
+}
+
+/// When the server no longer has `consumer`, marks it missing and
+/// recreates it from its definition, with back-off, until that succeeds,
+/// someone else recreates it, or shutdown. Returns the consumer to pull
+/// from then; None when it was not missing (NATS away, or it was there).
+async fn recover(consumer: &PullConsumer, shutdown: &CancellationToken) -> Option<PullConsumer> {
+    if !is_gone(consumer).await {
+        return None;
+    }
+    let info = consumer.cached_info();
+    let (stream, name) = (info.stream_name.clone(), info.name.clone());
+    let key = format!("{stream}/{name}");
+    tracing::warn!(message = "Consumer is gone from the server; recreating it.", consumer = %name, %stream);
+    let _missing = MissingMark::new(key.clone());
+    let mut delay = RECREATE_FIRST_DELAY;
+    while !shutdown.is_cancelled() {
+        let definition = DEFINITIONS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(stream.clone(), name.clone()))
+            .map(|d| (d.js.clone(), d.spec.clone(), d.replicas));
+        let error = match definition {
+            Some((js, spec, replicas)) => {
+                match topology::ensure_consumer(&js, &spec, replicas).await {
+                    Ok(recreated) => {
+                        metrics::counter!("vigil_bus_consumer_recreated_total", "consumer" => key)
+                            .increment(1);
+                        tracing::info!(message = "Recreated the consumer; consuming again.", consumer = %name, %stream);
+                        return Some(recreated);
+                    }
+                    Err(error) => error.to_string(),
+                }
+            }
+            None if !is_gone(consumer).await => {
+                tracing::info!(message = "The consumer is back; consuming again.", consumer = %name, %stream);
+                return Some(consumer.clone());
+            }
+            None => "its definition is unknown: it was not created by topology::ensure_consumer, \
+                     so only someone else can recreate it"
+                .to_owned(),
+        };
+        tracing::warn!(message = "Cannot recreate the consumer; retrying.", consumer = %name, %stream, %error, retry_in = ?delay);
+        sleep_unless_cancelled(shutdown, delay).await;
+        delay = (delay * 2).min(RECREATE_MAX_DELAY);
+    }
+    None
+}
+
+/// Whether the server says the consumer (or its whole stream) does not
+/// exist; any other answer, or none, is not proof of that.
+async fn is_gone(consumer: &PullConsumer) -> bool {
+    match consumer.get_info().await {
+        Ok(_) => false,
+        Err(error) => matches!(
+            error.kind(),
+            ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+        ),
     }
 }
 

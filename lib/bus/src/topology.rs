@@ -251,14 +251,18 @@ pub async fn ensure_consumer(
         filter_subjects: spec.filter_subjects.clone(),
         ..Default::default()
     };
-    stream
-        .create_consumer(config)
-        .await
-        .map_err(|source| TopologyError::Consumer {
-            stream: spec.stream.name,
-            consumer: spec.durable_name.clone(),
-            source,
-        })
+    let consumer =
+        stream
+            .create_consumer(config)
+            .await
+            .map_err(|source| TopologyError::Consumer {
+                stream: spec.stream.name,
+                consumer: spec.durable_name.clone(),
+                source,
+            })?;
+    // The consume loop recreates it from this if the server loses it.
+    crate::consume::remember(js, spec, replicas);
+    Ok(consumer)
 }
 
 /// The responder's cluster actor reads every finding (all nodes) and does

@@ -397,3 +397,65 @@ async fn up_to_max_in_flight_messages_are_handled_at_once() {
         "all settled"
     );
 }
+
+/// A durable deleted on the server while the loop pulls from it is
+/// recreated from its definition, and the messages published meanwhile are
+/// all handled (issue 17: the services stayed blind until restarted).
+#[tokio::test]
+async fn a_deleted_consumer_is_recreated_and_consuming_resumes() {
+    const N: u64 = 6;
+    let server = NatsServer::start();
+    let (bus, consumer) = detectors_consumer(&server).await;
+    let publisher = Publisher::new(bus.jetstream.clone());
+    publish_batches(&publisher, 1..=2).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let (seen, shutdown) = (seen.clone(), shutdown.clone());
+        consume::run(consumer, shutdown, 1, move |delivery| {
+            let seen = seen.clone();
+            async move {
+                let batch: EventBatch =
+                    codec::decode(&delivery.payload, &delivery.subject, 0).unwrap();
+                seen.lock().unwrap().push(batch.sequence);
+                Disposition::Ack
+            }
+        })
+    });
+    assert_eq!(wait_for_distinct(&seen, 2).await, vec![1, 2]);
+
+    let spec = topology::detectors_consumer();
+    let stream = bus.jetstream.get_stream(EVENTS.name).await.unwrap();
+    let original = stream
+        .consumer_info(&spec.durable_name)
+        .await
+        .unwrap()
+        .created;
+    stream.delete_consumer(&spec.durable_name).await.unwrap();
+    publish_batches(&publisher, 3..=N + 2).await;
+
+    let all = wait_for_distinct(&seen, (N + 2) as usize).await;
+    assert_eq!(
+        all,
+        (1..=N + 2).collect::<Vec<_>>(),
+        "every message published while the consumer was gone is handled"
+    );
+    let info = stream
+        .get_consumer::<vigil_bus::async_nats::jetstream::consumer::pull::Config>(
+            &spec.durable_name,
+        )
+        .await
+        .unwrap()
+        .cached_info()
+        .clone();
+    assert_ne!(info.created, original, "the loop created the durable again");
+    assert_eq!(info.config.ack_wait, spec.ack_wait, "recreated as defined");
+    assert_eq!(info.config.max_deliver, spec.max_deliver);
+    assert!(
+        consume::missing_consumers().is_empty(),
+        "no consumer is reported missing once recreated: {:?}",
+        consume::missing_consumers()
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
