@@ -1,9 +1,10 @@
-//! `/metrics` and `/healthz` on one small HTTP listener per service.
+//! `/metrics`, `/healthz` (readiness) and `/livez` on one small HTTP
+//! listener per service.
 
 use std::{
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -11,14 +12,18 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
+use vigil_bus::async_nats::connection::State as ConnectionState;
 
 use crate::config::AdminConfig;
 
 /// Readiness shared between the service and its health endpoint: ready once
-/// connected to NATS with its consumers in place.
+/// the service says its consumers are in place, and only while the NATS
+/// connection is up and no consumer of the process is missing on the server
+/// (the consume loop is recreating it).
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    client: Arc<OnceLock<vigil_bus::async_nats::Client>>,
 }
 
 impl Health {
@@ -26,8 +31,35 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// From now on readiness also requires this client to be connected.
+    pub fn watch_connection(&self, client: vigil_bus::async_nats::Client) {
+        // Set once per process: the runner connects once.
+        let _ = self.client.set(client);
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.not_ready_because().is_none()
+    }
+
+    /// Why the service is not ready, or None when it is.
+    pub fn not_ready_because(&self) -> Option<String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Some("starting".to_owned());
+        }
+        if let Some(client) = self.client.get() {
+            let state = client.connection_state();
+            if state != ConnectionState::Connected {
+                return Some(format!("NATS connection {state}"));
+            }
+        }
+        let missing = vigil_bus::consume::missing_consumers();
+        if !missing.is_empty() {
+            return Some(format!(
+                "consumer missing, being recreated: {}",
+                missing.join(", ")
+            ));
+        }
+        None
     }
 }
 
@@ -74,6 +106,7 @@ impl AdminServer {
         let app = Router::new()
             .route("/metrics", get(render_metrics))
             .route("/healthz", get(health_status))
+            .route("/livez", get(live_status))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -102,10 +135,15 @@ async fn render_metrics(State(state): State<AdminState>) -> String {
     state.metrics.render()
 }
 
-async fn health_status(State(state): State<AdminState>) -> (StatusCode, &'static str) {
-    if state.health.is_ready() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+async fn health_status(State(state): State<AdminState>) -> (StatusCode, String) {
+    match state.health.not_ready_because() {
+        None => (StatusCode::OK, "ok\n".to_owned()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
+}
+
+/// 200 while the process serves: for a liveness probe, which must not
+/// restart a service that only waits for NATS or recreates a consumer.
+async fn live_status() -> &'static str {
+    "ok\n"
 }

@@ -91,6 +91,7 @@ where
         }
         Err(error) => return Err(error.into()),
     };
+    health.watch_connection(bus.client.clone());
     let replicas = wiring.nats.stream_replicas;
     for spec in wiring.streams {
         topology::ensure_stream(&bus.jetstream, spec, replicas).await?;
