@@ -30,12 +30,27 @@ const GO_FILE: &str = "/tmp/attack";
 /// A real container (own network namespace with loopback only) that runs
 /// the attack once [`start_attack`] is called.
 pub fn shadow_read_container() -> ContainerSpec {
-    // In the background: the script's heartbeat runs meanwhile.
+    ContainerSpec::script(&attack_prelude()).run_arg("--network=none")
+}
+
+/// A [`shadow_read_container`] whose process also echoes lines on a TCP
+/// connection to 127.0.0.1:`port` in its own network namespace, once the
+/// test listens there ([`Container::listen_in_netns`]).
+pub fn shadow_read_container_echoing(port: u16) -> ContainerSpec {
     ContainerSpec::script(&format!(
-        "(until [ -e {GO_FILE} ]; do pause 0.02; done; \
-         exec {ATTACKER_COMM} -f /etc/shadow > /dev/null) &"
+        "{}\n{}",
+        vigil_testkit::echo_client_prelude(port),
+        attack_prelude()
     ))
     .run_arg("--network=none")
+}
+
+/// In the background: the script's heartbeat runs meanwhile.
+fn attack_prelude() -> String {
+    format!(
+        "(until [ -e {GO_FILE} ]; do pause 0.02; done; \
+         exec {ATTACKER_COMM} -f /etc/shadow > /dev/null) &"
+    )
 }
 
 /// Starts the attack in a [`shadow_read_container`] (within 20 ms).
