@@ -21,6 +21,8 @@ use vigil_bus::{
 use vigil_service::{AdminConfig, AdminServer};
 use vigil_testkit::{NatsServer, http_get};
 
+const DELETIONS: u32 = 20;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_consumer_is_recreated_and_readiness_is_withdrawn_meanwhile() {
     let server = NatsServer::start();
@@ -50,14 +52,26 @@ async fn a_deleted_consumer_is_recreated_and_readiness_is_withdrawn_meanwhile() 
             not_ready
         }
     });
-    bus.jetstream
+    // Deleted again each time the service has recreated it, so the watcher
+    // has many windows to see readiness withdrawn even on a loaded machine.
+    let events = bus
+        .jetstream
         .get_stream(EVENTS.name)
         .await
-        .expect("events stream")
-        .delete_consumer("detectors")
-        .await
-        .expect("delete the detectors' consumer");
-    publish_batch(&bus, &mixed_batch(2), "run-a:2", &TraceContext::new_root()).await;
+        .expect("events stream");
+    for deletion in 1..=DELETIONS {
+        poll("the service to recreate its consumer", || async {
+            events.consumer_info("detectors").await.ok().map(|_| ())
+        })
+        .await;
+        events
+            .delete_consumer("detectors")
+            .await
+            .expect("delete the detectors' consumer");
+        if deletion == 1 {
+            publish_batch(&bus, &mixed_batch(2), "run-a:2", &TraceContext::new_root()).await;
+        }
+    }
 
     // Batch 1 is delivered again by the recreated durable (it starts from
     // the stream's first message); its findings carry the same message ids
@@ -78,7 +92,7 @@ async fn a_deleted_consumer_is_recreated_and_readiness_is_withdrawn_meanwhile() 
         metrics
             .lines()
             .any(|l| l
-                == r#"vigil_bus_consumer_recreated_total{consumer="VIGIL_EVENTS/detectors"} 1"#),
+                == format!(r#"vigil_bus_consumer_recreated_total{{consumer="VIGIL_EVENTS/detectors"}} {DELETIONS}"#)),
         "recreation not counted:\n{metrics}"
     );
     service.stop().await;
