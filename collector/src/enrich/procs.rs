@@ -755,6 +755,52 @@ mod tests {
         }
 
         #[test]
+        fn records_read_out_of_order_are_judged_as_of_when_they_were_made() {
+            let mut node = Node::new();
+            node.host_runtime(700, 701);
+            assert!(node.syscall(701, "c1", HOST_NS, 5));
+            assert!(!node.exec(701, "c1", CONTAINER_NS, 6), "the entrypoint");
+            // A mount of runc's init stage read after the entrypoint's exec
+            // (another CPU's ring): still the runtime's.
+            assert!(node.syscall(701, "c1", CONTAINER_NS, 5));
+            assert_eq!(node.origin(701), Origin::Container, "unchanged by it");
+            assert!(!node.syscall(701, "c1", CONTAINER_NS, 6));
+            // Older than the table remembers: not vouched for.
+            assert!(!node.syscall(701, "c1", CONTAINER_NS, 3));
+        }
+
+        #[test]
+        fn container_records_wait_for_the_clone_or_exec_before_them() {
+            let mut node = Node::new();
+            node.host_runtime(800, 801);
+            let lineage = |exec_id| {
+                Some(Lineage {
+                    mnt_ns: HOST_NS,
+                    exec_id,
+                })
+            };
+            let mount = |pid| event(EventType::Mount, pid, "c1");
+            assert!(
+                node.table.must_wait(&mount(802), lineage(5)),
+                "clone not read yet"
+            );
+            assert!(!node.table.must_wait(&mount(801), lineage(5)));
+            assert!(
+                node.table.must_wait(&mount(801), lineage(6)),
+                "exec not read yet"
+            );
+            let exec = event(EventType::Exec, 801, "c1");
+            assert!(!node.table.must_wait(&exec, lineage(6)), "the exec itself");
+            let mut host = mount(802);
+            host.container_id.clear();
+            assert!(
+                !node.table.must_wait(&host, lineage(5)),
+                "host records never wait"
+            );
+            assert!(!node.table.must_wait(&mount(802), None));
+        }
+
+        #[test]
         fn a_vfork_child_s_exec_read_before_its_parent_s_clone_is_kept() {
             let mut node = Node::new();
             assert!(!node.exec(600, "", HOST_NS, 4));
