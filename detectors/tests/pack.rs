@@ -404,7 +404,11 @@ fn cases() -> Vec<(&'static str, E, Vec<E>)> {
                 exec("x"),
                 exec("runc init")
                     .exe("/memfd:runc_cloned:/proc/self/exe")
-                    .parent("runc"),
+                    .parent("runc")
+                    .host(),
+                exec("runc init")
+                    .exe("/memfd:runc_cloned:/proc/self/exe")
+                    .runtime_setup(),
             ],
         ),
         (
