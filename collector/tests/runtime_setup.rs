@@ -41,7 +41,11 @@ fn pipeline() -> Pipeline {
         &binaries(),
         NODE,
         &[
+            // A record the kernel drops leaves a lineage unknown, judged not
+            // runtime set-up on purpose; a larger ring than the default keeps
+            // a busy shared test machine's bursts from dropping runc's.
             ServiceSpec::new("vigil-collector")
+                .with("RING_BUFFER_BYTES", "67108864")
                 .with("LOG__FILTER", "info,vigil_collector::enrich=debug"),
             ServiceSpec::new("vigil-detectors"),
         ],

@@ -9,7 +9,7 @@ mod process;
 pub mod procs;
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     path::Path,
     time::{Duration, Instant},
 };
@@ -30,6 +30,9 @@ use crate::decode::Decoded;
 /// short on two loaded cores). Only records of processes whose start the
 /// table has not seen wait, in containers; a process it knows never does.
 pub const LINEAGE_PATIENCE: Duration = Duration::from_millis(500);
+/// Records held at most; beyond it the oldest is judged at once (a flood
+/// of new processes must not make the ring-buffer thread slow).
+pub const MAX_WAITING: usize = 4096;
 
 /// Adds what the kernel record does not carry. Keeps a cgroup-path cache
 /// and the process table, so one instance serves the whole stream.
@@ -42,6 +45,9 @@ pub struct Enricher {
     /// Records waiting for an earlier record of their lineage, oldest
     /// first: (when parked, event, the kernel's lineage facts).
     waiting: VecDeque<(Instant, Event, Option<procs::Lineage>)>,
+    /// pid → its records in `waiting`, so a record finds out in O(1)
+    /// whether it must queue behind its process's earlier ones.
+    waiting_pids: HashMap<u32, usize>,
 }
 
 impl Enricher {
@@ -73,6 +79,7 @@ impl Enricher {
             processes,
             pods: PodDirectory::default(),
             waiting: VecDeque::new(),
+            waiting_pids: HashMap::new(),
         }
     }
 
@@ -100,19 +107,40 @@ impl Enricher {
     /// process keep their order.
     pub fn push(&mut self, decoded: Decoded, emit: &mut impl FnMut(Event)) {
         let (event, lineage) = self.prepare(decoded);
-        let behind_another = !self.waiting.is_empty()
-            && self
-                .waiting
-                .iter()
-                .any(|(_, waiting, _)| waiting.pid == event.pid);
+        let behind_another = self.waiting_pids.contains_key(&event.pid);
         if behind_another || self.processes.must_wait(&event, lineage) {
+            *self.waiting_pids.entry(event.pid).or_insert(0) += 1;
             self.waiting.push_back((Instant::now(), event, lineage));
-        } else {
-            let mut event = event;
+            if self.waiting.len() > MAX_WAITING {
+                self.release_oldest(emit);
+            }
+            return;
+        }
+        let mut event = event;
+        // Only a new process or a new image can let a held record go.
+        let unblocks = matches!(event.r#type(), EventType::Clone | EventType::Exec);
+        self.processes.apply_with(&mut event, lineage);
+        emit(event);
+        if unblocks && !self.waiting.is_empty() {
+            self.release(Instant::now(), emit);
+        }
+    }
+
+    fn release_oldest(&mut self, emit: &mut impl FnMut(Event)) {
+        if let Some((_, mut event, lineage)) = self.waiting.pop_front() {
+            self.forget_waiting(event.pid);
             self.processes.apply_with(&mut event, lineage);
             emit(event);
         }
-        self.release(Instant::now(), emit);
+    }
+
+    fn forget_waiting(&mut self, pid: u32) {
+        if let Some(count) = self.waiting_pids.get_mut(&pid) {
+            *count -= 1;
+            if *count == 0 {
+                self.waiting_pids.remove(&pid);
+            }
+        }
     }
 
     /// Gives `emit` the held records whose lineage is now known or whose
@@ -132,6 +160,7 @@ impl Enricher {
                     if now.duration_since(parked) >= LINEAGE_PATIENCE {
                         tracing::debug!(message = "A record waited in vain for its lineage.", pid = event.pid, comm = %event.comm, known = self.processes.get(event.pid).is_some(), exec_id = ?lineage.map(|l| l.exec_id), kind = ?event.r#type());
                     }
+                    self.forget_waiting(event.pid);
                     self.processes.apply_with(&mut event, lineage);
                     emit(event);
                     progress = true;
