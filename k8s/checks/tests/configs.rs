@@ -75,6 +75,9 @@ struct Prepared {
     files: Vec<(PathBuf, String)>,
     /// Where its admin endpoint (container port `admin`) listens here.
     admin: Option<SocketAddr>,
+    /// The HTTP paths of its readiness and liveness probes, as the manifest
+    /// gives them: the binary must answer both once healthy.
+    probe_paths: Vec<String>,
 }
 
 struct Rendered {
@@ -327,6 +330,11 @@ impl Rendered {
             .find(|p| p.name.as_deref() == Some("admin"))
             .and_then(|p| listens.get(&format!("0.0.0.0:{}", p.container_port)))
             .copied();
+        let probe_paths = [&container.readiness_probe, &container.liveness_probe]
+            .into_iter()
+            .flatten()
+            .filter_map(|probe| probe.http_get.as_ref()?.path.clone())
+            .collect();
         Ok(Prepared {
             at,
             binary: vigil_testkit::binary(&binary_name),
@@ -335,6 +343,7 @@ impl Rendered {
             env,
             files,
             admin,
+            probe_paths,
         })
     }
 }
@@ -441,7 +450,11 @@ fn start(prepared: &Prepared, kube_url: &str, log_dir: &Path, ready: Ready) -> R
             && match ready {
                 Ready::Connected => true,
                 Ready::Healthy => prepared.admin.is_some_and(|admin| {
-                    vigil_testkit::http_get(admin, "/healthz").is_some_and(|(code, _)| code == 200)
+                    !prepared.probe_paths.is_empty()
+                        && prepared.probe_paths.iter().all(|path| {
+                            vigil_testkit::http_get(admin, path)
+                                .is_some_and(|(code, _)| code == 200)
+                        })
                 }),
             };
         if reached {
@@ -475,7 +488,9 @@ fn start(prepared: &Prepared, kube_url: &str, log_dir: &Path, ready: Ready) -> R
 enum Ready {
     /// Logged in to NATS.
     Connected,
-    /// Logged in, streams and consumers in place: `/healthz` answers 200.
+    /// Logged in, streams and consumers in place: every probe path the
+    /// manifest gives (`/healthz` for readiness, `/livez` for liveness)
+    /// answers 200.
     Healthy,
 }
 
