@@ -142,14 +142,24 @@ fn describe(finding: &Finding) -> String {
     )
 }
 
-#[test]
-fn container_starts_raise_no_findings_from_the_runtime() {
-    if !require_root("real containers watched by the eBPF collector") {
-        return;
-    }
-    let rt = runtime();
-    let pipeline = pipeline();
+/// Rounds tried before the test gives up on a round without kernel drops.
+const ROUNDS: usize = 3;
 
+/// What one round of container starts raised.
+struct Round {
+    /// Findings at WARNING or above for the round's containers, described.
+    serious: Vec<String>,
+    /// Records the collector counted as dropped in the kernel.
+    kernel_drops: u64,
+    /// Whether the command run by `podman exec` was seen as the container's.
+    exec_command_seen: bool,
+    /// Every finding of the round's containers, described, for a failure.
+    all: Vec<String>,
+}
+
+/// Ten container starts and one `podman exec`, watched by a new pipeline.
+fn one_round(rt: &tokio::runtime::Runtime) -> Round {
+    let pipeline = pipeline();
     let mut ids = Vec::new();
     for _ in 0..10 {
         let (id, output) = run_to_completion(&ContainerSpec::new(["sleep", "1"])).unwrap();
@@ -185,47 +195,77 @@ fn container_starts_raise_no_findings_from_the_runtime() {
         ours.len(),
         tally(&ours)
     );
+    let collector = pipeline
+        .services
+        .iter()
+        .find(|s| s.name.contains("collector"))
+        .expect("the collector runs");
+    let kernel_drops: u64 = collector
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with(vigil_collector::metrics::KERNEL_DROPS))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum();
     let serious: Vec<String> = ours
         .iter()
         .filter(|f| at_least_warning(f))
         .map(|f| describe(f))
         .collect();
     if !serious.is_empty() {
+        let log = collector.log_text();
+        let lineage: Vec<&str> = log.lines().filter(|l| l.contains("lineage")).collect();
+        eprintln!(
+            "kernel drops {kernel_drops}; the collector on lineage:\n{}",
+            lineage.join("\n")
+        );
+    }
+    Round {
+        serious,
+        kernel_drops,
+        exec_command_seen: ours.iter().any(|f| {
+            f.container_id == exec_container
+                && f.name == "Mount utility run in container"
+                && f.events.first().is_some_and(|e| !e.container_runtime_setup)
+        }),
+        all: ours.iter().map(|f| describe(f)).collect(),
+    }
+}
+
+#[test]
+fn container_starts_raise_no_findings_from_the_runtime() {
+    if !require_root("real containers watched by the eBPF collector") {
+        return;
+    }
+    let rt = runtime();
+    let mut lossy_rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let round = one_round(&rt);
         // A record the kernel dropped (the ring full while the collector was
         // starved of CPU) leaves a lineage unknown, which is judged not
-        // runtime set-up on purpose.
-        let metrics = pipeline
-            .services
-            .iter()
-            .find(|s| s.name.contains("collector"))
-            .map(|s| s.metrics())
-            .unwrap_or_default();
-        let drops: Vec<&str> = metrics
-            .lines()
-            .filter(|l| l.starts_with(vigil_collector::metrics::KERNEL_DROPS))
-            .collect();
-        eprintln!("the collector's kernel drops: {drops:?}");
-        let log = pipeline
-            .services
-            .iter()
-            .find(|s| s.name.contains("collector"))
-            .map(|s| s.log_text())
-            .unwrap_or_default();
-        let lineage: Vec<&str> = log.lines().filter(|l| l.contains("lineage")).collect();
-        eprintln!("the collector on lineage:\n{}", lineage.join("\n"));
+        // runtime set-up on purpose: findings then are the design failing
+        // closed, not the runtime being seen. Such a round proves nothing
+        // either way, so another is run; a round without drops must be clean.
+        if round.kernel_drops > 0 && !round.serious.is_empty() {
+            lossy_rounds.push(round.kernel_drops);
+            continue;
+        }
+        assert!(
+            round.serious.is_empty(),
+            "the runtime's own work raised {} findings at WARNING or above:\n{}",
+            round.serious.len(),
+            round.serious.join("\n")
+        );
+        assert!(
+            round.exec_command_seen,
+            "the command run by podman exec is the container's own and still seen: {:#?}",
+            round.all
+        );
+        return;
     }
-    assert!(
-        serious.is_empty(),
-        "the runtime's own work raised {} findings at WARNING or above:\n{}",
-        serious.len(),
-        serious.join("\n")
-    );
-    assert!(
-        ours.iter().any(|f| f.container_id == exec_container
-            && f.name == "Mount utility run in container"
-            && f.events.first().is_some_and(|e| !e.container_runtime_setup)),
-        "the command run by podman exec is the container's own and still seen: {:#?}",
-        ours.iter().map(|f| describe(f)).collect::<Vec<_>>()
+    panic!(
+        "every one of {ROUNDS} rounds lost records in the kernel (drops per round: {lossy_rounds:?}), \
+         so none could show whether the runtime's work stays quiet"
     );
 }
 
