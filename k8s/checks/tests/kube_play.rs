@@ -208,7 +208,13 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
     let teardown = Teardown {
         file: file.clone(),
         pods: play.pods.iter().map(|pod| pod.name.clone()).collect(),
-        volumes: play.volumes.clone(),
+        // Podman 4.3 keeps a volume per ConfigMap after kube down.
+        volumes: play
+            .volumes
+            .iter()
+            .cloned()
+            .chain(config_maps(&play.yaml))
+            .collect(),
     };
 
     let mut args = vec![
@@ -383,4 +389,13 @@ fn env_of(yaml: &str, pod: &str, name: &str) -> String {
         .find(|var| var["name"] == name)
         .and_then(|var| var["value"].as_str().map(str::to_owned))
         .unwrap_or_else(|| panic!("pod {pod} has no env {name}"))
+}
+
+/// Names of the ConfigMaps in the play's file.
+fn config_maps(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|doc| doc["kind"] == "ConfigMap")
+        .filter_map(|doc| doc["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
 }
