@@ -368,6 +368,60 @@ async fn every_service_can_do_its_job_and_nothing_else() {
     console.refused_publish("vigil.events.node-1.0").await;
 }
 
+/// The scorer's anti-poisoning guard (anomaly-scorer/src/taint.rs) follows
+/// every finding with a core subscription: its user reads the findings the
+/// detectors publish, cannot publish one on their subject, and cannot
+/// create, pull or ack JetStream consumers of findings (the responder's).
+#[tokio::test]
+async fn the_scorer_reads_findings_but_cannot_take_them() {
+    let (server, passwords, _dir) = start_server();
+    let detectors = User::connect(&server, &passwords, "detectors").await;
+    detectors.ensure_stream(&topology::FINDINGS).await;
+    let mut scorer = User::connect(&server, &passwords, "anomaly-scorer").await;
+    let mut findings = scorer
+        .client
+        .subscribe(vigil_bus::subject::FINDINGS_ALL)
+        .await
+        .unwrap();
+    scorer.client.flush().await.unwrap();
+    detectors.publish("vigil.findings.critical.shop").await;
+    let seen = tokio::time::timeout(WAIT, findings.next())
+        .await
+        .unwrap_or_else(|_| panic!("anomaly-scorer received no finding"))
+        .unwrap();
+    assert_eq!(seen.subject.as_str(), "vigil.findings.critical.shop");
+    while let Ok(event) = scorer.errors.try_recv() {
+        assert!(
+            !event.to_lowercase().contains("violation"),
+            "anomaly-scorer: {event}"
+        );
+    }
+    // Its own anomaly findings (always Warning) go out; a critical one in
+    // the detectors' place does not.
+    scorer.publish("vigil.findings.warning.shop").await;
+    scorer.refused_publish("vigil.findings.critical.shop").await;
+
+    let mut responder = User::connect(&server, &passwords, "responder").await;
+    responder
+        .ensure_consumer(&topology::responder_consumer("node-1"))
+        .await;
+    scorer
+        .refused_publish("$JS.API.CONSUMER.CREATE.VIGIL_FINDINGS.responder-node-1")
+        .await;
+    scorer
+        .refused_publish("$JS.API.CONSUMER.MSG.NEXT.VIGIL_FINDINGS.responder-node-1")
+        .await;
+    scorer
+        .refused_publish("$JS.ACK.VIGIL_FINDINGS.responder-node-1.1.1.1.0.0")
+        .await;
+    scorer
+        .refused_publish("$JS.API.STREAM.PURGE.VIGIL_FINDINGS")
+        .await;
+    scorer.refused_subscribe("vigil.events.>").await;
+    scorer.refused_subscribe("vigil.actions.>").await;
+    responder.refused_subscribe("vigil.findings.>").await;
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused() {
     let (server, _, _dir) = start_server();
