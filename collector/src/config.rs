@@ -6,6 +6,7 @@
 //! | `node_name` | host name | node token of `vigil.events.<node>` and `Event.node` |
 //! | `source` | `ebpf` | where events come from: `ebpf`, `replay` (`[replay]`), `synthetic` (`[synthetic]`); see `source/` |
 //! | `record_path` | "" | when set, every event published is also appended to this recording file |
+//! | `cgroup_root` | `/sys/fs/cgroup` | where the host's cgroup file systems are mounted: container attribution maps the kernel's cgroup ids to paths there (in a pod with its own cgroup namespace, the host's mounted elsewhere) |
 //! | `process_ancestry_depth` | 4 | ancestors carried in each event, parent first |
 //! | `replay.path`, `replay.pace`, `replay.speed`, `replay.rebase_time` | "", `original`, 1.0, true | see `source::replay::ReplayConfig` |
 //! | `synthetic.rate`, `synthetic.containers`, `synthetic.seed`, `synthetic.max_events` | 10000, 20, 1, 0 | see `source::synthetic::SyntheticConfig` |
@@ -16,6 +17,8 @@
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
 //! | `ring_buffer_bytes` | 4194304 | BPF ring buffers, all CPUs together: a power of two, 4 KiB to 1 GiB; each CPU gets its own ring of its share (a power of two, at least 256 KiB unless the whole budget is smaller) |
 //! | `kernel.syscalls` | `"default"` | syscalls the kernel reports, by name (`["openat", "execve", "procexit"]`), or `"default"` for every one the collector knows; the rest are filtered out in the kernel (`kernel::syscalls`) |
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
@@ -57,6 +60,8 @@ pub struct Config {
     pub ring_buffer_bytes: u32,
     /// Also append every published event to this recording ("" = off).
     pub record_path: String,
+    /// Where the host's cgroup file systems are mounted.
+    pub cgroup_root: PathBuf,
     /// Ancestors carried in each event's `ancestors`, parent first.
     pub process_ancestry_depth: usize,
     pub replay: ReplayConfig,
@@ -92,6 +97,7 @@ impl Default for Config {
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             record_path: String::new(),
+            cgroup_root: PathBuf::from(vigil_cgroup::DEFAULT_ROOT),
             process_ancestry_depth: crate::enrich::procs::DEFAULT_ANCESTRY_DEPTH,
             replay: ReplayConfig::default(),
             synthetic: SyntheticConfig::default(),
@@ -124,6 +130,12 @@ impl Validate for Config {
             problems.add(
                 "ring_buffer_bytes",
                 format!("{ring} must be a power of two between {MIN_RING_BUFFER_BYTES} and {MAX_RING_BUFFER_BYTES}"),
+            );
+        }
+        if !self.cgroup_root.is_absolute() {
+            problems.add(
+                "cgroup_root",
+                format!("{} is not an absolute path", self.cgroup_root.display()),
             );
         }
         if self.process_ancestry_depth > MAX_ANCESTRY_DEPTH {
@@ -197,11 +209,13 @@ mod tests {
             ("VIGIL_COLLECTOR__CHANNEL_CAPACITY", "0"),
             ("VIGIL_COLLECTOR__RING_BUFFER_BYTES", "100000"),
             ("VIGIL_COLLECTOR__NODE_NAME", " "),
+            ("VIGIL_COLLECTOR__CGROUP_ROOT", "sys/fs/cgroup"),
         ])
         .unwrap_err();
         let text = error.to_string();
-        assert_eq!(error.problems.len(), 5, "{text}");
+        assert_eq!(error.problems.len(), 6, "{text}");
         for key in [
+            "cgroup_root",
             "batch_max_events",
             "flush_interval_ms",
             "channel_capacity",

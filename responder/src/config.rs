@@ -9,7 +9,7 @@ use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 use crate::policy::{Policy, PolicyError};
 
 pub const DEFAULT_FREEZE_TIMEOUT_MS: u64 = 2_000;
-pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const DEFAULT_CGROUP_ROOT: &str = vigil_cgroup::DEFAULT_ROOT;
 pub const DEFAULT_KUBE_TIMEOUT_MS: u64 = 5_000;
 
 /// What this process does.

@@ -69,7 +69,11 @@ impl Enricher {
             config.process_ancestry_depth,
             procs::DEFAULT_CAPACITY,
         );
-        Self::with_processes(&config.node_name, Hierarchies::detect(), processes)
+        Self::with_processes(
+            &config.node_name,
+            Hierarchies::detect_under(&config.cgroup_root),
+            processes,
+        )
     }
 
     pub fn with_processes(node: &str, hierarchies: Hierarchies, processes: ProcessTable) -> Self {

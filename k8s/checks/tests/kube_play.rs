@@ -308,11 +308,10 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
     // images. The command line carries a token, so the finding is this
     // container's and not another test's on the same host.
     //
-    // Not asserted: the container id in the finding. Podman 4.3 ignores
-    // hostPID, so the collector sees only its own pod's /proc and cgroup
-    // namespace and cannot map the event's cgroup to the container (its
-    // findings carry container.id ""); the manifests' /host/proc and
-    // /host/sys/fs/cgroup mounts are not read by the collector either.
+    // The finding names the runtime's container id: podman 4.3 ignores
+    // hostPID, but the kernel gives the event's cgroup id, which the
+    // collector maps to a path in the host's cgroupfs its manifest mounts
+    // (`cgroup_root`), not in its own cgroup namespace.
     let nats_ip = play
         .pods
         .iter()
@@ -361,10 +360,13 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
         }
     };
     eprintln!(
-        "finding on {subject} {:.1} s after the container started; container id {} in it: {}",
+        "finding on {subject} {:.1} s after the container started",
         attack_started.elapsed().as_secs_f64(),
-        &container.id[..12],
-        payload.contains(&container.id[..12])
+    );
+    assert!(
+        payload.contains(&container.id),
+        "the finding names the container's runtime id {}: {payload:?}",
+        container.id
     );
     tokio::task::spawn_blocking(move || drop(container))
         .await

@@ -26,6 +26,11 @@ pub use kill::{KillError, KillMethod};
 /// Signals, re-exported so callers name them without depending on rustix.
 pub use rustix::process::Signal;
 
+/// Where a host mounts its cgroup file systems. A service in a container
+/// with its own cgroup namespace sees only its own subtree there, so its
+/// manifest mounts the host's elsewhere and configures that path.
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
 /// Mount points of the hierarchies this host has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hierarchies {
@@ -39,7 +44,7 @@ pub struct Hierarchies {
 impl Hierarchies {
     /// Finds the hierarchies under `/sys/fs/cgroup`.
     pub fn detect() -> Self {
-        Self::detect_under(Path::new("/sys/fs/cgroup"))
+        Self::detect_under(Path::new(DEFAULT_ROOT))
     }
 
     /// Finds the hierarchies under `root` (a test may pass its own tree).
