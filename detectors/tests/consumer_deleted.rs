@@ -77,6 +77,13 @@ async fn a_deleted_consumer_is_recreated_and_readiness_is_withdrawn_meanwhile() 
     // the stream's first message); its findings carry the same message ids
     // and are discarded as duplicates, so 3 new findings exactly.
     wait_stored(&bus, &FINDINGS, 6).await;
+    // The findings may all be stored before the last deletion's recreation:
+    // the consumer is asked for only once it is back.
+    poll(
+        "the service to recreate its consumer after the last deletion",
+        || async { events.consumer_info("detectors").await.ok().map(|_| ()) },
+    )
+    .await;
     wait_settled(&bus, &EVENTS, "detectors", 2).await;
     poll("/healthz to answer 200 again", || async {
         (http_get(admin.local_addr, "/healthz").map(|r| r.0) == Some(200)).then_some(())
