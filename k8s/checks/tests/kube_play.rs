@@ -165,7 +165,7 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
     let port = forward_to(fake_addr).await;
     let gateway = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 1);
 
-    let objects = render(&k8s_dir().join("overlays/dev")).unwrap();
+    let objects = enforcing(render(&k8s_dir().join("overlays/dev")).unwrap());
     let play = generate(
         &objects,
         &Options {
@@ -324,13 +324,14 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
         .await
         .unwrap();
     let mut findings = client.subscribe("vigil.findings.>").await.unwrap();
+    let mut actions = client.subscribe("vigil.actions.>").await.unwrap();
     client.flush().await.unwrap();
     let token = format!("vigil-kube-play-{}", std::process::id());
-    let spec = vigil_testkit::ContainerSpec::new([
-        "/bin/sh".to_owned(),
-        "-c".to_owned(),
-        format!("while :; do cat /etc/shadow /tmp/{token} > /dev/null 2>&1; sleep 1; done"),
-    ]);
+    // A heartbeat beside the attack shows whether the container's processes
+    // still run once the node's responder has acted.
+    let spec = vigil_testkit::ContainerSpec::script(&format!(
+        "(while :; do cat /etc/shadow /tmp/{token} > /dev/null 2>&1; pause 1; done) &"
+    ));
     let container = tokio::task::spawn_blocking(move || vigil_testkit::Container::start(&spec))
         .await
         .unwrap()
@@ -368,6 +369,37 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
         "the finding names the container's runtime id {}: {payload:?}",
         container.id
     );
+
+    // Contained: the node's responder, running in its image with the
+    // privileges its manifest gives, froze the container's cgroup through
+    // the host's cgroupfs (`cgroup_root`) and recorded it.
+    let action = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(message) = futures::StreamExt::next(&mut actions).await {
+            if message.subject.as_str().ends_with(".succeeded") {
+                return Some(message.subject.to_string());
+            }
+        }
+        None
+    })
+    .await;
+    let container = tokio::task::spawn_blocking(move || {
+        let stopped = vigil_testkit::wait_until(Duration::from_secs(30), || {
+            (!container.runs(Duration::from_secs(1))).then_some(())
+        });
+        (container, stopped.is_some())
+    })
+    .await
+    .unwrap();
+    let (container, frozen) = container;
+    if !frozen || !matches!(action, Ok(Some(_))) {
+        let logs = logs_of(&play, "vigil-responder-node");
+        panic!("the container was not contained (frozen {frozen}, action {action:?}):\n{logs}");
+    }
+    eprintln!(
+        "contained {:.1} s after the container started ({:?})",
+        attack_started.elapsed().as_secs_f64(),
+        action
+    );
     tokio::task::spawn_blocking(move || drop(container))
         .await
         .unwrap();
@@ -400,4 +432,28 @@ fn config_maps(yaml: &str) -> Vec<String> {
         .filter(|doc| doc["kind"] == "ConfigMap")
         .filter_map(|doc| doc["metadata"]["name"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The shipped response policy records dry runs only; an operator turns
+/// enforcement on (k8s/README.md), as this test does for everything.
+fn enforcing(mut objects: Vec<vigil_k8s_checks::Object>) -> Vec<vigil_k8s_checks::Object> {
+    const SHIPPED: &str = "enforce: { namespaces: [], pod_labels: {} }";
+    let mut patched = 0;
+    for object in objects.iter_mut().filter(|o| o.kind == "ConfigMap") {
+        let Some(data) = object.value.get_mut("data").and_then(|d| d.as_object_mut()) else {
+            continue;
+        };
+        for text in data.values_mut() {
+            if let Some(policy) = text.as_str().filter(|t| t.contains(SHIPPED)) {
+                *text =
+                    serde_json::Value::String(policy.replace(SHIPPED, "enforce: { all: true }"));
+                patched += 1;
+            }
+        }
+    }
+    assert!(
+        patched > 0,
+        "no ConfigMap holds the shipped policy's `{SHIPPED}`"
+    );
+    objects
 }
