@@ -26,17 +26,13 @@ pub mod publish;
 pub mod source;
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{ConnectError, topology};
-use vigil_cgroup::Hierarchies;
 use vigil_proto::v1::Event;
 use vigil_service::{
     Health,
@@ -44,9 +40,7 @@ use vigil_service::{
 };
 
 pub use config::{Config, Source};
-use enrich::Enricher;
 pub use enrich::pods::KUBE_PERMISSIONS;
-use kernel::{KernelOptions, KernelSource, LoadError};
 use publish::{Batcher, DropCounts};
 use source::{Sink, SourceError};
 
@@ -169,61 +163,4 @@ async fn publish_events(
         }
     }
     Ok(())
-}
-
-/// Loads the BPF programs and feeds every record through
-/// [`handle_record`] into `events`. Blocks until the programs are attached.
-pub fn start_kernel_source(
-    options: KernelOptions,
-    node: &str,
-    events: mpsc::Sender<Event>,
-    userspace_drops: Arc<AtomicU64>,
-) -> Result<KernelSource, LoadError> {
-    let enricher = Enricher::new(node, Hierarchies::detect());
-    source::ebpf::start_kernel(options, enricher, Sink::new(events, userspace_drops))
-}
-
-/// decode → enrich → queue, for one kernel record. Never blocks: when the
-/// channel is full the event is dropped and counted.
-pub fn handle_record(
-    record: &[u8],
-    enricher: &mut Enricher,
-    events: &mpsc::Sender<Event>,
-    userspace_drops: &AtomicU64,
-) {
-    let decoded = match decode::decode(record) {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            ::metrics::counter!(metrics::RECORDS_INVALID, "reason" => error.reason()).increment(1);
-            tracing::debug!(message = "Skipped an invalid kernel record.", len = record.len(), %error);
-            return;
-        }
-    };
-    enricher.push(decoded, &mut |event| queue(event, events, userspace_drops));
-}
-
-/// After each read of the rings: records held for a late clone or exec
-/// record are let go once it came or their patience ran out.
-pub fn handle_read_end(
-    enricher: &mut Enricher,
-    events: &mpsc::Sender<Event>,
-    userspace_drops: &AtomicU64,
-) {
-    enricher.release(std::time::Instant::now(), &mut |event| {
-        queue(event, events, userspace_drops)
-    });
-}
-
-fn queue(event: Event, events: &mpsc::Sender<Event>, userspace_drops: &AtomicU64) {
-    ::metrics::counter!(metrics::EVENTS, "kind" => decode::kind_label(event.r#type())).increment(1);
-    match events.try_send(event) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            userspace_drops.fetch_add(1, Ordering::Relaxed);
-            ::metrics::counter!(metrics::USERSPACE_DROPS).increment(1);
-        }
-        // Shutting down: the publisher is gone and nothing is lost that it
-        // would have sent.
-        Err(TrySendError::Closed(_)) => {}
-    }
 }

@@ -1,18 +1,20 @@
 //! The live source: the BPF programs, through `crate::kernel`, decoded and
-//! enriched on the ring-buffer thread.
+//! enriched on the ring-buffer thread and offered to the [`Sink`].
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use vigil_proto::v1::Event;
 
 use super::{EventSource, Sink};
 use crate::{
-    Config,
-    enrich::Enricher,
-    kernel::{KernelDrops, KernelOptions, KernelSource, LoadError},
+    Config, decode,
+    enrich::{Enricher, PodDirectory},
+    kernel::{KernelDrops, KernelOptions, KernelSource, LoadError, RecordSink},
+    metrics,
 };
 
-/// The kernel's events, enriched with `enricher`.
+/// The kernel's events, enriched.
 pub struct EbpfSource {
     kernel: KernelSource,
 }
@@ -22,17 +24,9 @@ impl EbpfSource {
     pub async fn start(
         config: &Config,
         sink: Sink,
-        pods: crate::enrich::PodDirectory,
+        pods: PodDirectory,
     ) -> Result<Self, super::SourceError> {
-        // Validated with the config, so an error cannot happen here; every
-        // syscall is the safe reading if it did.
-        let syscalls = config
-            .kernel
-            .syscalls
-            .resolve()
-            .unwrap_or_else(|_| crate::kernel::syscalls::EnabledSet::all());
-        let options =
-            KernelOptions::for_this_process(config.ring_buffer_bytes).with_syscalls(syscalls);
+        let options = KernelOptions::for_config(config);
         let config = config.clone();
         // Seeding the process table reads all of /proc: off the runtime.
         let kernel = tokio::task::spawn_blocking(move || {
@@ -44,38 +38,57 @@ impl EbpfSource {
     }
 }
 
-/// Loads the BPF programs and feeds every record through
-/// [`crate::handle_record`] into `sink`. Blocks until the programs are attached.
+/// Loads the BPF programs and feeds every record, decoded and enriched by
+/// `enricher`, into `sink`. Blocks until the programs are attached.
 pub fn start_kernel(
     options: KernelOptions,
     enricher: Enricher,
     sink: Sink,
 ) -> Result<KernelSource, LoadError> {
-    let (events, drops) = (sink.events.clone(), sink.userspace_drops.clone());
-    KernelSource::start_sink(
-        options,
-        Enriching {
-            enricher,
-            events,
-            drops,
-        },
-    )
+    KernelSource::start_sink(options, Enriching { enricher, sink })
 }
 
-/// decode → enrich → queue on the ring-buffer thread.
+/// decode → enrich → offer, on the ring-buffer thread. Never blocks: the
+/// sink drops and counts what the publisher has no room for.
 struct Enriching {
     enricher: Enricher,
-    events: tokio::sync::mpsc::Sender<vigil_proto::v1::Event>,
-    drops: Arc<std::sync::atomic::AtomicU64>,
+    sink: Sink,
 }
 
-impl crate::kernel::RecordSink for Enriching {
+impl Enriching {
+    fn offer(sink: &Sink, event: Event) {
+        ::metrics::counter!(metrics::EVENTS, "kind" => decode::kind_label(event.r#type()))
+            .increment(1);
+        // A closed sink means shutting down: the publisher is gone and
+        // nothing is lost that it would have sent.
+        sink.offer(event);
+    }
+}
+
+impl RecordSink for Enriching {
     fn record(&mut self, record: &[u8]) {
-        crate::handle_record(record, &mut self.enricher, &self.events, &self.drops);
+        let decoded = match decode::decode(record) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                ::metrics::counter!(metrics::RECORDS_INVALID, "reason" => error.reason())
+                    .increment(1);
+                tracing::debug!(message = "Skipped an invalid kernel record.", len = record.len(), %error);
+                return;
+            }
+        };
+        let sink = &self.sink;
+        self.enricher
+            .push(decoded, &mut |event| Self::offer(sink, event));
     }
 
+    /// Records held for a late clone or exec record are let go once it came
+    /// or their patience ran out.
     fn read_end(&mut self) {
-        crate::handle_read_end(&mut self.enricher, &self.events, &self.drops);
+        let sink = &self.sink;
+        self.enricher
+            .release(std::time::Instant::now(), &mut |event| {
+                Self::offer(sink, event)
+            });
     }
 }
 

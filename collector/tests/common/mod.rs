@@ -8,7 +8,12 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use vigil_collector::kernel::{KernelOptions, KernelSource};
+use vigil_cgroup::Hierarchies;
+use vigil_collector::{
+    enrich::Enricher,
+    kernel::{KernelOptions, KernelSource},
+    source::{Sink, ebpf},
+};
 use vigil_proto::v1::Event;
 
 /// Large enough that a busy build on the same machine does not overflow
@@ -30,9 +35,10 @@ impl Probe {
         let (tx, events) = mpsc::channel(CHANNEL_CAPACITY);
         let userspace_drops = Arc::new(AtomicU64::new(0));
         let options = KernelOptions::for_this_process(RING_BUFFER_BYTES);
-        let source =
-            vigil_collector::start_kernel_source(options, node, tx, userspace_drops.clone())
-                .unwrap_or_else(|error| panic!("load the BPF programs: {error}"));
+        let enricher = Enricher::new(node, Hierarchies::detect());
+        let sink = Sink::new(tx, userspace_drops.clone());
+        let source = ebpf::start_kernel(options, enricher, sink)
+            .unwrap_or_else(|error| panic!("load the BPF programs: {error}"));
         Self {
             source,
             userspace_drops,
