@@ -430,7 +430,11 @@ fn cases() -> Vec<(&'static str, E, Vec<E>)> {
         (
             "Hidden executable run",
             exec("/var/tmp/.ICE-unix/.x"),
-            vec![exec("/usr/bin/x"), exec("/root/.cargo/bin/rustc")],
+            vec![
+                exec("/usr/bin/x"),
+                exec("/root/.cargo/bin/rustc"),
+                exec("/app/.venv/bin/python"),
+            ],
         ),
         (
             "Executable bit set in temporary directory",
@@ -1214,4 +1218,67 @@ fn every_rule_is_documented_tagged_and_has_exceptions() {
         let exceptions = text.matches("\n  exceptions:").count();
         assert_eq!(rules, exceptions, "{file}: every rule has exceptions");
     }
+}
+
+/// Hidden executables: every place a kit hides a binary fires, including
+/// ones dressed as the toolchain directories the rule leaves out; the
+/// toolchains' own programs, in their exact shape, do not.
+#[test]
+fn hidden_executable_rule_sees_disguised_forms_and_spares_toolchains() {
+    const RULE: &str = "Hidden executable run";
+    let rules = engine::load(&RulesConfig::default()).unwrap();
+    let fires = |path: &str| rules.matching(&exec(path).0).any(|r| r.name == RULE);
+    let hidden = [
+        "/tmp/.x/xmrig",
+        "/root/.x",
+        "/usr/bin/.sshd",
+        "/var/lib/.../kworker",
+        "/tmp/..x/miner",
+        "/home/app/.config/kdevtmpfsi",
+        // A toolchain directory's shape, with a hidden file name.
+        "/app/.venv/bin/.xmrig",
+        "/root/.cargo/bin/.x",
+        // The shape below a hidden directory.
+        "/root/.cache/.x/.venv/bin/python",
+        "/var/lib/.hide/.local/bin/miner",
+        // The shape in a temporary or memory-backed directory.
+        "/tmp/.venv/bin/python",
+        "/var/tmp/app/.venv/bin/python",
+        "/dev/shm/.local/bin/x",
+        "/run/user/0/.cargo/bin/cargo",
+        // Near misses of the shape: not the manager's program directory.
+        "/app/.venv/lib/python3.11/x",
+        "/app/.venv/bin/sub/x",
+        "/root/.pyenv/miner",
+        "/root/.pyenv/versions/.x/bin/python",
+        "/root/.rustup/x",
+        "/.local/bin/x",
+        "/root/.local/bin/../../.x/m",
+        "/app/.venvs/bin/x",
+        "/app/x.venv/bin/.y",
+    ];
+    let managed = [
+        "/app/.venv/bin/python",
+        "/app/.venv/bin/gunicorn",
+        "/srv/web/.venv/bin/python3.11",
+        "/root/.pyenv/versions/3.11.7/bin/python3.11",
+        "/home/dev/.pyenv/shims/python",
+        "/root/.cargo/bin/cargo",
+        "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/rustc",
+        "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld",
+        "/home/app/.local/bin/pipx",
+        "/home/app/.nvm/versions/node/v20.11.0/bin/node",
+        "/root/.cache/pypoetry/virtualenvs/api-Xq3-py3.11/bin/python",
+        "/home/dev/.virtualenvs/api/bin/python",
+        "/root/.bun/bin/bun",
+        "/usr/bin/python3",
+        "/usr/lib/../bin/x",
+    ];
+    let missed: Vec<&str> = hidden.into_iter().filter(|p| !fires(p)).collect();
+    let raised: Vec<&str> = managed.into_iter().filter(|p| fires(p)).collect();
+    assert!(
+        missed.is_empty(),
+        "hidden executables not caught: {missed:#?}"
+    );
+    assert!(raised.is_empty(), "toolchain programs flagged: {raised:#?}");
 }
