@@ -16,7 +16,7 @@
 //! | `flush_interval_ms` | 5 | a partly filled batch (or one reporting only drops) is published at least this often |
 //! | `channel_capacity` | 16384 | events queued between the ring-buffer thread and the publisher; beyond it events are dropped and counted |
 //! | `ring_buffer_bytes` | 4194304 | BPF ring buffers, all CPUs together: a power of two, 4 KiB to 1 GiB; each CPU gets its own ring of its share (a power of two, at least 256 KiB unless the whole budget is smaller) |
-//! | `kernel.syscalls` | `"default"` | syscalls the kernel reports, by name (`["openat", "execve", "procexit"]`), or `"default"` for every one the collector knows; the rest are filtered out in the kernel (`kernel::syscalls`) |
+//! | `kernel.syscalls` | `"default"` | syscalls the kernel reports, by name (`["openat", "execve", "procexit"]`), or `"default"` for every one the collector knows; the rest are filtered out in the kernel (`kernel::selection`) |
 
 use std::path::PathBuf;
 
@@ -26,7 +26,7 @@ use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 use crate::{
     drops::DropsConfig,
     enrich::pods::KubeConfig,
-    kernel::syscalls::KernelConfig,
+    kernel::KernelConfig,
     source::{replay::ReplayConfig, synthetic::SyntheticConfig},
 };
 

@@ -17,10 +17,7 @@ use std::{
 
 use vigil_collector::{
     decode::{self, Decoded},
-    kernel::{
-        KernelOptions, KernelSource,
-        syscalls::{EnabledSet, SyscallSelection},
-    },
+    kernel::{EnabledSet, KernelOptions, KernelSource, SyscallSelection},
 };
 use vigil_proto::v1::{AddressFamily, Args, Event, EventType, FdKind};
 use vigil_testkit::require_root;

@@ -37,7 +37,7 @@ use anyhow::{Context, Result, bail};
 use vigil_bench::{Report, results_path};
 use vigil_collector::{
     decode,
-    kernel::{KernelOptions, KernelSource, ProgramStats, syscalls::EnabledSet},
+    kernel::{EnabledSet, KernelOptions, KernelSource, ProgramStats},
 };
 
 const RING_BUFFER_BYTES: u32 = 1 << 24;

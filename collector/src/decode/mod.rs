@@ -4,6 +4,7 @@
 //! impossible length is an error with a bounded `reason` (for the metric);
 //! decoding never panics, whatever the bytes.
 
+pub(crate) mod args;
 mod exec;
 mod exit;
 pub(crate) mod sockaddr;
@@ -14,6 +15,7 @@ use std::{collections::HashMap, mem::offset_of, sync::LazyLock};
 use vigil_proto::v1::{Event, EventType};
 
 use crate::kernel::abi::{self, Header};
+pub use args::RawSyscall;
 pub use syscall::NO_BASE;
 
 /// A decoded record: the event as the kernel saw it, before enrichment.

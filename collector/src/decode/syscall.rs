@@ -3,10 +3,10 @@
 
 use std::mem::offset_of;
 
-use super::{DecodeError, Decoded, Record, until_nul};
+use super::{DecodeError, Decoded, Record, args::RawSyscall, until_nul};
 use crate::kernel::{
     abi::{self, SyscallRecord},
-    syscalls::{self, Base, RawSyscall},
+    syscalls::{self, Base},
 };
 
 /// A path that must not be resolved against any directory: no `dirfd`

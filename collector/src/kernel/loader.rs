@@ -28,7 +28,7 @@ use libbpf_rs::{
     skel::{OpenSkel, Skel, SkelBuilder},
 };
 
-use super::{abi, skel::VigilSkelBuilder, syscalls::EnabledSet};
+use super::{abi, selection::EnabledSet, skel::VigilSkelBuilder};
 
 /// Where the kernel publishes its BTF; CO-RE relocations need it.
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";

@@ -3,9 +3,11 @@
 
 pub mod abi;
 mod loader;
+pub mod selection;
 pub mod syscalls;
 
 pub use loader::{KernelDrops, KernelOptions, KernelSource, LoadError, ProgramStats, RecordSink};
+pub use selection::{EnabledSet, KernelConfig, SyscallSelection};
 
 /// The skeleton libbpf-cargo generates from `bpf/vigil.bpf.c` (see build.rs).
 #[allow(
