@@ -152,6 +152,23 @@ pub fn anomaly_scorer_partition_consumer(partition: u32) -> ConsumerSpec {
     }
 }
 
+/// The findings forwarder's consumer for one of its outputs
+/// (`forwarder-<output>`): each output keeps its own position and
+/// redeliveries, so an output that is down holds back only itself. A
+/// finding is never given up on (`max_deliver` unlimited): the output
+/// retries it with back-off until it accepts it or the stream ages it out.
+pub fn forwarder_consumer(output: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: &FINDINGS,
+        durable_name: format!("forwarder-{}", subject::token(output)),
+        filter_subject: subject::FINDINGS_ALL.to_owned(),
+        filter_subjects: Vec::new(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: -1,
+        max_ack_pending: 1_000,
+    }
+}
+
 /// Every anomaly-scorer consumer, one per event partition.
 pub fn anomaly_scorer_consumers() -> Vec<ConsumerSpec> {
     (0..subject::EVENT_PARTITIONS)
