@@ -1,6 +1,6 @@
 //! `evt.arg.<name>`: Falco's per-syscall parameter names mapped onto
-//! `vigil_proto::v1::Args`. Unknown names are absent, not errors, because
-//! parameter names differ from syscall to syscall.
+//! `vigil_proto::v1::Args`. A known name is absent for a syscall that has
+//! no such parameter; names outside [`NAMES`] are unsupported fields.
 
 use std::borrow::Cow;
 
@@ -55,6 +55,49 @@ const MODE_BITS: &[(u32, &str)] = &[
     (0o004, "S_IROTH"),
     (0o002, "S_IWOTH"),
     (0o001, "S_IXOTH"),
+];
+
+/// Every parameter name [`extract`] knows; other names are unsupported.
+pub const NAMES: &[&str] = &[
+    "name",
+    "path",
+    "pathname",
+    "filename",
+    "oldpath",
+    "dev",
+    "target",
+    "newpath",
+    "linkpath",
+    "dir",
+    "put_old",
+    "type",
+    "fstype",
+    "flags",
+    "nstype",
+    "mode",
+    "cap_effective",
+    "cap_permitted",
+    "fd",
+    "newfd",
+    "pid",
+    "sig",
+    "request",
+    "cmd",
+    "option",
+    "uid",
+    "ruid",
+    "gid",
+    "rgid",
+    "euid",
+    "egid",
+    "suid",
+    "sgid",
+    "domain",
+    "protocol",
+    "prot",
+    "res",
+    "res_or_fd",
+    "status",
 ];
 
 pub fn extract<'a>(event: &'a Event, name: &str) -> Value<'a> {

@@ -1,11 +1,12 @@
 //! From parsed conditions to predicates that are cheap to evaluate: macros
 //! inlined, lists expanded into hash sets or Aho-Corasick automata, globs
-//! and regexes compiled once, numeric fields compared as numbers, and
-//! predicates on fields we cannot provide folded to constants.
+//! and regexes compiled once, numeric fields compared as numbers. Fields
+//! we cannot provide are collected in [`Compiler::unsupported`], so the
+//! caller can refuse to run a condition that would depend on them.
 
 use std::{
     borrow::Cow,
-    cell::OnceCell,
+    cell::{OnceCell, RefCell},
     collections::{BTreeSet, HashMap},
     net::IpAddr,
 };
@@ -86,16 +87,44 @@ pub enum Matcher {
 pub struct CompileError {
     pub offset: Option<usize>,
     pub message: String,
+    /// The name, when the error is a field this engine does not know
+    /// (what Falco's `skip-if-unknown-filter` lets a rule be skipped for).
+    pub unknown_field: Option<String>,
 }
+
+/// What `b64()` is reported as: base64 decoding is not implemented.
+pub const B64: &str = "b64()";
 
 pub struct Compiler<'a> {
     pub lists: &'a HashMap<String, Vec<String>>,
     pub macros: &'a HashMap<String, MacroDef>,
     /// Parsed macro bodies, so a macro used by many rules is parsed once.
     pub parsed: &'a HashMap<String, Expr>,
+    /// Unsupported fields (and transformers) met since the last
+    /// [`Compiler::take_unsupported`]: a predicate using one is a stand-in
+    /// that must not be evaluated.
+    pub unsupported: RefCell<BTreeSet<String>>,
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
+    pub fn new(
+        lists: &'a HashMap<String, Vec<String>>,
+        macros: &'a HashMap<String, MacroDef>,
+        parsed: &'a HashMap<String, Expr>,
+    ) -> Self {
+        Self {
+            lists,
+            macros,
+            parsed,
+            unsupported: RefCell::default(),
+        }
+    }
+
+    /// The unsupported names met since the last call.
+    pub fn take_unsupported(&self) -> BTreeSet<String> {
+        std::mem::take(&mut self.unsupported.borrow_mut())
+    }
+
     pub fn compile(&self, expr: &Expr, stack: &mut Vec<String>) -> Result<Pred, CompileError> {
         Ok(match expr {
             Expr::And(parts) => and(parts
@@ -108,9 +137,9 @@ impl Compiler<'_> {
                 .collect::<Result<Vec<_>, _>>()?),
             Expr::Not(inner) => not(self.compile(inner, stack)?),
             Expr::Macro { name, offset } => self.expand(name, *offset, stack)?,
-            Expr::Compare(compare) => self.compare(compare).map_err(|message| CompileError {
-                offset: Some(compare.offset),
-                message,
+            Expr::Compare(compare) => self.compare(compare).map_err(|mut error| {
+                error.offset = Some(compare.offset);
+                error
             })?,
         })
     }
@@ -130,6 +159,7 @@ impl Compiler<'_> {
             return Err(CompileError {
                 offset: Some(offset),
                 message,
+                unknown_field: None,
             });
         };
         if stack.iter().any(|m| m == name) {
@@ -139,6 +169,7 @@ impl Compiler<'_> {
                     "macro `{name}` refers to itself through {}",
                     stack.join(" → ")
                 ),
+                unknown_field: None,
             });
         }
         stack.push(name.to_owned());
@@ -146,14 +177,24 @@ impl Compiler<'_> {
             // The offset is inside the macro, so name the macro instead.
             offset: Some(offset),
             message: format!("in macro `{name}`: {}", error.message),
+            unknown_field: error.unknown_field,
         });
         stack.pop();
         result
     }
 
-    fn operand(&self, operand: &condition::Operand) -> Result<Operand, String> {
-        let field = Field::parse(&operand.field)
-            .ok_or_else(|| format!("unknown field `{}`", operand.field))?;
+    fn operand(&self, operand: &condition::Operand) -> Result<Operand, CompileError> {
+        let field = Field::parse(&operand.field).ok_or_else(|| CompileError {
+            offset: None,
+            message: format!("unknown field `{}`", operand.field),
+            unknown_field: Some(operand.field.clone()),
+        })?;
+        if let Field::Unsupported(name) = &field {
+            self.unsupported.borrow_mut().insert(name.clone());
+        }
+        if operand.transformers.contains(&Transformer::B64) {
+            self.unsupported.borrow_mut().insert(B64.to_owned());
+        }
         Ok(Operand {
             field,
             transformers: operand.transformers.clone().into_boxed_slice(),
@@ -175,10 +216,10 @@ impl Compiler<'_> {
         values
     }
 
-    fn compare(&self, compare: &Compare) -> Result<Pred, String> {
+    fn compare(&self, compare: &Compare) -> Result<Pred, CompileError> {
         let lhs = self.operand(&compare.lhs)?;
         if matches!(lhs.field, Field::Unsupported(_)) {
-            // Validate the right side's fields all the same, then fold.
+            // Recorded as unsupported; still check the right side's fields.
             if let Rhs::Field(other) = &compare.rhs {
                 self.operand(other)?;
             }
@@ -191,18 +232,30 @@ impl Compiler<'_> {
             Rhs::Field(other) => Matcher::Field(compare.op, self.operand(other)?),
             Rhs::Value(item) => {
                 let values = [item.text().to_owned()];
-                scalar_matcher(compare.op, &values, Quantifier::Any, numeric, &lhs.field)?
+                scalar_matcher(compare.op, &values, Quantifier::Any, numeric, &lhs.field)
+                    .map_err(invalid)?
             }
-            Rhs::Set(items) => set_matcher(compare.op, self.values(items), numeric, &lhs.field)?,
+            Rhs::Set(items) => {
+                set_matcher(compare.op, self.values(items), numeric, &lhs.field).map_err(invalid)?
+            }
             Rhs::Quantified(quantifier, items) => scalar_matcher(
                 compare.op,
                 &self.values(items),
                 *quantifier,
                 numeric,
                 &lhs.field,
-            )?,
+            )
+            .map_err(invalid)?,
         };
         Ok(Pred::Test(Box::new(Test { lhs, matcher })))
+    }
+}
+
+fn invalid(message: String) -> CompileError {
+    CompileError {
+        offset: None,
+        message,
+        unknown_field: None,
     }
 }
 
@@ -615,7 +668,8 @@ fn transform(transformer: Transformer, value: Value<'_>) -> Value<'_> {
             Cow::Borrowed(s) => Cow::Borrowed(s.rsplit('/').next().unwrap_or(s)),
             Cow::Owned(s) => Cow::Owned(s.rsplit('/').next().unwrap_or(&s).to_owned()),
         }),
-        // Base64 decoding is not implemented: absent, so comparisons fail.
+        // Not implemented: the compiler reports rules using it as
+        // unsupported, so this value never decides a rule.
         Transformer::B64 => Value::Absent,
     }
 }

@@ -1,10 +1,14 @@
 //! Falco field names over `vigil_proto::v1::Event`.
 //!
-//! Every name a rule may use is in [`Field::parse`]: an unknown name is a
-//! load error. Some Falco fields have no source in our events (the proto has
-//! no environment, no file inode times, no mount table); they parse, so
-//! rules written for Falco load, and always evaluate to [`Value::Absent`],
-//! which makes any comparison on them false. [`UNSUPPORTED`] lists them.
+//! [`FIELDS`] is the one table of the fields a rule may use, with their
+//! types and meanings: parsing, `vigil-detectors rules fields` and the
+//! generated reference (`docs/rules/fields.md`) all read it. Some Falco
+//! fields have no source in our events (the proto has no environment, no
+//! file inode times, no mount table): they are listed in [`UNSUPPORTED`] and
+//! parse as [`Field::Unsupported`], so a Falco rule naming one is recognised
+//! and reported by name (and skipped) instead of failing on an unknown
+//! field or evaluating a comparison that can never hold. Any other name is
+//! an unknown field.
 
 use std::borrow::Cow;
 
@@ -49,6 +53,7 @@ pub enum Side {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Field {
+    EvtNum,
     EvtType,
     EvtDir,
     EvtRes,
@@ -121,7 +126,6 @@ pub enum Field {
 
 /// Falco fields that parse but are always absent here, and why.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("evt.num", "no per-host event counter in the stream"),
     ("evt.args", "raw argument text is not carried"),
     ("evt.buffer", "I/O buffers are not captured"),
     (
@@ -185,95 +189,533 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("user.shell", "the password database is not read"),
 ];
 
-/// Fields with a direct counterpart.
-const NAMES: &[(&str, Field)] = &[
-    ("evt.type", Field::EvtType),
-    ("evt.dir", Field::EvtDir),
-    ("evt.res", Field::EvtRes),
-    ("evt.rawres", Field::EvtRawRes),
-    ("evt.failed", Field::EvtFailed),
-    ("evt.time", Field::EvtTime),
-    ("evt.time.iso8601", Field::EvtTime),
-    ("evt.rawtime", Field::EvtRawTime),
-    ("evt.hostname", Field::EvtHostname),
-    ("evt.is_open_read", Field::EvtIsOpenRead),
-    ("evt.is_open_write", Field::EvtIsOpenWrite),
-    ("evt.is_open_exec", Field::EvtIsOpenExec),
-    ("proc.name", Field::ProcName),
-    ("proc.exe", Field::ProcExe),
-    ("proc.exepath", Field::ProcExePath),
-    ("proc.cmdline", Field::ProcCmdline),
-    ("proc.args", Field::ProcArgs),
-    ("proc.pid", Field::ProcPid),
-    ("proc.ppid", Field::ProcPpid),
-    ("proc.cwd", Field::ProcCwd),
-    ("proc.tty", Field::ProcTty),
-    ("proc.loginuid", Field::UserLoginUid),
-    ("proc.is_exe_from_memfd", Field::ProcIsExeFromMemfd),
-    (
+/// A field's type, as the reference prints it and comparisons treat it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Type {
+    Text,
+    Number,
+    /// `true` or `false`.
+    Bool,
+    Ip,
+    /// An address compared with `=`/`in` by CIDR (`10.0.0.0/8`).
+    Network,
+    /// RFC 3339 UTC with nanoseconds.
+    Time,
+    /// Several values: `in` holds when all are in the set, other
+    /// operators when any value matches.
+    List,
+}
+
+impl Type {
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Text => "string",
+            Type::Number => "number",
+            Type::Bool => "bool",
+            Type::Ip => "ip",
+            Type::Network => "ipnet",
+            Type::Time => "time",
+            Type::List => "list",
+        }
+    }
+}
+
+/// How a field is written in a rule.
+#[derive(Clone, Debug)]
+pub enum Form {
+    /// `name`.
+    Plain(Field),
+    /// `name` (every ancestor) or `name[N]` (0: the process, 1: its parent).
+    Indexed(fn(Option<usize>) -> Field),
+    /// `name[KEY]`.
+    Keyed(fn(String) -> Field),
+}
+
+/// One field a rule may use: the single table behind parsing, `rules
+/// fields` and the generated reference (`docs/rules/fields.md`).
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: &'static str,
+    pub form: Form,
+    pub kind: Type,
+    pub meaning: &'static str,
+}
+
+impl Spec {
+    /// The name as a rule writes it (`proc.aname[N]`, `k8s.pod.label[KEY]`).
+    pub fn syntax(&self) -> String {
+        match self.form {
+            Form::Plain(_) => self.name.to_owned(),
+            Form::Indexed(_) => format!("{0}, {0}[N]", self.name),
+            Form::Keyed(_) if self.name == "evt.arg" => "evt.arg.NAME, evt.arg[NAME]".to_owned(),
+            Form::Keyed(_) => format!("{}[KEY]", self.name),
+        }
+    }
+}
+
+const fn spec(name: &'static str, field: Field, kind: Type, meaning: &'static str) -> Spec {
+    Spec {
+        name,
+        form: Form::Plain(field),
+        kind,
+        meaning,
+    }
+}
+
+/// Every supported field. Names in [`UNSUPPORTED`] parse but are refused
+/// as conditions (the rule is skipped and reported); any other name is an
+/// unknown field.
+pub const FIELDS: &[Spec] = &[
+    spec(
+        "evt.num",
+        Field::EvtNum,
+        Type::Number,
+        "A number of at least 1 that grows with time on a node: the kernel's monotonic clock at the event, in nanoseconds. Falco's is a per-capture counter; both make Falco's `evt.num=0` (never true) and `evt.num>=0` (always true) idioms work.",
+    ),
+    spec(
+        "evt.type",
+        Field::EvtType,
+        Type::Text,
+        "The syscall (`openat`, `execve`); rules are indexed by it.",
+    ),
+    spec(
+        "evt.dir",
+        Field::EvtDir,
+        Type::Text,
+        "Always `<`: every event is a syscall's exit.",
+    ),
+    spec(
+        "evt.res",
+        Field::EvtRes,
+        Type::Text,
+        "`SUCCESS`, or the error's name (`EACCES`) when the syscall failed.",
+    ),
+    spec(
+        "evt.rawres",
+        Field::EvtRawRes,
+        Type::Number,
+        "The syscall's return value.",
+    ),
+    spec(
+        "evt.failed",
+        Field::EvtFailed,
+        Type::Bool,
+        "Whether the syscall failed (return value below 0).",
+    ),
+    spec(
+        "evt.time",
+        Field::EvtTime,
+        Type::Time,
+        "Wall-clock time of the event.",
+    ),
+    spec(
+        "evt.time.iso8601",
+        Field::EvtTime,
+        Type::Time,
+        "Same as `evt.time`.",
+    ),
+    spec(
+        "evt.rawtime",
+        Field::EvtRawTime,
+        Type::Number,
+        "Wall-clock time in nanoseconds since the Unix epoch.",
+    ),
+    spec(
+        "evt.hostname",
+        Field::EvtHostname,
+        Type::Text,
+        "The node the collector runs on.",
+    ),
+    spec(
+        "evt.is_open_read",
+        Field::EvtIsOpenRead,
+        Type::Bool,
+        "An open for reading (opens only; absent for other events).",
+    ),
+    spec(
+        "evt.is_open_write",
+        Field::EvtIsOpenWrite,
+        Type::Bool,
+        "An open for writing (opens only).",
+    ),
+    spec(
+        "evt.is_open_exec",
+        Field::EvtIsOpenExec,
+        Type::Bool,
+        "An open whose mode grants execute permission (opens only).",
+    ),
+    Spec {
+        name: "evt.arg",
+        form: Form::Keyed(Field::EvtArg),
+        kind: Type::Text,
+        meaning: "A syscall argument by Falco's parameter name: `path`, `pathname`, `filename`, `name`, `oldpath`, `newpath`, `linkpath`, `target`, `dev`, `dir`, `put_old`, `type`, `fstype`, `flags` (open and namespace flags by name), `nstype`, `mode` (mode bits by name), `cap_effective`, `cap_permitted`, `fd`, `newfd`, `pid`, `sig`, `request`, `cmd`, `option`, `uid`/`gid` (`ruid`, `euid`, `suid`, `rgid`, `egid`, `sgid`), `domain`, `protocol`, `prot`, `res`, `res_or_fd`, `status`. Other names are unsupported; positional `evt.arg[N]` too.",
+    },
+    spec(
+        "proc.name",
+        Field::ProcName,
+        Type::Text,
+        "The acting process's name (its `comm`, at most 15 characters).",
+    ),
+    spec(
+        "proc.exe",
+        Field::ProcExe,
+        Type::Text,
+        "The first command-line argument (`argv[0]`).",
+    ),
+    spec(
+        "proc.exepath",
+        Field::ProcExePath,
+        Type::Text,
+        "The full path of the process's executable.",
+    ),
+    spec(
+        "proc.cmdline",
+        Field::ProcCmdline,
+        Type::Text,
+        "The name followed by the arguments (`sh -c id`).",
+    ),
+    spec(
+        "proc.args",
+        Field::ProcArgs,
+        Type::Text,
+        "The arguments after `argv[0]`, separated by blanks.",
+    ),
+    spec(
+        "proc.pid",
+        Field::ProcPid,
+        Type::Number,
+        "Process id (in the host's pid namespace).",
+    ),
+    spec(
+        "proc.ppid",
+        Field::ProcPpid,
+        Type::Number,
+        "Parent process id.",
+    ),
+    spec("proc.cwd", Field::ProcCwd, Type::Text, "Working directory."),
+    spec(
+        "proc.tty",
+        Field::ProcTty,
+        Type::Number,
+        "Controlling terminal's device number; 0 without one.",
+    ),
+    spec(
+        "proc.loginuid",
+        Field::UserLoginUid,
+        Type::Number,
+        "Audit login uid; -1 for a process that never logged in.",
+    ),
+    spec(
+        "proc.is_exe_from_memfd",
+        Field::ProcIsExeFromMemfd,
+        Type::Bool,
+        "The executable is an anonymous memory file (`memfd_create`).",
+    ),
+    spec(
         "proc.is_container_runtime_setup",
         Field::ProcIsContainerRuntimeSetup,
+        Type::Bool,
+        "Vigil's own: a container runtime's set-up inside the container's cgroup, before the image's program runs, judged by lineage, not by name.",
     ),
-    ("proc.pname", Field::AncestorName(Some(1))),
-    ("proc.pexe", Field::AncestorExe(Some(1))),
-    ("proc.pexepath", Field::AncestorExePath(Some(1))),
-    ("proc.pcmdline", Field::AncestorCmdline(1)),
-    ("proc.aname", Field::AncestorName(None)),
-    ("proc.apid", Field::AncestorPid(None)),
-    ("proc.aexe", Field::AncestorExe(None)),
-    ("proc.aexepath", Field::AncestorExePath(None)),
-    ("thread.tid", Field::ThreadTid),
-    ("thread.cap_effective", Field::ThreadCapEffective),
-    ("user.uid", Field::UserUid),
-    ("user.name", Field::UserName),
-    ("user.loginuid", Field::UserLoginUid),
-    ("user.loginname", Field::UserLoginName),
-    ("group.gid", Field::GroupGid),
-    ("group.name", Field::GroupName),
-    ("fd.name", Field::FdName),
-    ("fd.directory", Field::FdDirectory),
-    ("fd.filename", Field::FdFilename),
-    ("fd.typechar", Field::FdTypeChar),
-    ("fd.type", Field::FdType),
-    ("fd.num", Field::FdNum),
-    ("fd.sip", Field::FdIp(Side::Server)),
-    ("fd.cip", Field::FdIp(Side::Client)),
-    ("fd.rip", Field::FdIp(Side::Remote)),
-    ("fd.lip", Field::FdIp(Side::Local)),
-    ("fd.ip", Field::FdIp(Side::Any)),
-    ("fd.sport", Field::FdPort(Side::Server)),
-    ("fd.cport", Field::FdPort(Side::Client)),
-    ("fd.rport", Field::FdPort(Side::Remote)),
-    ("fd.lport", Field::FdPort(Side::Local)),
-    ("fd.port", Field::FdPort(Side::Any)),
-    ("fd.snet", Field::FdNet(Side::Server)),
-    ("fd.cnet", Field::FdNet(Side::Client)),
-    ("fd.rnet", Field::FdNet(Side::Remote)),
-    ("fd.lnet", Field::FdNet(Side::Local)),
-    ("fd.net", Field::FdNet(Side::Any)),
-    ("fd.l4proto", Field::FdL4Proto),
-    ("fd.sockfamily", Field::FdSockFamily),
-    ("container.id", Field::ContainerId),
-    ("container.full_id", Field::ContainerFullId),
-    ("container.name", Field::ContainerName),
-    ("container.image", Field::ContainerImage),
-    (
+    spec(
+        "proc.pname",
+        Field::AncestorName(Some(1)),
+        Type::Text,
+        "The parent's name.",
+    ),
+    spec(
+        "proc.pexe",
+        Field::AncestorExe(Some(1)),
+        Type::Text,
+        "The parent's `argv[0]`.",
+    ),
+    spec(
+        "proc.pexepath",
+        Field::AncestorExePath(Some(1)),
+        Type::Text,
+        "The parent's executable path.",
+    ),
+    spec(
+        "proc.pcmdline",
+        Field::AncestorCmdline(1),
+        Type::Text,
+        "The parent's command line.",
+    ),
+    Spec {
+        name: "proc.aname",
+        form: Form::Indexed(Field::AncestorName),
+        kind: Type::List,
+        meaning: "Ancestors' names; `[N]` one of them (0: the process, 1: its parent), a string.",
+    },
+    Spec {
+        name: "proc.apid",
+        form: Form::Indexed(Field::AncestorPid),
+        kind: Type::List,
+        meaning: "Ancestors' pids; `[N]` one of them, a number.",
+    },
+    Spec {
+        name: "proc.aexe",
+        form: Form::Indexed(Field::AncestorExe),
+        kind: Type::List,
+        meaning: "Ancestors' `argv[0]`; `[N]` one of them, a string.",
+    },
+    Spec {
+        name: "proc.aexepath",
+        form: Form::Indexed(Field::AncestorExePath),
+        kind: Type::List,
+        meaning: "Ancestors' executable paths; `[N]` one of them, a string.",
+    },
+    spec("thread.tid", Field::ThreadTid, Type::Number, "Thread id."),
+    spec(
+        "thread.cap_effective",
+        Field::ThreadCapEffective,
+        Type::Text,
+        "Effective capabilities by name, separated by blanks (`CAP_CHOWN CAP_SYS_ADMIN`).",
+    ),
+    spec("user.uid", Field::UserUid, Type::Number, "User id."),
+    spec(
+        "user.name",
+        Field::UserName,
+        Type::Text,
+        "User name: known for id 0 (`root`) only, absent otherwise.",
+    ),
+    spec(
+        "user.loginuid",
+        Field::UserLoginUid,
+        Type::Number,
+        "Audit login uid; -1 for a process that never logged in.",
+    ),
+    spec(
+        "user.loginname",
+        Field::UserLoginName,
+        Type::Text,
+        "Login user's name: `root` for id 0 only, absent otherwise.",
+    ),
+    spec("group.gid", Field::GroupGid, Type::Number, "Group id."),
+    spec(
+        "group.name",
+        Field::GroupName,
+        Type::Text,
+        "Group name: `root` for id 0 only, absent otherwise.",
+    ),
+    spec(
+        "fd.name",
+        Field::FdName,
+        Type::Text,
+        "The file's path (opens and every path-taking syscall), or the connection as `client:port->server:port`.",
+    ),
+    spec(
+        "fd.directory",
+        Field::FdDirectory,
+        Type::Text,
+        "The directory part of a file's path.",
+    ),
+    spec(
+        "fd.filename",
+        Field::FdFilename,
+        Type::Text,
+        "The last component of a file's path.",
+    ),
+    spec(
+        "fd.typechar",
+        Field::FdTypeChar,
+        Type::Text,
+        "One letter for the descriptor's kind: `f` file, `d` directory, `4`/`6` IPv4/IPv6 socket, `u` unix socket, `p` pipe, `o` other.",
+    ),
+    spec(
+        "fd.type",
+        Field::FdType,
+        Type::Text,
+        "The descriptor's kind: `file`, `directory`, `ipv4`, `ipv6`, `unix`, `pipe`, `memfd`, `other`.",
+    ),
+    spec(
+        "fd.num",
+        Field::FdNum,
+        Type::Number,
+        "The descriptor: an open's result, otherwise the fd argument.",
+    ),
+    spec(
+        "fd.sip",
+        Field::FdIp(Side::Server),
+        Type::Ip,
+        "Server address of the connection (the peer of a connect, us for accept).",
+    ),
+    spec(
+        "fd.cip",
+        Field::FdIp(Side::Client),
+        Type::Ip,
+        "Client address of the connection.",
+    ),
+    spec(
+        "fd.rip",
+        Field::FdIp(Side::Remote),
+        Type::Ip,
+        "Remote (peer) address.",
+    ),
+    spec(
+        "fd.lip",
+        Field::FdIp(Side::Local),
+        Type::Ip,
+        "Local address.",
+    ),
+    spec(
+        "fd.ip",
+        Field::FdIp(Side::Any),
+        Type::Ip,
+        "Either end's address.",
+    ),
+    spec(
+        "fd.sport",
+        Field::FdPort(Side::Server),
+        Type::Number,
+        "Server port.",
+    ),
+    spec(
+        "fd.cport",
+        Field::FdPort(Side::Client),
+        Type::Number,
+        "Client port.",
+    ),
+    spec(
+        "fd.rport",
+        Field::FdPort(Side::Remote),
+        Type::Number,
+        "Remote (peer) port.",
+    ),
+    spec(
+        "fd.lport",
+        Field::FdPort(Side::Local),
+        Type::Number,
+        "Local port.",
+    ),
+    spec(
+        "fd.port",
+        Field::FdPort(Side::Any),
+        Type::Number,
+        "Either end's port.",
+    ),
+    spec(
+        "fd.snet",
+        Field::FdNet(Side::Server),
+        Type::Network,
+        "Server address, compared by network.",
+    ),
+    spec(
+        "fd.cnet",
+        Field::FdNet(Side::Client),
+        Type::Network,
+        "Client address, compared by network.",
+    ),
+    spec(
+        "fd.rnet",
+        Field::FdNet(Side::Remote),
+        Type::Network,
+        "Remote address, compared by network.",
+    ),
+    spec(
+        "fd.lnet",
+        Field::FdNet(Side::Local),
+        Type::Network,
+        "Local address, compared by network.",
+    ),
+    spec(
+        "fd.net",
+        Field::FdNet(Side::Any),
+        Type::Network,
+        "Either end's address, compared by network.",
+    ),
+    spec(
+        "fd.l4proto",
+        Field::FdL4Proto,
+        Type::Text,
+        "`tcp`, `udp`, `raw` or `icmp`, from socket(2)'s arguments.",
+    ),
+    spec(
+        "fd.sockfamily",
+        Field::FdSockFamily,
+        Type::Text,
+        "`ip` or `unix`.",
+    ),
+    spec(
+        "container.id",
+        Field::ContainerId,
+        Type::Text,
+        "The container's 12-character short id; `host` outside containers.",
+    ),
+    spec(
+        "container.full_id",
+        Field::ContainerFullId,
+        Type::Text,
+        "The container's full runtime id; absent outside containers.",
+    ),
+    spec(
+        "container.name",
+        Field::ContainerName,
+        Type::Text,
+        "The container's name in its pod.",
+    ),
+    spec(
+        "container.image",
+        Field::ContainerImage,
+        Type::Text,
+        "The container's image as the pod names it.",
+    ),
+    spec(
         "container.image.repository",
         Field::ContainerImageRepository,
+        Type::Text,
+        "The image without its tag or digest (`ghcr.io/acme/web`).",
     ),
-    ("container.image.tag", Field::ContainerImageTag),
-    ("k8s.ns.name", Field::K8sNsName),
-    ("k8s.pod.name", Field::K8sPodName),
-    ("k8s.pod.uid", Field::K8sPodUid),
-    ("k8s.pod.labels", Field::K8sPodLabels),
-    ("k8s.pod.sa.name", Field::K8sPodServiceAccount),
+    spec(
+        "container.image.tag",
+        Field::ContainerImageTag,
+        Type::Text,
+        "The image's tag (`1.4`).",
+    ),
+    spec(
+        "k8s.ns.name",
+        Field::K8sNsName,
+        Type::Text,
+        "The pod's namespace.",
+    ),
+    spec(
+        "k8s.pod.name",
+        Field::K8sPodName,
+        Type::Text,
+        "The pod's name.",
+    ),
+    spec(
+        "k8s.pod.uid",
+        Field::K8sPodUid,
+        Type::Text,
+        "The pod's uid (from its cgroup path).",
+    ),
+    spec(
+        "k8s.pod.labels",
+        Field::K8sPodLabels,
+        Type::List,
+        "The pod's labels as `key:value`.",
+    ),
+    Spec {
+        name: "k8s.pod.label",
+        form: Form::Keyed(Field::K8sPodLabel),
+        kind: Type::Text,
+        meaning: "The value of the pod's label KEY.",
+    },
+    spec(
+        "k8s.pod.sa.name",
+        Field::K8sPodServiceAccount,
+        Type::Text,
+        "The pod's service account.",
+    ),
 ];
 
 /// Whether a field yields numbers (then `=`, `<`, `in` compare numerically).
 pub fn is_numeric(field: &Field) -> bool {
     matches!(
         field,
-        Field::EvtRawRes
+        Field::EvtNum
+            | Field::EvtRawRes
             | Field::EvtRawTime
             | Field::ProcPid
             | Field::ProcPpid
@@ -288,6 +730,24 @@ pub fn is_numeric(field: &Field) -> bool {
     )
 }
 
+/// Why a field in [`UNSUPPORTED`] (or an `evt.arg` name) has no value here.
+pub fn unsupported_reason(name: &str) -> &'static str {
+    if name.starts_with("evt.arg.") {
+        return "this syscall argument is not carried";
+    }
+    if name == crate::compile::B64 {
+        return "base64 decoding is not implemented";
+    }
+    UNSUPPORTED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("not provided by Vigil's events", |(_, why)| why)
+}
+
+fn is_unsupported(base: &str) -> bool {
+    UNSUPPORTED.iter().any(|(n, _)| *n == base)
+}
+
 impl Field {
     /// Looks a field up by its Falco name, including `[argument]` forms.
     pub fn parse(name: &str) -> Option<Field> {
@@ -296,37 +756,40 @@ impl Field {
             None => (name, None),
         };
         if let Some(arg) = base.strip_prefix("evt.arg.") {
-            return Some(Field::EvtArg(arg.to_owned()));
+            return (argument.is_none() && !arg.is_empty()).then(|| Field::arg(arg));
         }
-        if let Some(argument) = argument {
-            return Self::with_argument(base, argument);
+        if base == "evt.arg" {
+            return match argument {
+                // Positional arguments are not carried.
+                Some(a) if a.parse::<usize>().is_ok() => Some(Field::Unsupported(base.into())),
+                Some(a) if !a.is_empty() => Some(Field::arg(a)),
+                _ => None,
+            };
         }
-        if let Some((_, field)) = NAMES.iter().find(|(n, _)| *n == base) {
-            return Some(field.clone());
+        let spec = FIELDS.iter().find(|s| s.name == base);
+        match (spec.map(|s| &s.form), argument) {
+            (Some(Form::Plain(field)), None) => Some(field.clone()),
+            (Some(Form::Indexed(make)), None) => Some(make(None)),
+            (Some(Form::Indexed(make)), Some(index)) => index.parse().ok().map(|n| make(Some(n))),
+            (Some(Form::Keyed(make)), Some(key)) if !key.is_empty() => Some(make(key.to_owned())),
+            (Some(_), _) => None,
+            (None, _) => is_unsupported(base).then(|| Field::Unsupported(base.to_owned())),
         }
-        UNSUPPORTED
-            .iter()
-            .any(|(n, _)| *n == base)
-            .then(|| Field::Unsupported(base.to_owned()))
     }
 
-    fn with_argument(base: &str, argument: &str) -> Option<Field> {
-        let index = argument.parse::<usize>().ok();
-        Some(match (base, index) {
-            ("proc.aname", Some(n)) => Field::AncestorName(Some(n)),
-            ("proc.apid", Some(n)) => Field::AncestorPid(Some(n)),
-            ("proc.aexe", Some(n)) => Field::AncestorExe(Some(n)),
-            ("proc.aexepath", Some(n)) => Field::AncestorExePath(Some(n)),
-            ("k8s.pod.label", _) => Field::K8sPodLabel(argument.to_owned()),
-            ("evt.arg", _) => Field::EvtArg(argument.to_owned()),
-            _ if UNSUPPORTED.iter().any(|(n, _)| *n == base) => Field::Unsupported(base.to_owned()),
-            _ => return None,
-        })
+    /// `evt.arg.<name>`: a name the events carry, or unsupported.
+    fn arg(name: &str) -> Field {
+        if crate::args::NAMES.contains(&name) {
+            Field::EvtArg(name.to_owned())
+        } else {
+            Field::Unsupported(format!("evt.arg.{name}"))
+        }
     }
 
     /// The value of this field for `event`.
     pub fn extract<'a>(&self, event: &'a Event) -> Value<'a> {
         match self {
+            Field::EvtNum => num(event.kernel_time_ns.max(1)),
             Field::EvtType => Value::Str(Cow::Borrowed(evt_type(event))),
             Field::EvtDir => Value::Str(Cow::Borrowed("<")),
             Field::EvtRes => Value::Str(Cow::Owned(result_name(event.return_value))),
@@ -837,10 +1300,51 @@ mod tests {
             Field::parse("proc.env[HOME]"),
             Some(Field::Unsupported("proc.env".into()))
         );
+        assert_eq!(
+            Field::parse("evt.arg[0]"),
+            Some(Field::Unsupported("evt.arg".into()))
+        );
+        assert_eq!(
+            Field::parse("evt.arg.data"),
+            Some(Field::Unsupported("evt.arg.data".into()))
+        );
+        assert_eq!(Field::parse("evt.arg[path]"), Field::parse("evt.arg.path"));
+        assert_eq!(Field::parse("k8s.pod.label"), None);
         let e = exec();
         assert_eq!(get("container.privileged", &e), None);
-        for (name, _) in NAMES {
-            assert!(Field::parse(name).is_some(), "{name}");
+    }
+
+    #[test]
+    fn every_form_the_table_documents_parses_with_its_type() {
+        for spec in FIELDS {
+            for written in spec.syntax().split(", ") {
+                let example = written
+                    .replace("[N]", "[1]")
+                    .replace("NAME", "path")
+                    .replace("[KEY]", "[app]");
+                let field = Field::parse(&example);
+                assert!(
+                    field
+                        .as_ref()
+                        .is_some_and(|f| !matches!(f, Field::Unsupported(_))),
+                    "{example}: {field:?}"
+                );
+            }
+            if let Form::Plain(field) = &spec.form {
+                assert_eq!(
+                    is_numeric(field),
+                    spec.kind == Type::Number,
+                    "{}: the table's type and the comparisons disagree",
+                    spec.name
+                );
+            }
+        }
+        // `evt.arg` by name is supported, by position not.
+        for (name, _) in UNSUPPORTED.iter().filter(|(n, _)| *n != "evt.arg") {
+            assert!(
+                FIELDS.iter().all(|s| s.name != *name),
+                "{name} is both supported and not"
+            );
         }
     }
 

@@ -18,6 +18,7 @@ pub mod fields;
 mod hash;
 pub mod loader;
 pub mod output;
+mod select;
 mod yaml;
 
 use std::{
@@ -28,11 +29,14 @@ use std::{
 use vigil_proto::v1::{Event, Priority};
 
 use crate::{
-    compile::{Compiler, Pred},
+    compile::{CompileError, Compiler, Pred},
     condition::{Compare, Expr, Item, Op, Operand, Rhs},
+    fields::unsupported_reason,
     loader::{Definitions, ExceptionDef, ExceptionValue, RuleDef},
     output::OutputTemplate,
 };
+pub use loader::Position;
+pub use select::{Reason, Selection, SelectionError};
 
 /// A rules file that does not load: where and what.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -89,68 +93,169 @@ pub enum Syscalls {
     Only(BTreeSet<String>),
 }
 
-/// Counts of what was loaded, for reports and logs.
+/// Counts of what was loaded, for reports and logs. Every defined rule is
+/// counted once: enabled, disabled, skipped or of another source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub lists: usize,
     pub macros: usize,
     pub rules_defined: usize,
+    /// Rules that run.
     pub rules_enabled: usize,
+    /// Off in their file or by the configuration's selection.
     pub rules_disabled: usize,
+    /// Selected, but needing fields this engine cannot provide or does
+    /// not know (with `skip-if-unknown-filter`): reported by name.
+    pub rules_skipped: usize,
     /// Rules for other sources (`k8s_audit`, plugins): loaded, not evaluated.
     pub rules_other_source: usize,
+}
+
+/// A defined rule, running or not, and where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub position: Position,
+    /// `Ok` when it runs, otherwise why not.
+    pub state: Result<(), Reason>,
+}
+
+/// Everything wrong with a set of rules files and a selection, found in
+/// one pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq, thiserror::Error)]
+pub struct LoadErrors {
+    pub files: Vec<LoadError>,
+    pub selection: Vec<SelectionError>,
+}
+
+impl std::fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines = self.files.iter().map(ToString::to_string);
+        let lines = lines.chain(self.selection.iter().map(ToString::to_string));
+        write!(f, "{}", lines.collect::<Vec<_>>().join("\n"))
+    }
+}
+
+impl LoadErrors {
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.selection.is_empty()
+    }
+}
+
+/// Rules files applied in order, collecting every error, then compiled.
+#[derive(Debug, Default)]
+pub struct Loader {
+    definitions: Definitions,
+    errors: Vec<LoadError>,
+}
+
+impl Loader {
+    /// Applies a rules file given as text; `name` is what errors cite.
+    pub fn source(&mut self, name: &str, text: &str) {
+        let errors = self.definitions.load(name, text);
+        self.errors.extend(errors);
+    }
+
+    /// Reads and applies a rules file.
+    pub fn file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.source(&name, &text),
+            Err(e) => self
+                .errors
+                .push(LoadError::at(&name, 0, 0, format!("cannot read: {e}"))),
+        }
+    }
+
+    /// Compiles what was loaded, with `selection` deciding which rules run.
+    pub fn build(self, selection: &Selection) -> Result<RuleSet, LoadErrors> {
+        let mut errors = LoadErrors {
+            files: self.errors,
+            selection: selection.check(&self.definitions.rules),
+        };
+        let set = RuleSet::compile(self.definitions, selection, &mut errors.files);
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// The compiled rules, bucketed by event type.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Every defined rule with its state, in load order.
+    entries: Vec<Entry>,
     /// For each `evt.type` any rule names: the rules to run, in load order.
     by_type: hash::FastMap<String, Box<[u32]>>,
     /// Rules for event types no rule names: those without a type restriction.
     any_type: Box<[u32]>,
     pub summary: Summary,
+    /// Ignored keys, skipped rules and outputs that print `<NA>`, each as
+    /// `file:line:column: what`.
     pub warnings: Vec<String>,
 }
 
 impl RuleSet {
-    /// Loads and compiles rules files, in order.
+    /// Loads and compiles rules files, in order; the first error, if any.
     pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Self, LoadError> {
-        let mut definitions = Definitions::default();
+        let mut loader = Loader::default();
         for path in paths {
-            let path = path.as_ref();
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| LoadError::at(&name, 0, 0, format!("cannot read: {e}")))?;
-            definitions.load(&name, &text)?;
+            loader.file(path.as_ref());
         }
-        Self::compile(definitions)
+        Self::first_error(loader)
     }
 
-    /// Loads and compiles `(name, text)` sources, in order.
+    /// Loads and compiles `(name, text)` sources, in order; the first
+    /// error, if any.
     pub fn load_sources(sources: &[(&str, &str)]) -> Result<Self, LoadError> {
-        let mut definitions = Definitions::default();
+        let mut loader = Loader::default();
         for (name, text) in sources {
-            definitions.load(name, text)?;
+            loader.source(name, text);
         }
-        Self::compile(definitions)
+        Self::first_error(loader)
     }
 
-    pub fn compile(definitions: Definitions) -> Result<Self, LoadError> {
+    fn first_error(loader: Loader) -> Result<Self, LoadError> {
+        loader.build(&Selection::default()).map_err(|errors| {
+            let text = errors.to_string();
+            errors
+                .files
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| LoadError::at("", 0, 0, text))
+        })
+    }
+
+    /// Compiles every rule of the event source `syscall`, so errors in
+    /// disabled rules are found too; only the selected ones are indexed.
+    fn compile(
+        definitions: Definitions,
+        selection: &Selection,
+        errors: &mut Vec<LoadError>,
+    ) -> Self {
         let mut parsed = HashMap::with_capacity(definitions.macros.len());
+        let mut macro_errors = Vec::new();
         for (name, def) in &definitions.macros {
-            let expr = condition::parse(&def.condition.text).map_err(|error| {
-                def.condition
-                    .position
-                    .error(format!("macro `{name}`: condition: {error}"))
-            })?;
-            parsed.insert(name.clone(), expr);
+            match condition::parse(&def.condition.text) {
+                Ok(expr) => {
+                    parsed.insert(name.clone(), expr);
+                }
+                Err(error) => macro_errors.push(
+                    def.condition
+                        .position
+                        .error(format!("macro `{name}`: condition: {error}")),
+                ),
+            }
         }
-        let compiler = Compiler {
-            lists: &definitions.lists,
-            macros: &definitions.macros,
-            parsed: &parsed,
-        };
+        // The macros' map has no order; report them as written.
+        macro_errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        errors.extend(macro_errors);
+        let compiler = Compiler::new(&definitions.lists, &definitions.macros, &parsed);
         let mut set = RuleSet {
             summary: Summary {
                 lists: definitions.counts.lists,
@@ -162,19 +267,90 @@ impl RuleSet {
             ..RuleSet::default()
         };
         for def in &definitions.rules {
-            if !def.enabled {
-                set.summary.rules_disabled += 1;
-                continue;
+            let state = set.admit(&compiler, def, selection, errors);
+            match &state {
+                Ok(()) => set.summary.rules_enabled += 1,
+                Err(Reason::Source(_)) => set.summary.rules_other_source += 1,
+                Err(Reason::Unsupported(_) | Reason::UnknownField(_)) => {
+                    set.summary.rules_skipped += 1;
+                }
+                Err(_) => set.summary.rules_disabled += 1,
             }
-            if def.source != "syscall" {
-                set.summary.rules_other_source += 1;
-                continue;
-            }
-            set.rules.push(compile_rule(&compiler, def)?);
+            set.entries.push(Entry {
+                name: def.name.clone(),
+                priority: def.priority,
+                tags: def.tags.clone(),
+                position: def.position.clone(),
+                state,
+            });
         }
-        set.summary.rules_enabled = set.rules.len();
         set.index();
-        Ok(set)
+        set
+    }
+
+    /// Compiles `def` and keeps it when it may run; its state either way.
+    fn admit(
+        &mut self,
+        compiler: &Compiler<'_>,
+        def: &RuleDef,
+        selection: &Selection,
+        errors: &mut Vec<LoadError>,
+    ) -> Result<(), Reason> {
+        if def.source != "syscall" {
+            return Err(Reason::Source(def.source.clone()));
+        }
+        let selected = selection.decide(def);
+        let context = format!("rule {:?}", def.name);
+        let skipped = |reason: Reason, warnings: &mut Vec<String>| {
+            if selected.is_ok() {
+                let at = &def.condition.position;
+                warnings.push(format!(
+                    "{}:{}:{}: {context} is skipped: it {reason}",
+                    at.file,
+                    at.line,
+                    at.column,
+                    reason = match &reason {
+                        Reason::Unsupported(fields) => fields
+                            .iter()
+                            .map(|f| format!("needs {f} ({})", unsupported_reason(f)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        other => format!("names an {other}"),
+                    }
+                ));
+            }
+            selected.clone().and(Err(reason))
+        };
+        let rule = match compile_rule(compiler, def) {
+            Ok(rule) => rule,
+            Err(Failure::Unknown(field, _)) if def.skip_if_unknown_filter => {
+                return skipped(Reason::UnknownField(field), &mut self.warnings);
+            }
+            Err(Failure::Unknown(_, error) | Failure::Invalid(error)) => {
+                errors.push(error);
+                return selected;
+            }
+        };
+        let unsupported = compiler.take_unsupported();
+        if !unsupported.is_empty() {
+            let fields = unsupported.into_iter().collect();
+            return skipped(Reason::Unsupported(fields), &mut self.warnings);
+        }
+        if selected.is_ok() {
+            for field in rule.output.unsupported() {
+                let at = &def.position;
+                self.warnings.push(format!(
+                    "{}:{}:{}: {context}: output field %{field} prints {} ({})",
+                    at.file,
+                    at.line,
+                    at.column,
+                    output::NOT_AVAILABLE,
+                    unsupported_reason(field)
+                ));
+            }
+            self.rules.push(rule);
+        }
+        selected
     }
 
     fn index(&mut self) {
@@ -208,8 +384,14 @@ impl RuleSet {
         self.by_type = by_type;
     }
 
+    /// The rules that run.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Every defined rule, running or not, in load order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 
     /// The rules that match `event`, in load order. An event meets only the
@@ -239,37 +421,60 @@ impl RuleSet {
     }
 }
 
-fn compile_rule(compiler: &Compiler<'_>, def: &RuleDef) -> Result<Rule, LoadError> {
+/// Why a rule does not compile.
+enum Failure {
+    /// A field this engine does not know, by name.
+    Unknown(String, LoadError),
+    Invalid(LoadError),
+}
+
+fn compile_rule(compiler: &Compiler<'_>, def: &RuleDef) -> Result<Rule, Failure> {
+    // Unsupported names from an earlier rule that failed are not this one's.
+    compiler.take_unsupported();
     let context = format!("rule {:?}", def.name);
     let expr = condition::parse(&def.condition.text).map_err(|error| {
-        def.condition
-            .position
-            .error(format!("{context}: condition: {error}"))
+        Failure::Invalid(
+            def.condition
+                .position
+                .error(format!("{context}: condition: {error}")),
+        )
     })?;
-    let mut stack = Vec::new();
-    let mut pred = compiler.compile(&expr, &mut stack).map_err(|error| {
+    let failed = |error: CompileError, position: &Position, what: &str| {
         let at = error
             .offset
             .map(|o| format!(" (at offset {o})"))
             .unwrap_or_default();
-        def.condition
-            .position
-            .error(format!("{context}: condition: {}{at}", error.message))
-    })?;
-    let exceptions = exceptions(&def.exceptions)
-        .and_then(|expr| compiler.compile(&expr, &mut stack).map_err(|e| e.message))
-        .map_err(|message| {
+        let located = position.error(format!("{context}: {what}: {}{at}", error.message));
+        match error.unknown_field {
+            Some(field) => Failure::Unknown(field, located),
+            None => Failure::Invalid(located),
+        }
+    };
+    let mut stack = Vec::new();
+    let mut pred = compiler
+        .compile(&expr, &mut stack)
+        .map_err(|e| failed(e, &def.condition.position, "condition"))?;
+    let exceptions = exceptions(&def.exceptions).map_err(|message| {
+        Failure::Invalid(
             def.position
-                .error(format!("{context}: exceptions: {message}"))
-        })?;
+                .error(format!("{context}: exceptions: {message}")),
+        )
+    })?;
+    let exceptions = compiler
+        .compile(&exceptions, &mut stack)
+        .map_err(|e| failed(e, &def.position, "exceptions"))?;
     pred = compile::and_not(pred, exceptions);
     let event_types = compile::event_types(&pred);
     if let Some(types) = &event_types {
         pred = compile::drop_implied_types(pred, types);
     }
     let pred = compile::reorder(pred);
-    let output = OutputTemplate::parse(&def.output)
-        .map_err(|message| def.position.error(format!("{context}: {message}")))?;
+    let output = OutputTemplate::parse(&def.output).map_err(|error| {
+        Failure::Unknown(
+            error.0.clone(),
+            def.position.error(format!("{context}: {error}")),
+        )
+    })?;
     Ok(Rule {
         name: def.name.clone(),
         desc: def.desc.clone(),

@@ -69,6 +69,9 @@ pub struct RuleDef {
     pub enabled: bool,
     pub exceptions: Vec<ExceptionDef>,
     pub source: String,
+    /// Falco's `skip-if-unknown-filter`: a condition naming a field this
+    /// engine does not know skips the rule instead of failing the load.
+    pub skip_if_unknown_filter: bool,
     pub position: Position,
 }
 
@@ -101,16 +104,19 @@ enum Mode {
 }
 
 impl Definitions {
-    /// Applies one rules file.
-    pub fn load(&mut self, file: &str, text: &str) -> Result<(), LoadError> {
-        let Some(root) = crate::yaml::parse(file, text)? else {
-            return Ok(());
+    /// Applies one rules file. An item that does not load is reported and
+    /// the next items are still applied, so one pass finds every error.
+    pub fn load(&mut self, file: &str, text: &str) -> Vec<LoadError> {
+        let root = match crate::yaml::parse(file, text) {
+            Ok(Some(root)) => root,
+            Ok(None) => return Vec::new(),
+            Err(error) => return vec![error],
         };
         let items = match &root.kind {
             Kind::Seq(items) => items,
-            Kind::Null => return Ok(()),
+            Kind::Null => return Vec::new(),
             _ => {
-                return Err(LoadError::at(
+                return vec![LoadError::at(
                     file,
                     root.line,
                     root.column,
@@ -118,13 +124,13 @@ impl Definitions {
                         "expected a sequence of items (list, macro, rule), found {}",
                         root.describe()
                     ),
-                ));
+                )];
             }
         };
-        for item in items {
-            self.item(file, item)?;
-        }
-        Ok(())
+        items
+            .iter()
+            .filter_map(|item| self.item(file, item).err())
+            .collect()
     }
 
     fn item(&mut self, file: &str, item: &Node) -> Result<(), LoadError> {
@@ -371,6 +377,7 @@ fn new_rule(
         },
         exceptions: require_fields(exceptions(item, &position, context)?)?,
         source: optional_scalar(item, "source", &position)?.unwrap_or_else(|| "syscall".into()),
+        skip_if_unknown_filter: flag(item, "skip-if-unknown-filter", &position)?,
         name,
         position,
     })

@@ -37,9 +37,14 @@ pub struct Rendered {
     pub fields: Vec<(String, FieldValue)>,
 }
 
+/// An output template naming a field this engine does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("output uses unknown field %{0}")]
+pub struct UnknownField(pub String);
+
 impl OutputTemplate {
     /// Parses `template`; the error names the unknown field.
-    pub fn parse(template: &str) -> Result<Self, String> {
+    pub fn parse(template: &str) -> Result<Self, UnknownField> {
         let mut pieces = Vec::new();
         let mut rest = template;
         while let Some(at) = rest.find('%') {
@@ -53,8 +58,7 @@ impl OutputTemplate {
                 continue;
             }
             push_text(&mut pieces, text);
-            let field =
-                Field::parse(name).ok_or_else(|| format!("output uses unknown field %{name}"))?;
+            let field = Field::parse(name).ok_or_else(|| UnknownField(name.to_owned()))?;
             pieces.push(Piece::Field {
                 name: name.to_owned(),
                 field,
@@ -63,6 +67,17 @@ impl OutputTemplate {
         }
         push_text(&mut pieces, rest);
         Ok(Self { pieces })
+    }
+
+    /// The unsupported fields the template names: they print `<NA>`.
+    pub fn unsupported(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|piece| match piece {
+            Piece::Field {
+                field: Field::Unsupported(name),
+                ..
+            } => Some(name.as_str()),
+            _ => None,
+        })
     }
 
     pub fn render(&self, event: &Event) -> Rendered {
@@ -157,6 +172,12 @@ mod tests {
     #[test]
     fn unknown_fields_fail_at_parse_time() {
         let error = OutputTemplate::parse("x=%proc.nmae").unwrap_err();
-        assert!(error.contains("proc.nmae"), "{error}");
+        assert_eq!(error, UnknownField("proc.nmae".into()));
+        assert_eq!(error.to_string(), "output uses unknown field %proc.nmae");
+        let template = OutputTemplate::parse("p=%container.privileged %proc.name").unwrap();
+        assert_eq!(
+            template.unsupported().collect::<Vec<_>>(),
+            ["container.privileged"]
+        );
     }
 }
