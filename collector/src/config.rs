@@ -98,7 +98,7 @@ impl Default for Config {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             record_path: String::new(),
             cgroup_root: PathBuf::from(vigil_cgroup::DEFAULT_ROOT),
-            process_ancestry_depth: crate::enrich::procs::DEFAULT_ANCESTRY_DEPTH,
+            process_ancestry_depth: crate::enrich::process_table::DEFAULT_ANCESTRY_DEPTH,
             replay: ReplayConfig::default(),
             synthetic: SyntheticConfig::default(),
             drops: DropsConfig::default(),

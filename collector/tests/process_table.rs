@@ -14,7 +14,7 @@ use std::{
 };
 
 use common::Probe;
-use vigil_collector::enrich::{ProcessTable, procs::read_proc};
+use vigil_collector::enrich::{ProcessTable, procfs::read_proc};
 use vigil_proto::v1::{Args, Event, EventType};
 use vigil_testkit::require_root;
 

@@ -33,9 +33,9 @@ pub struct Decoded {
     /// `abi::FLAG_*` bits: truncated or unreadable arguments.
     pub flags: u8,
     /// The task's mount namespace and exec count, for the process table's
-    /// runtime lineage (`enrich::procs::Lineage`); `None` when the source
+    /// runtime lineage (`enrich::Lineage`); `None` when the source
     /// did not say (a test's hand-made record).
-    pub lineage: Option<crate::enrich::procs::Lineage>,
+    pub lineage: Option<crate::enrich::Lineage>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -161,7 +161,7 @@ fn header(record: &Record<'_>, event_type: EventType) -> Result<Decoded, DecodeE
         dirfd: None,
         target_dirfd: None,
         flags: record.u8(offset_of!(Header, flags))?,
-        lineage: Some(crate::enrich::procs::Lineage {
+        lineage: Some(crate::enrich::Lineage {
             mnt_ns: record.u32(offset_of!(Header, mnt_ns))?,
             exec_id: record.u32(offset_of!(Header, exec_id))?,
         }),

@@ -2,11 +2,23 @@
 //! container and pod it belongs to, executable, absolute paths, and the
 //! process context (command line, tty, login uid, start time, ancestry)
 //! from the process table.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`cgroup`](CgroupPaths) | cgroup id → path, container id and pod uid |
+//! | [`pods`] | container id → pod metadata, from the Kubernetes API |
+//! | [`process_table`] | pid → what the collector knows about the process, kept current by the event stream; the runtime set-up lineage |
+//! | [`procfs`] | reads /proc: a process's entry for the table, its executable, cwd and descriptors' paths |
+//! | `paths` | relative path arguments made absolute |
+//!
+//! [`Enricher`] runs them in that order on each record and holds a record
+//! whose lineage record (clone, exec) has not been read yet.
 
 mod cgroup;
+mod paths;
 pub mod pods;
-mod process;
-pub mod procs;
+pub mod process_table;
+pub mod procfs;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -16,7 +28,7 @@ use std::{
 
 pub use cgroup::CgroupPaths;
 pub use pods::PodDirectory;
-pub use procs::{ProcessInfo, ProcessTable};
+pub use process_table::{Lineage, ProcessInfo, ProcessTable};
 use vigil_cgroup::Hierarchies;
 use vigil_proto::v1::{Event, EventType};
 
@@ -44,7 +56,7 @@ pub struct Enricher {
     pods: PodDirectory,
     /// Records waiting for an earlier record of their lineage, oldest
     /// first: (when parked, event, the kernel's lineage facts).
-    waiting: VecDeque<(Instant, Event, Option<procs::Lineage>)>,
+    waiting: VecDeque<(Instant, Event, Option<Lineage>)>,
     /// pid → its records in `waiting`, so a record finds out in O(1)
     /// whether it must queue behind its process's earlier ones.
     waiting_pids: HashMap<u32, usize>,
@@ -56,8 +68,8 @@ impl Enricher {
     pub fn new(node: &str, hierarchies: Hierarchies) -> Self {
         let processes = ProcessTable::seeded(
             Path::new("/proc"),
-            procs::DEFAULT_ANCESTRY_DEPTH,
-            procs::DEFAULT_CAPACITY,
+            process_table::DEFAULT_ANCESTRY_DEPTH,
+            process_table::DEFAULT_CAPACITY,
         );
         Self::with_processes(node, hierarchies, processes)
     }
@@ -67,7 +79,7 @@ impl Enricher {
         let processes = ProcessTable::seeded(
             Path::new("/proc"),
             config.process_ancestry_depth,
-            procs::DEFAULT_CAPACITY,
+            process_table::DEFAULT_CAPACITY,
         );
         Self::with_processes(
             &config.node_name,
@@ -182,7 +194,7 @@ impl Enricher {
         self.waiting.len()
     }
 
-    fn prepare(&mut self, decoded: Decoded) -> (Event, Option<procs::Lineage>) {
+    fn prepare(&mut self, decoded: Decoded) -> (Event, Option<Lineage>) {
         let Decoded {
             mut event,
             dirfd,
@@ -193,11 +205,11 @@ impl Enricher {
         event.node.clone_from(&self.node);
         event.wall_time_ns = vigil_service::clock::monotonic_to_wall_ns(event.kernel_time_ns);
         self.attribute(&mut event);
-        absolutize(&mut event, dirfd, target_dirfd);
+        paths::absolutize(&mut event, dirfd, target_dirfd);
         if event.r#type() == EventType::Exec && event.return_value >= 0 {
             // The new image, with symlinks resolved; other events take the
             // exe from the process table instead of reading /proc each time.
-            event.exe_path = process::exe_path(event.pid).unwrap_or_default();
+            event.exe_path = procfs::exe_path(event.pid).unwrap_or_default();
         }
         (event, lineage)
     }
@@ -213,36 +225,6 @@ impl Enricher {
         }
         event.cgroup_path = path;
     }
-}
-
-/// Makes relative path arguments absolute, recording the cwd when read.
-/// Exec paths are relative to the cwd; open paths to their dirfd; a second
-/// path (rename's new name, a link, a mount point) to its own.
-fn absolutize(event: &mut Event, dirfd: Option<i32>, target_dirfd: Option<i32>) {
-    let (pid, tid) = (event.pid, event.tid);
-    let Some(args) = event.args.as_mut() else {
-        return;
-    };
-    let dirfd = dirfd.unwrap_or(crate::kernel::abi::AT_FDCWD);
-    if let Some(base) = resolve_in_place(&mut args.path, pid, tid, dirfd)
-        && dirfd == crate::kernel::abi::AT_FDCWD
-    {
-        event.cwd = base;
-    }
-    if let Some(target_dirfd) = target_dirfd {
-        resolve_in_place(&mut args.target_path, pid, tid, target_dirfd);
-    }
-}
-
-/// Resolves a relative `path` against the directory `dirfd` names in the
-/// process; returns that directory when it was read.
-fn resolve_in_place(path: &mut String, pid: u32, tid: u32, dirfd: i32) -> Option<String> {
-    if path.is_empty() || path.starts_with('/') {
-        return None;
-    }
-    let base = process::base_dir(pid, tid, dirfd)?;
-    *path = process::resolve(&base, path);
-    Some(base)
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ use std::{collections::HashMap, path::Path};
 
 use vigil_proto::v1::{Ancestor, Event, EventType};
 
+use super::procfs::read_proc;
+
 /// `CLONE_THREAD`: the clone made a thread, not a process.
 const CLONE_THREAD: u32 = 0x0001_0000;
 /// The audit login uid of a process that never logged in.
@@ -470,102 +472,9 @@ impl ProcessTable {
     }
 }
 
-/// One process from /proc, or `None` when it is gone (or was never there).
-pub fn read_proc(root: &Path, pid: u32) -> Option<ProcessInfo> {
-    let dir = root.join(pid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-    let stat = parse_stat(&stat)?;
-    let cmdline = std::fs::read(dir.join("cmdline"))
-        .map(|bytes| split_cmdline(&bytes))
-        .unwrap_or_default();
-    let link = |name: &str| {
-        std::fs::read_link(dir.join(name))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let login_uid = std::fs::read_to_string(dir.join("loginuid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(LOGIN_UID_UNSET);
-    Some(ProcessInfo {
-        pid,
-        ppid: stat.ppid,
-        comm: stat.comm,
-        exe: link("exe"),
-        cmdline,
-        cwd: link("cwd"),
-        tty: stat.tty,
-        login_uid,
-        start_ns: stat.start_ticks.saturating_mul(ns_per_tick()),
-        // Whatever it did before is not known.
-        ..ProcessInfo::default()
-    })
-}
-
-/// The fields of /proc/<pid>/stat the table keeps.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Stat {
-    pub comm: String,
-    pub ppid: u32,
-    pub tty: u32,
-    pub start_ticks: u64,
-}
-
-/// Parses /proc/<pid>/stat. The comm may hold spaces and parentheses, so
-/// the fields after it are found from the last `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_owned();
-    // After ")": state(3) ppid(4) pgrp(5) session(6) tty_nr(7) ... starttime(22).
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    let field = |n: usize| rest.get(n - 3).copied();
-    Some(Stat {
-        comm,
-        ppid: field(4)?.parse().ok()?,
-        tty: field(7)?.parse::<i64>().ok()? as u32,
-        start_ticks: field(22)?.parse().ok()?,
-    })
-}
-
-fn split_cmdline(bytes: &[u8]) -> Vec<String> {
-    bytes
-        .split(|b| *b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect()
-}
-
-fn ns_per_tick() -> u64 {
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|t| *t > 0)
-        .unwrap_or(100);
-    1_000_000_000 / ticks as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_are_found_after_the_last_parenthesis() {
-        let line = "4242 (my (odd) cmd) S 17 4242 4242 34816 4242 4194560 \
-                    1 2 3 4 5 6 7 8 20 0 1 0 987654 1000 100 0";
-        let stat = parse_stat(line).unwrap();
-        assert_eq!(
-            stat,
-            Stat {
-                comm: "my (odd) cmd".into(),
-                ppid: 17,
-                tty: 34816,
-                start_ticks: 987654,
-            }
-        );
-        assert_eq!(parse_stat("12 (x) S 1"), None, "short stat");
-        assert_eq!(parse_stat("garbage"), None);
-    }
 
     /// The runtime lineage, driven by hand-made records. The table reads an
     /// empty directory as /proc, so every process it did not see start is
@@ -825,11 +734,5 @@ mod tests {
             assert!(!node.exec(501, "c1", CONTAINER_NS, 6));
             assert_eq!(node.origin(501), Origin::Container);
         }
-    }
-
-    #[test]
-    fn cmdline_is_split_on_nul() {
-        assert_eq!(split_cmdline(b"sh\0-c\0echo hi\0"), ["sh", "-c", "echo hi"]);
-        assert!(split_cmdline(b"").is_empty());
     }
 }
