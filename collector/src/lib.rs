@@ -2,19 +2,24 @@
 //! batches on the bus.
 //!
 //! ```text
-//! tracepoints (bpf/vigil.bpf.c) ──ring buffer──▶ ring-buffer thread:
-//!     decode (decode/) ──▶ enrich (enrich/) ──try_send──▶ bounded channel
-//!         ──▶ batcher (publish.rs) ──▶ vigil.events.<node> ──▶ acks awaited in a window
+//! source (source/): ebpf | replay | synthetic
+//!   ebpf: tracepoints (bpf/vigil.bpf.c) ──ring buffer per CPU──▶ ring-buffer thread
+//!         (kernel/): decode (decode/) ──▶ enrich (enrich/)
+//!   ──▶ source::Sink ──▶ bounded channel ──▶ publisher (publish.rs): batch per partition
+//!   ──▶ vigil.events.<node>.<partition> ──▶ acks awaited in a window
+//! drop monitor (drops.rs): drops per interval ──▶ a finding
 //! ```
 //!
 //! The kernel never waits for user space and the ring-buffer thread never
-//! waits for the bus: each place that cannot keep up drops and counts, and
-//! every batch carries the drops since the previous one.
+//! waits for the bus: the kernel drops and counts when a ring is full, the
+//! [`source::Sink`] when the channel is, and every batch carries the drops
+//! since the previous one. Every source, the kernel's included, hands its
+//! events to the sink; only a replay waits there instead of dropping.
 //!
-//! decode → enrich → batch are separate steps, so another source (a
-//! replay, a synthetic workload; see [`source`]) feeds [`publish::run`]
-//! through the same channel. Each flush is split by partition (container),
-//! and drops past a threshold become a finding ([`drops`]).
+//! [`run`] starts the source, then, once NATS answers, the publisher
+//! ([`publish::run`]) and the drop monitor ([`drops::run`]), which turns
+//! drops past a threshold into a finding. On shutdown the source stops
+//! first, so the channel closes and the publisher flushes what is queued.
 
 pub mod config;
 pub mod decode;
