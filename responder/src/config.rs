@@ -41,6 +41,9 @@ pub struct Config {
     /// This node; a node agent acts only on findings with the same `node`.
     pub node_name: String,
     pub mode: Mode,
+    /// The namespace this process runs in (in Kubernetes, `metadata.namespace`
+    /// through the downward API): protected whatever the policy says.
+    pub own_namespace: Option<String>,
     /// Record what would be done (outcome DRY_RUN) without doing it,
     /// whatever the policy says.
     pub dry_run: bool,
@@ -92,6 +95,7 @@ impl Default for Config {
         Self {
             node_name: vigil_service::config::default_node_name(),
             mode: Mode::default(),
+            own_namespace: None,
             dry_run: false,
             policy_file: None,
             freeze_timeout_ms: DEFAULT_FREEZE_TIMEOUT_MS,
@@ -106,12 +110,14 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The response policy: the configured file, else the built-in one.
+    /// The response policy: the configured file, else the built-in one,
+    /// with this process's own namespace protected.
     pub fn policy(&self) -> Result<Policy, PolicyError> {
-        match &self.policy_file {
-            Some(path) => Policy::load(path),
-            None => Policy::default_policy(),
-        }
+        let policy = match &self.policy_file {
+            Some(path) => Policy::load(path)?,
+            None => Policy::default_policy()?,
+        };
+        Ok(policy.protecting_own_namespace(self.own_namespace.as_deref()))
     }
 
     pub fn freeze_timeout(&self) -> Duration {

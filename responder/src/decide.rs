@@ -76,16 +76,20 @@ impl Decision<'_> {
             Decision::Ignore(Ignored::Stale) => "ignored_stale",
             Decision::Ignore(Ignored::NoRule) => "ignored_no_rule",
             Decision::Ignore(Ignored::NotOurs) => "ignored_not_ours",
-            Decision::Act { actions, .. } => {
-                if actions.iter().any(|a| a.verdict == Verdict::Act) {
-                    "act"
-                } else if actions.iter().any(|a| a.verdict == Verdict::DryRun) {
-                    "dry_run"
-                } else {
-                    "refused"
-                }
-            }
+            Decision::Act { actions, .. } => acting_label(actions),
         }
+    }
+}
+
+/// Label for `vigil_responder_findings_total{decision}` of a finding acted
+/// on with `actions` (after the rate limits had their say).
+pub fn acting_label(actions: &[Planned]) -> &'static str {
+    if actions.iter().any(|a| a.verdict == Verdict::Act) {
+        "act"
+    } else if actions.iter().any(|a| a.verdict == Verdict::DryRun) {
+        "dry_run"
+    } else {
+        "refused"
     }
 }
 

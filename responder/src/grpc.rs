@@ -14,7 +14,7 @@ use vigil_proto::v1::{
     responder_server::{Responder as ResponderApi, ResponderServer},
 };
 
-use crate::{Error, execute::Responder, state};
+use crate::{Error, ManualError, RespondError, Responder, state};
 
 /// The running server.
 pub struct Serving {
@@ -93,6 +93,24 @@ fn requester(requested_by: &str) -> Result<&str, Status> {
     Ok(requested_by)
 }
 
+/// The caller's answer for a manual request that was not carried out.
+fn manual_status(error: ManualError) -> Status {
+    error.count();
+    match &error {
+        ManualError::NotHere { .. } => Status::failed_precondition(error.to_string()),
+        ManualError::RateLimited { .. } => Status::resource_exhausted(error.to_string()),
+        ManualError::Respond(error) => respond_status(error),
+    }
+}
+
+fn respond_status(error: &RespondError) -> Status {
+    if error.retryable() {
+        Status::unavailable(error.to_string())
+    } else {
+        Status::internal(error.to_string())
+    }
+}
+
 #[tonic::async_trait]
 impl ResponderApi for Api {
     async fn quarantine(
@@ -113,7 +131,7 @@ impl ResponderApi for Api {
                 request.dry_run,
             )
             .await
-            .map_err(Status::failed_precondition)?;
+            .map_err(manual_status)?;
         Ok(Response::new(QuarantineReply { actions }))
     }
 
@@ -129,7 +147,7 @@ impl ResponderApi for Api {
             .responder
             .release(&key, by, request.dry_run)
             .await
-            .map_err(Status::unavailable)?;
+            .map_err(manual_status)?;
         if actions.is_empty() {
             return Err(Status::not_found(format!(
                 "{namespace}/{pod} is not quarantined (or not by what this responder can undo)"
@@ -142,7 +160,10 @@ impl ResponderApi for Api {
         &self,
         _request: Request<ListQuarantinedRequest>,
     ) -> Result<Response<ListQuarantinedReply>, Status> {
-        let pods = self.responder.list().await.map_err(Status::unavailable)?;
+        let pods = self.responder.list().await.map_err(|error| {
+            error.count();
+            respond_status(&error)
+        })?;
         Ok(Response::new(ListQuarantinedReply { pods }))
     }
 }

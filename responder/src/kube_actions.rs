@@ -28,9 +28,9 @@ use kube::{
     Api, Client,
     api::{DeleteParams, EvictParams, Patch, PatchParams, PostParams},
 };
-use vigil_proto::v1::{ActionOutcome, Finding};
+use vigil_proto::v1::Finding;
 
-use crate::{config::KubeConfig, node::Done, policy::Action};
+use crate::{actions::Done, config::KubeConfig};
 
 /// Every (API group, resource, verb) this crate uses; the ClusterRole
 /// `vigil-responder` (k8s/base/rbac/responder.yaml) grants exactly these.
@@ -53,6 +53,80 @@ const FIELD_MANAGER: &str = "vigil-responder";
 const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Why a request to the Kubernetes API (or setting up its client) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("kube.api_url {url:?}: {source}")]
+    ApiUrl {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    #[error("no in-cluster config or kubeconfig: {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("cannot build the client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("{what}: {reason} ({code}): {message} (attempt {attempt} of {ATTEMPTS})")]
+    Status {
+        what: &'static str,
+        code: u16,
+        reason: String,
+        message: String,
+        attempt: u32,
+    },
+    #[error("{what}: {message} (attempt {attempt} of {ATTEMPTS})")]
+    Transport {
+        what: &'static str,
+        message: String,
+        attempt: u32,
+    },
+    #[error("{what}: timed out after {after:?} (attempt {attempt} of {ATTEMPTS})")]
+    TimedOut {
+        what: &'static str,
+        after: Duration,
+        attempt: u32,
+    },
+    #[error("pod {namespace}/{pod} does not exist")]
+    NoSuchPod { namespace: String, pod: String },
+}
+
+impl KubeError {
+    /// Whether asking again may succeed: conflicts, throttling, server
+    /// errors, timeouts and broken connections may; 403, 404 and a bad
+    /// configuration will not change by asking again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            KubeError::Status { code, .. } => matches!(code, 409 | 429 | 500 | 502 | 503 | 504),
+            KubeError::Transport { .. } | KubeError::TimedOut { .. } => true,
+            KubeError::ApiUrl { .. }
+            | KubeError::Infer(_)
+            | KubeError::Client(_)
+            | KubeError::NoSuchPod { .. } => false,
+        }
+    }
+
+    fn code(&self) -> Option<u16> {
+        match self {
+            KubeError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// A 404 about `namespace/pod` says the pod is gone, in those words.
+    fn pod_gone(self, namespace: &str, pod: &str) -> Self {
+        if self.code() == Some(404) {
+            KubeError::NoSuchPod {
+                namespace: namespace.to_owned(),
+                pod: pod.to_owned(),
+            }
+        } else {
+            self
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, KubeError>;
+
 /// A Kubernetes client with Vigil's timeouts.
 #[derive(Clone)]
 pub struct Kube {
@@ -63,27 +137,38 @@ pub struct Kube {
     protected_labels: BTreeMap<String, String>,
 }
 
+/// The pod a cluster action is about, as the API server has it now.
+struct Target<'f> {
+    pods: Api<Pod>,
+    namespace: &'f str,
+    pod: &'f str,
+    labels: BTreeMap<String, String>,
+}
+
 impl Kube {
     /// Connects to `api_url`, or to what in-cluster config or kubeconfig name.
     pub async fn connect(
         config: &KubeConfig,
         protected_labels: BTreeMap<String, String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let timeout = Duration::from_millis(config.timeout_ms);
         let mut kube_config = match &config.api_url {
             Some(url) => {
                 let uri = url
                     .parse::<http::Uri>()
-                    .map_err(|error| format!("kube.api_url {url:?}: {error}"))?;
+                    .map_err(|source| KubeError::ApiUrl {
+                        url: url.clone(),
+                        source,
+                    })?;
                 kube::Config::new(uri)
             }
-            None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+            None => kube::Config::infer().await?,
         };
         // Each request is bounded by `retry`'s own timeout, which says so
         // in the record; kube's read timeout would only blur that message.
         kube_config.read_timeout = None;
         kube_config.connect_timeout = Some(timeout);
-        let client = Client::try_from(kube_config).map_err(|e| e.to_string())?;
+        let client = Client::try_from(kube_config).map_err(KubeError::Client)?;
         Ok(Self::from_client(client, timeout, protected_labels))
     }
 
@@ -99,160 +184,143 @@ impl Kube {
         }
     }
 
-    /// Carries out a cluster-level action for the finding's pod, after
-    /// reading the pod: a missing pod fails, a protected one is refused.
-    pub async fn act(&self, action: Action, finding: &Finding) -> Done {
+    /// Reads the finding's pod: a missing pod is an error, a protected one
+    /// is refused (`Err(Done)`), whatever the finding's copy of its labels says.
+    async fn target<'f>(
+        &self,
+        finding: &'f Finding,
+    ) -> Result<std::result::Result<Target<'f>, Done>> {
         let (namespace, pod) = (finding.namespace.as_str(), finding.pod.as_str());
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let current = match self.retry("get pod", || pods.get_opt(pod)).await {
-            Ok(Some(current)) => current,
-            Ok(None) => {
-                return (
-                    ActionOutcome::Failed,
-                    format!("pod {namespace}/{pod} does not exist"),
-                );
-            }
-            Err(reason) => return (ActionOutcome::Failed, reason),
+        let Some(current) = self.retry("get pod", || pods.get_opt(pod)).await? else {
+            return Err(KubeError::NoSuchPod {
+                namespace: namespace.to_owned(),
+                pod: pod.to_owned(),
+            });
         };
-        let labels = current.metadata.labels.clone().unwrap_or_default();
+        let labels = current.metadata.labels.unwrap_or_default();
         if let Some((key, value)) = self
             .protected_labels
             .iter()
             .find(|(key, value)| labels.get(*key) == Some(*value))
         {
-            return (
-                ActionOutcome::Refused,
-                format!("pod {namespace}/{pod} is labelled {key}={value}, which is protected"),
-            );
+            return Ok(Err(Done::refused(format!(
+                "pod {namespace}/{pod} is labelled {key}={value}, which is protected"
+            ))));
         }
-        let result = match action {
-            Action::Quarantine => self.quarantine(&pods, namespace, pod, &labels).await,
-            Action::Annotate => self.annotate(&pods, namespace, pod, finding).await,
-            Action::Evict => self.evict(&pods, namespace, pod).await,
-            Action::DeletePod => self.delete(&pods, namespace, pod).await,
-            other => Err(format!("{} is not a cluster-level action", other.label())),
-        };
-        result.unwrap_or_else(|reason| (ActionOutcome::Failed, reason))
+        Ok(Ok(Target {
+            pods,
+            namespace,
+            pod,
+            labels,
+        }))
     }
 
-    async fn quarantine(
-        &self,
-        pods: &Api<Pod>,
-        namespace: &str,
-        pod: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Done, String> {
+    /// Isolates the pod: the deny-all policy in its namespace, then the label.
+    pub async fn quarantine(&self, finding: &Finding) -> Result<Done> {
+        let target = match self.target(finding).await? {
+            Ok(target) => target,
+            Err(refused) => return Ok(refused),
+        };
+        let (namespace, pod) = (target.namespace, target.pod);
         self.ensure_policy(namespace).await?;
-        if labels
+        if target
+            .labels
             .get(QUARANTINE_LABEL)
             .is_some_and(|value| value == "true")
         {
-            return Ok((
-                ActionOutcome::AlreadyDone,
-                format!(
-                    "pod {namespace}/{pod} was already labelled {QUARANTINE_LABEL}=true; NetworkPolicy {QUARANTINE_POLICY} in place"
-                ),
-            ));
+            return Ok(Done::already(format!(
+                "pod {namespace}/{pod} was already labelled {QUARANTINE_LABEL}=true; NetworkPolicy {QUARANTINE_POLICY} in place"
+            )));
         }
         let patch = serde_json::json!({"metadata": {"labels": {QUARANTINE_LABEL: "true"}}});
-        self.patch_pod(pods, pod, &patch).await?;
-        Ok((
-            ActionOutcome::Succeeded,
-            format!(
-                "labelled pod {namespace}/{pod} {QUARANTINE_LABEL}=true; NetworkPolicy {QUARANTINE_POLICY} denies its ingress and egress"
-            ),
-        ))
+        self.patch_pod(&target.pods, namespace, pod, &patch).await?;
+        Ok(Done::succeeded(format!(
+            "labelled pod {namespace}/{pod} {QUARANTINE_LABEL}=true; NetworkPolicy {QUARANTINE_POLICY} denies its ingress and egress"
+        )))
     }
 
     /// Removes the quarantine label.
-    pub async fn release(&self, namespace: &str, pod: &str) -> Done {
+    pub async fn release(&self, namespace: &str, pod: &str) -> Result<Done> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let patch = serde_json::json!({"metadata": {"labels": {QUARANTINE_LABEL: null}}});
-        match self.patch_pod(&pods, pod, &patch).await {
-            Ok(()) => (
-                ActionOutcome::Succeeded,
-                format!("removed {QUARANTINE_LABEL} from pod {namespace}/{pod}"),
-            ),
-            Err(reason) => (ActionOutcome::Failed, reason),
-        }
+        self.patch_pod(&pods, namespace, pod, &patch).await?;
+        Ok(Done::succeeded(format!(
+            "removed {QUARANTINE_LABEL} from pod {namespace}/{pod}"
+        )))
     }
 
-    async fn annotate(
-        &self,
-        pods: &Api<Pod>,
-        namespace: &str,
-        pod: &str,
-        finding: &Finding,
-    ) -> Result<Done, String> {
+    /// Puts the finding's id and rule on the pod.
+    pub async fn annotate(&self, finding: &Finding) -> Result<Done> {
+        let target = match self.target(finding).await? {
+            Ok(target) => target,
+            Err(refused) => return Ok(refused),
+        };
         let patch = serde_json::json!({"metadata": {"annotations": {
             FINDING_ANNOTATION: finding.id,
             FINDING_NAME_ANNOTATION: finding.name,
         }}});
-        self.patch_pod(pods, pod, &patch).await?;
-        Ok((
-            ActionOutcome::Succeeded,
-            format!(
-                "annotated pod {namespace}/{pod} with finding {}",
-                finding.id
-            ),
-        ))
+        self.patch_pod(&target.pods, target.namespace, target.pod, &patch)
+            .await?;
+        Ok(Done::succeeded(format!(
+            "annotated pod {}/{} with finding {}",
+            target.namespace, target.pod, finding.id
+        )))
     }
 
-    async fn evict(&self, pods: &Api<Pod>, namespace: &str, pod: &str) -> Result<Done, String> {
+    /// Evicts the pod (PodDisruptionBudgets apply).
+    pub async fn evict(&self, finding: &Finding) -> Result<Done> {
+        let target = match self.target(finding).await? {
+            Ok(target) => target,
+            Err(refused) => return Ok(refused),
+        };
         let params = EvictParams::default();
-        match self.retry("evict pod", || pods.evict(pod, &params)).await {
-            Ok(_) => Ok((
-                ActionOutcome::Succeeded,
-                format!("evicted pod {namespace}/{pod}"),
-            )),
-            Err(reason) if reason.contains("(404)") => {
-                Err(format!("pod {namespace}/{pod} does not exist"))
-            }
-            Err(reason) => Err(reason),
-        }
+        self.retry("evict pod", || target.pods.evict(target.pod, &params))
+            .await
+            .map_err(|e| e.pod_gone(target.namespace, target.pod))?;
+        Ok(Done::succeeded(format!(
+            "evicted pod {}/{}",
+            target.namespace, target.pod
+        )))
     }
 
-    async fn delete(&self, pods: &Api<Pod>, namespace: &str, pod: &str) -> Result<Done, String> {
+    /// Deletes the pod.
+    pub async fn delete(&self, finding: &Finding) -> Result<Done> {
+        let target = match self.target(finding).await? {
+            Ok(target) => target,
+            Err(refused) => return Ok(refused),
+        };
         let params = DeleteParams::default();
-        match self.retry("delete pod", || pods.delete(pod, &params)).await {
-            Ok(_) => Ok((
-                ActionOutcome::Succeeded,
-                format!("deleted pod {namespace}/{pod}"),
-            )),
-            Err(reason) if reason.contains("(404)") => {
-                Err(format!("pod {namespace}/{pod} does not exist"))
-            }
-            Err(reason) => Err(reason),
-        }
+        self.retry("delete pod", || target.pods.delete(target.pod, &params))
+            .await
+            .map_err(|e| e.pod_gone(target.namespace, target.pod))?;
+        Ok(Done::succeeded(format!(
+            "deleted pod {}/{}",
+            target.namespace, target.pod
+        )))
     }
 
     async fn patch_pod(
         &self,
         pods: &Api<Pod>,
+        namespace: &str,
         pod: &str,
         patch: &serde_json::Value,
-    ) -> Result<(), String> {
-        let params = PatchParams::apply(FIELD_MANAGER);
+    ) -> Result<()> {
         let params = PatchParams {
-            field_manager: params.field_manager,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
             ..Default::default()
         };
         let patch = Patch::Merge(patch);
-        match self
-            .retry("patch pod", || pods.patch(pod, &params, &patch))
+        self.retry("patch pod", || pods.patch(pod, &params, &patch))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(reason) if reason.contains("(404)") => {
-                Err(format!("pod {pod} does not exist: {reason}"))
-            }
-            Err(reason) => Err(reason),
-        }
+            .map(|_| ())
+            .map_err(|e| e.pod_gone(namespace, pod))
     }
 
     /// Creates the deny-all policy if missing, or puts it back to Vigil's
     /// spec if someone changed it.
-    async fn ensure_policy(&self, namespace: &str) -> Result<(), String> {
+    async fn ensure_policy(&self, namespace: &str) -> Result<()> {
         let policies: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
         let wanted = deny_all_policy(namespace);
         let post = PostParams::default();
@@ -275,7 +343,7 @@ impl Kube {
                 .await
             {
                 // Another responder created it in between: that is the goal.
-                Err(reason) if reason.contains("(409)") => Ok(()),
+                Err(error) if error.code() == Some(409) => Ok(()),
                 other => other.map(|_| ()),
             },
         }
@@ -283,27 +351,28 @@ impl Kube {
 
     /// Runs `request` until it succeeds, fails for good, or attempts run
     /// out; each attempt bounded by the configured timeout.
-    async fn retry<T, F, Fut>(&self, what: &str, mut request: F) -> Result<T, String>
+    async fn retry<T, F, Fut>(&self, what: &'static str, mut request: F) -> Result<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+        Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
     {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
             let error = match tokio::time::timeout(self.timeout, request()).await {
                 Ok(Ok(value)) => return Ok(value),
-                Ok(Err(error)) => describe(&error),
-                Err(_) => (format!("timed out after {:?}", self.timeout), true),
+                Ok(Err(error)) => classify(what, attempt, error),
+                Err(_) => KubeError::TimedOut {
+                    what,
+                    after: self.timeout,
+                    attempt,
+                },
             };
-            let (message, transient) = error;
-            if !transient || attempt >= ATTEMPTS {
-                return Err(format!(
-                    "{what}: {message} (attempt {attempt} of {ATTEMPTS})"
-                ));
+            if !error.retryable() || attempt >= ATTEMPTS {
+                return Err(error);
             }
             crate::metrics::error("kube_retry", "act");
-            tracing::debug!(message = "Retrying Kubernetes request.", what, attempt, error = %message);
+            tracing::debug!(message = "Retrying Kubernetes request.", what, attempt, %error);
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
             attempt += 1;
@@ -311,18 +380,21 @@ impl Kube {
     }
 }
 
-/// The error's text (with the HTTP code as `(NNN)`) and whether a retry may help.
-fn describe(error: &kube::Error) -> (String, bool) {
+fn classify(what: &'static str, attempt: u32, error: kube::Error) -> KubeError {
     match error {
-        kube::Error::Api(status) => {
-            let transient = matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504);
-            (
-                format!("{} ({}): {}", status.reason, status.code, status.message),
-                transient,
-            )
-        }
+        kube::Error::Api(status) => KubeError::Status {
+            what,
+            code: status.code,
+            reason: status.reason,
+            message: status.message,
+            attempt,
+        },
         // Connection refused, reset, TLS and the like: the server may be back soon.
-        other => (other.to_string(), true),
+        other => KubeError::Transport {
+            what,
+            message: other.to_string(),
+            attempt,
+        },
     }
 }
 

@@ -2,20 +2,43 @@
 //! policy says, and records every action and every refusal.
 //!
 //! ```text
-//! VIGIL_FINDINGS ──(consumer "responder-<node>" or "responder-CLUSTER")──▶ decode Finding
-//!   ──▶ handled before? (KV) ──▶ decide (policy, scope) ──▶ contained already? (KV), rate limits
+//! VIGIL_FINDINGS ──(consumer "responder-<node>" or "responder-CLUSTER")──▶ consume: decode, check
+//!   ──▶ decide: handled before? (KV), policy and scope, contained already? (KV), rate limits
 //!   ──▶ act: freeze / kill / cut network on the node; label, NetworkPolicy, annotate, evict via the API
-//!   ──▶ ActionRecord per action on vigil.actions.<node>.<outcome> ──▶ state (KV) ──▶ ack
+//!   ──▶ record: ActionRecord per action on vigil.actions.<node>.<outcome>
+//!   ──▶ settle: quarantine state and handled mark (KV), then ack; or redeliver
 //! ```
+//!
+//! The path reads top to bottom in `actor.rs` ([`Responder`]): one actor, which
+//! also carries out the gRPC service's manual quarantines and releases
+//! (`[grpc] listen`). Errors say whether a retry can help
+//! ([`RespondError::retryable`]): a finding is redelivered only then, and
+//! settled otherwise. An action that fails is not such an error: it is a
+//! FAILED record, and the finding is settled.
+//!
+//! Every action is a row of [`actions::TABLE`]:
+//!
+//! | action (policy `kind`) | level | executor | undone on release by |
+//! | --- | --- | --- | --- |
+//! | `freeze` | node | cgroup freezer | `thaw` |
+//! | `kill_process` | node | pidfd signal, inside the pod's cgroup | — |
+//! | `kill_container` | node | `cgroup.kill` or SIGKILL to each pid | — |
+//! | `network_cut` | node | nft table in the pod's network namespace | `network_restore` |
+//! | `quarantine` | cluster | deny-all NetworkPolicy and pod label | `release` |
+//! | `annotate` | cluster | pod annotations | — |
+//! | `evict` | cluster | Eviction subresource | — |
+//! | `delete_pod` | cluster | pod deletion | — |
 //!
 //! Record ids are the finding id plus the action, so a finding redelivered
 //! after a crash, which finds its actions already done, produces records
-//! that JetStream discards. The gRPC service (`[grpc] listen`) quarantines
-//! and releases pods by hand through the same code.
+//! that JetStream discards. A manual request's records start with the
+//! request's own id instead, so a person's quarantine of a pod that a
+//! finding already contained is kept, with who asked.
 
+pub mod actions;
+mod actor;
 mod config;
 pub mod decide;
-mod execute;
 pub mod grpc;
 pub mod kube_actions;
 pub mod limits;
@@ -26,29 +49,22 @@ pub mod policy;
 pub mod record;
 pub mod state;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use vigil_bus::{
-    ConnectError, Delivery, Disposition, PublishError, Publisher, TraceContext, codec, consume,
-    subject, topology,
-};
-use vigil_proto::v1::{ActionOutcome, ActionRecord, Finding};
+use vigil_bus::{ConnectError, consume, topology};
 use vigil_service::{
-    Health, clock,
+    Health,
     runner::{self, Connected, Wiring},
 };
 
+pub use actor::{BY_POLICY, MalformedFinding, ManualError, RespondError, Responder};
 pub use config::{Config, GrpcConfig, KubeConfig, Mode};
-pub use execute::Responder;
-pub use kube_actions::KUBE_PERMISSIONS;
+pub use kube_actions::{KUBE_PERMISSIONS, KubeError};
 use policy::{Policy, PolicyError};
 
 /// The service name: config file section, env prefix, metric prefix.
 pub const SERVICE: &str = "responder";
-
-/// Back-off before a finding whose work could not be completed is redelivered.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,7 +75,7 @@ pub enum Error {
     #[error(transparent)]
     Topology(#[from] topology::TopologyError),
     #[error("cannot set up the Kubernetes client: {0}")]
-    Kube(String),
+    Kube(#[from] KubeError),
     #[error("cannot serve gRPC on {address}: {source}")]
     Grpc {
         address: std::net::SocketAddr,
@@ -95,11 +111,7 @@ async fn respond(config: &Config, policy: Policy, connected: Connected) -> Resul
     };
     let state = state::State::open(&bus.jetstream, &spec.durable_name, replicas).await?;
     let kube = if config.kube.enabled {
-        Some(
-            kube_actions::Kube::connect(&config.kube, policy.protected_labels.clone())
-                .await
-                .map_err(Error::Kube)?,
-        )
+        Some(kube_actions::Kube::connect(&config.kube, policy.protected_labels.clone()).await?)
     } else {
         None
     };
@@ -129,76 +141,6 @@ async fn respond(config: &Config, policy: Policy, connected: Connected) -> Resul
     .await;
     if let Some(grpc) = grpc {
         grpc.stopped().await;
-    }
-    Ok(())
-}
-
-impl Responder {
-    /// decode → handled before? → decide → act → publish the records → ack.
-    async fn handle(&self, delivery: Delivery) -> Disposition {
-        let received_ns = clock::monotonic_ns();
-        let finding = match codec::decode::<Finding>(
-            &delivery.payload,
-            &delivery.subject,
-            delivery.stream_sequence,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|finding| check(&finding, &delivery).map(|()| finding))
-        {
-            Ok(finding) => finding,
-            Err(reason) => {
-                metrics::error("malformed_payload", "decode");
-                return Disposition::Reject { reason };
-            }
-        };
-        match self.respond(&finding, &delivery.trace, received_ns).await {
-            Ok(()) => Disposition::Ack,
-            Err(reason) => Disposition::Retry {
-                reason,
-                delay: RETRY_DELAY,
-            },
-        }
-    }
-}
-
-/// A finding the responder could act on wrongly is rejected, never guessed at.
-fn check(finding: &Finding, delivery: &Delivery) -> Result<(), String> {
-    let at = format!(
-        "{} (stream sequence {})",
-        delivery.subject, delivery.stream_sequence
-    );
-    if finding.id.trim().is_empty() {
-        return Err(format!("finding on {at} has no id"));
-    }
-    if finding.priority == 0 || finding.priority > 8 {
-        return Err(format!(
-            "finding {} on {at} has no valid priority ({})",
-            finding.id, finding.priority
-        ));
-    }
-    Ok(())
-}
-
-/// Publishes `record`; JetStream confirms it before the finding is acked.
-pub(crate) async fn publish(
-    publisher: &Publisher,
-    record: &ActionRecord,
-    trace: &TraceContext,
-) -> Result<(), PublishError> {
-    let subject = subject::actions(&record.node, record.outcome());
-    let ack = publisher
-        .publish(subject.clone(), &record.id, trace, codec::encode(record))
-        .await?;
-    let outcome = subject::outcome_label(record.outcome());
-    let kind = record.id.rsplit(':').next().unwrap_or("unknown").to_owned();
-    ::metrics::counter!(metrics::ACTIONS, "kind" => kind, "outcome" => outcome).increment(1);
-    if record.outcome() == ActionOutcome::Failed {
-        tracing::warn!(message = "Action failed.", id = %record.id, %subject, cgroup = %record.cgroup_path, reason = %record.reason);
-    } else {
-        tracing::info!(
-            message = "Recorded action.", id = %record.id, %subject, duplicate = ack.duplicate,
-            cgroup = %record.cgroup_path, reason = %record.reason
-        );
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use vigil_proto::v1::{ActionKind, Finding, FindingSource, Priority};
 
+use crate::actions::{self, Level};
+
 /// The policy shipped with Vigil, used when no `policy_file` is configured.
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.yaml");
 /// Where [`DEFAULT_POLICY`] comes from, for messages.
@@ -37,6 +39,12 @@ pub fn default_policy_enforcing(enforce: &str) -> String {
 pub const DEFAULT_PROTECTED_NAMESPACES: &[&str] = &["kube-system", "vigil-system", "vigil"];
 /// Protected when the policy names none: the opt-out label for any pod.
 pub const DEFAULT_PROTECTED_LABELS: &[(&str, &str)] = &[("vigil.dev/protected", "true")];
+
+/// Manual actions allowed when the policy says nothing (`rate_limits.manual`).
+pub const DEFAULT_MANUAL_LIMIT: Limit = Limit {
+    max: 10,
+    per_seconds: 60,
+};
 
 /// A policy that could not be loaded: every problem, with where it is.
 #[derive(Debug, thiserror::Error)]
@@ -63,38 +71,17 @@ pub enum Action {
 impl Action {
     /// The name used in policies, record ids and metric labels.
     pub fn label(self) -> &'static str {
-        match self {
-            Action::Freeze => "freeze",
-            Action::KillProcess => "kill_process",
-            Action::KillContainer => "kill_container",
-            Action::NetworkCut => "network_cut",
-            Action::Quarantine => "quarantine",
-            Action::Annotate => "annotate",
-            Action::Evict => "evict",
-            Action::DeletePod => "delete_pod",
-        }
+        actions::entry(self).label
     }
 
     pub fn kind(self) -> ActionKind {
-        match self {
-            Action::Freeze => ActionKind::Freeze,
-            Action::KillProcess => ActionKind::KillProcess,
-            Action::KillContainer => ActionKind::KillContainer,
-            Action::NetworkCut => ActionKind::NetworkCut,
-            Action::Quarantine => ActionKind::Quarantine,
-            Action::Annotate => ActionKind::Annotate,
-            Action::Evict => ActionKind::Evict,
-            Action::DeletePod => ActionKind::DeletePod,
-        }
+        actions::entry(self).kind
     }
 
     /// Carried out by the agent on the container's node (cgroups, namespaces);
     /// the others go through the Kubernetes API.
     pub fn is_node_level(self) -> bool {
-        matches!(
-            self,
-            Action::Freeze | Action::KillProcess | Action::KillContainer | Action::NetworkCut
-        )
+        actions::entry(self).level == Level::Node
     }
 }
 
@@ -175,8 +162,13 @@ pub struct Policy {
     pub protected_labels: BTreeMap<String, String>,
     pub per_pod: Limit,
     pub global: Limit,
+    /// Manual quarantines and releases (gRPC), over all callers.
+    pub manual: Limit,
     pub max_finding_age_ns: u64,
     pub rules: Vec<Rule>,
+    /// The namespace this responder runs in: protected whatever the
+    /// policy's `protected` says (see [`Policy::protecting_own_namespace`]).
+    own_namespace: Option<String>,
 }
 
 /// One policy rule: a match and what to do.
@@ -250,8 +242,24 @@ impl Policy {
         self.rules.iter().find(|rule| rule.matcher.matches(finding))
     }
 
+    /// Protects `namespace`, where this responder (and so Vigil) runs,
+    /// whatever the policy file lists: a policy that forgets it must not
+    /// let a finding, forged or not, turn Vigil against itself.
+    pub fn protecting_own_namespace(mut self, namespace: Option<&str>) -> Self {
+        self.own_namespace = namespace
+            .map(str::trim)
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_owned);
+        self
+    }
+
     /// Why `finding`'s pod must not be touched, if it must not.
     pub fn protection(&self, namespace: &str, labels: &HashMap<String, String>) -> Option<String> {
+        if self.own_namespace.as_deref() == Some(namespace) {
+            return Some(format!(
+                "namespace {namespace} is protected: Vigil runs there, whatever the policy lists"
+            ));
+        }
         if self.protected_namespaces.contains(namespace) {
             return Some(format!("namespace {namespace} is protected"));
         }
@@ -378,6 +386,7 @@ struct EnforceDoc {
 struct RateLimitsDoc {
     per_pod: LimitDoc,
     global: LimitDoc,
+    manual: Option<LimitDoc>,
 }
 
 #[derive(Deserialize)]
@@ -477,11 +486,18 @@ impl PolicyDoc {
             protected_labels: self.protected.labels,
             per_pod: self.rate_limits.per_pod.compile("per_pod", problems),
             global: self.rate_limits.global.compile("global", problems),
+            manual: self
+                .rate_limits
+                .manual
+                .map_or(DEFAULT_MANUAL_LIMIT, |limit| {
+                    limit.compile("manual", problems)
+                }),
             max_finding_age_ns: self
                 .max_finding_age_seconds
                 .value
                 .saturating_mul(1_000_000_000),
             rules,
+            own_namespace: None,
         }
     }
 }
@@ -819,6 +835,55 @@ rules:
         let labelled = [("vigil.dev/protected".to_owned(), "true".to_owned())].into();
         let reason = policy.protection("shop", &labelled).unwrap();
         assert!(reason.contains("vigil.dev/protected=true"), "{reason}");
+    }
+
+    #[test]
+    fn the_own_namespace_is_protected_though_the_policy_does_not_list_it() {
+        let text = "protected:\n  namespaces: [kube-system]\nrules:\n  - name: r\n    actions: [{ kind: freeze }]\n";
+        let none = HashMap::new();
+        let forgetful = parse(text).unwrap();
+        assert_eq!(forgetful.protection("vigil", &none), None, "not listed");
+        let policy = forgetful.protecting_own_namespace(Some("vigil"));
+        let reason = policy.protection("vigil", &none).unwrap();
+        assert!(reason.contains("Vigil runs there"), "{reason}");
+        assert!(policy.protection("kube-system", &none).is_some());
+        assert_eq!(policy.protection("shop", &none), None);
+        let unset = parse(text).unwrap().protecting_own_namespace(Some(" "));
+        assert_eq!(
+            unset.protection("", &none),
+            None,
+            "a blank namespace is no namespace"
+        );
+    }
+
+    #[test]
+    fn manual_actions_are_limited_by_default_and_as_the_policy_says() {
+        let rules = "rules:\n  - name: r\n    actions: [{ kind: freeze }]\n";
+        assert_eq!(parse(rules).unwrap().manual, DEFAULT_MANUAL_LIMIT);
+        let header = HEADER.replacen(
+            "rate_limits:\n",
+            "rate_limits:\n  manual: { max: 2, per_seconds: 600 }\n",
+            1,
+        );
+        let policy = Policy::parse(&format!("{header}{rules}"), "test.yaml").unwrap();
+        assert_eq!(
+            policy.manual,
+            Limit {
+                max: 2,
+                per_seconds: 600
+            }
+        );
+        let zero = HEADER.replacen(
+            "rate_limits:\n",
+            "rate_limits:\n  manual: { max: 0, per_seconds: 600 }\n",
+            1,
+        );
+        let error = Policy::parse(&format!("{zero}{rules}"), "test.yaml").unwrap_err();
+        assert!(error.to_string().contains("test.yaml:2:"), "{error}");
+        assert!(
+            error.to_string().contains("rate_limits.manual.max"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -30,6 +30,25 @@ pub enum StateError {
         key: String,
         message: String,
     },
+    #[error(
+        "key-value bucket {bucket}: {key}: gave up after {CAS_ATTEMPTS} conflicting updates: {last}"
+    )]
+    Contended {
+        bucket: &'static str,
+        key: String,
+        last: String,
+    },
+}
+
+impl StateError {
+    /// Whether trying again may succeed: NATS away or busy, or writers in
+    /// each other's way, may clear; an entry that does not decode will not.
+    pub fn retryable(&self) -> bool {
+        match self {
+            StateError::Kv { .. } | StateError::Contended { .. } => true,
+            StateError::Corrupt { .. } => false,
+        }
+    }
 }
 
 fn kv_error(bucket: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StateError {
@@ -240,11 +259,10 @@ impl State {
                 Err(error) => last_error = error,
             }
         }
-        Err(StateError::Kv {
+        Err(StateError::Contended {
             bucket,
-            message: format!(
-                "{key}: gave up after {CAS_ATTEMPTS} conflicting updates: {last_error}"
-            ),
+            key: key.to_owned(),
+            last: last_error,
         })
     }
 }

@@ -63,6 +63,18 @@ struct Cluster {
     config: Config,
 }
 
+impl Cluster {
+    /// Configures the control API on a free loopback port; returns it.
+    fn serve_grpc(&mut self) -> std::net::SocketAddr {
+        let grpc = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        self.config.grpc.listen = Some(grpc);
+        grpc
+    }
+}
+
 async fn cluster(timeout_ms: u64) -> Cluster {
     let server = NatsServer::start();
     let fake = FakeKube::start(rbac()).await.unwrap();
@@ -335,11 +347,7 @@ async fn cli(grpc: std::net::SocketAddr, args: &[&str]) -> (bool, String, String
 async fn the_cli_quarantines_lists_and_releases_through_grpc() {
     let mut cluster = cluster(2_000).await;
     cluster.fake.put_pod(&pod("shop", "web-1")).unwrap();
-    let grpc = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    cluster.config.grpc.listen = Some(grpc);
+    let grpc = cluster.serve_grpc();
     let bus = bus(&cluster.server).await;
     let service = Running::start(cluster.config.clone(), Health::default()).await;
     let labelled = || {
@@ -481,5 +489,162 @@ async fn protected_pods_are_never_touched_whatever_the_finding() {
     assert!(writes.is_empty(), "nothing written: {writes:?}");
     assert!(cluster.fake.pod("shop", "vault-0").is_some());
     assert!(cluster.fake.pod("kube-system", "coredns-1").is_some());
+    service.stop().await;
+}
+
+/// A finding's records, in the order they were stored.
+fn records_of<'r>(
+    records: &'r [(String, ActionRecord)],
+    finding_id: &str,
+) -> Vec<&'r ActionRecord> {
+    records
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.finding_id == finding_id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigils_own_namespace_is_protected_though_the_policy_forgets_it() {
+    let mut cluster = cluster(2_000).await;
+    // This policy protects kube-system only: not where Vigil runs.
+    let forgetful = format!("protected:\n  namespaces: [kube-system]\n{POLICY}");
+    cluster.config.policy_file = Some(policy_file("forgets-vigil", &forgetful));
+    cluster.config.own_namespace = Some("vigil".into());
+    let grpc = cluster.serve_grpc();
+    cluster.fake.put_pod(&pod("vigil", "vigil-nats-0")).unwrap();
+    cluster.fake.put_pod(&pod("shop", "web-1")).unwrap();
+    let bus = bus(&cluster.server).await;
+    let service = Running::start(cluster.config.clone(), Health::default()).await;
+
+    let nats = pod_finding("f-nats", "Reverse shell", "vigil", "vigil-nats-0");
+    // The same policy acts on a pod elsewhere: the refusal is the namespace's.
+    let web = pod_finding("f-web", "Reverse shell", "shop", "web-1");
+    for finding in [&nats, &web] {
+        publish_finding(&bus, finding, &finding.id, &TraceContext::new_root()).await;
+    }
+    let records = wait_records(&bus, 4).await;
+    let refused = records_of(&records, "f-nats");
+    assert_eq!(refused.len(), 2, "quarantine and annotate: {records:?}");
+    for record in &refused {
+        assert_eq!(record.outcome(), ActionOutcome::Refused, "{record:?}");
+        assert!(
+            record.reason.contains("Vigil runs there"),
+            "{}",
+            record.reason
+        );
+    }
+    for record in records_of(&records, "f-web") {
+        assert_eq!(record.outcome(), ActionOutcome::Succeeded, "{record:?}");
+    }
+
+    // Asked by hand, it is refused on record too, naming who asked.
+    let (ok, out, err) = cli(grpc, &["quarantine", "vigil/vigil-nats-0", "--by", "alice"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("QUARANTINE") && out.contains("REFUSED"),
+        "{out}"
+    );
+    let records = wait_records(&bus, 5).await;
+    let manual = &records[4].1;
+    assert_eq!(manual.outcome(), ActionOutcome::Refused, "{manual:?}");
+    assert_eq!(manual.requested_by, "alice");
+    assert!(
+        manual.reason.contains("Vigil runs there"),
+        "{}",
+        manual.reason
+    );
+
+    let writes: Vec<_> = cluster
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.namespace == "vigil" && r.verb != "get")
+        .collect();
+    assert!(writes.is_empty(), "nothing written in vigil: {writes:?}");
+    let labels = cluster
+        .fake
+        .pod("vigil", "vigil-nats-0")
+        .and_then(|p| p.metadata.labels)
+        .unwrap_or_default();
+    assert_eq!(labels.get(kube_actions::QUARANTINE_LABEL), None);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_quarantine_after_an_automatic_one_has_its_own_record_and_a_rate_limit() {
+    let mut cluster = cluster(2_000).await;
+    let limited = POLICY.replacen(
+        "rate_limits:\n",
+        "rate_limits:\n  manual: { max: 2, per_seconds: 3600 }\n",
+        1,
+    );
+    cluster.config.policy_file = Some(policy_file("manual-limit", &limited));
+    let grpc = cluster.serve_grpc();
+    cluster.fake.put_pod(&pod("shop", "web-1")).unwrap();
+    let bus = bus(&cluster.server).await;
+    let service = Running::start(cluster.config.clone(), Health::default()).await;
+
+    let finding = pod_finding("f-web-1", "Reverse shell", "shop", "web-1");
+    publish_finding(&bus, &finding, &finding.id, &TraceContext::new_root()).await;
+    let automatic = by_kind(&wait_records(&bus, 2).await, ActionKind::Quarantine);
+    assert_eq!(automatic.id, "f-web-1:quarantine");
+    assert_eq!(automatic.requested_by, "policy");
+
+    // The console names the finding that prompted it: the record is still
+    // the person's own, stored beside the automatic one.
+    for (number, who) in [(3, "alice"), (4, "bob")] {
+        let (ok, out, err) = cli(
+            grpc,
+            &[
+                "quarantine",
+                "shop/web-1",
+                "--by",
+                who,
+                "--finding",
+                "f-web-1",
+            ],
+        )
+        .await;
+        assert!(ok, "{err}");
+        assert!(
+            out.contains("QUARANTINE") && out.contains("ALREADY_DONE"),
+            "{out}"
+        );
+        let records = wait_records(&bus, number).await;
+        let manual = &records[number - 1].1;
+        assert_eq!(manual.kind(), ActionKind::Quarantine);
+        assert_eq!(manual.requested_by, who);
+        assert_eq!(manual.finding_id, "f-web-1");
+        assert_eq!(manual.policy, "manual");
+        assert!(manual.id.ends_with(":quarantine"), "{}", manual.id);
+        let ids: BTreeSet<&str> = records.iter().map(|(_, r)| r.id.as_str()).collect();
+        assert_eq!(ids.len(), number, "every record has its own id: {ids:?}");
+    }
+
+    // A third manual request within the hour is refused before it acts.
+    let (ok, _, err) = cli(grpc, &["quarantine", "shop/web-1", "--by", "mallory"]).await;
+    assert!(!ok, "the third manual quarantine went through");
+    assert!(
+        err.contains("rate limited") && err.contains("at most 2"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(grpc, &["release", "shop/web-1", "--by", "mallory"]).await;
+    assert!(!ok && err.contains("rate limited"), "{err}");
+    assert_eq!(
+        common::records(&bus).await.len(),
+        4,
+        "no record for refused requests"
+    );
+    assert_eq!(
+        cluster
+            .fake
+            .pod("shop", "web-1")
+            .and_then(|p| p.metadata.labels)
+            .and_then(|l| l.get(kube_actions::QUARANTINE_LABEL).cloned())
+            .as_deref(),
+        Some("true"),
+        "the rate-limited release released nothing"
+    );
     service.stop().await;
 }
