@@ -4,15 +4,17 @@
 //! responder role and, with a cookie, the session's `X-CSRF-Token`. Every
 //! error is JSON `{"error": "..."}` naming what is wrong.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
+    extract::Request,
     extract::{
-        Path, Query, State,
+        ConnectInfo, Path, Query, State,
         rejection::{JsonRejection, QueryRejection},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -31,6 +33,7 @@ use crate::{
     auth::{self, AuthError, Principal},
     metrics,
     store::{Filter, FindingFilter, process_tree},
+    throttle::Refused,
 };
 
 type Shared = State<Arc<App>>;
@@ -39,6 +42,7 @@ type Shared = State<Arc<App>>;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -47,13 +51,20 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some(after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
+        }
+        response
     }
 }
 
@@ -68,6 +79,7 @@ impl From<AuthError> for ApiError {
         Self {
             status,
             message: error.to_string(),
+            retry_after: None,
         }
     }
 }
@@ -84,6 +96,19 @@ impl From<StepError> for ApiError {
         Self {
             status,
             message: error.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        metrics::error(refused.label(), "login");
+        tracing::warn!(message = "Login refused.", %refused);
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: refused.to_string(),
+            retry_after: Some(refused.retry_after()),
         }
     }
 }
@@ -119,7 +144,41 @@ pub fn router(app: Arc<App>, web_dir: &std::path::Path) -> Router {
         .route("/api/stream", get(live))
         .route("/api/{*rest}", any(no_such_endpoint))
         .fallback_service(files)
+        .layer(middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// What every answer says to the browser: run only our own scripts and
+/// styles, never inside a frame (clickjacking), never guess a content type,
+/// never leak the console's URLs in a Referer.
+const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    ),
+];
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if api {
+        // Findings and session data: no cache, shared or private, may keep them.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Unknown API paths get a JSON 404, not the front end's page.
@@ -127,6 +186,7 @@ async fn no_such_endpoint(Path(rest): Path<String>) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!("no API endpoint /api/{rest}"),
+        retry_after: None,
     }
 }
 
@@ -139,9 +199,13 @@ struct LoginRequest {
 
 async fn login(
     State(app): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    // Refused before the body is even read: a flood costs a map lookup.
+    app.throttle.admit(peer.ip()).map_err(ApiError::from)?;
     let Json(request) = body?;
+    let mut slot = app.throttle.check_slot().await?;
     let who = Principal {
         user: request.username.clone(),
         role: auth::Role::ReadOnly,
@@ -150,10 +214,13 @@ async fn login(
     // Argon2 takes milliseconds of CPU on purpose: keep it off the runtime's threads.
     let checker = app.clone();
     let (name, password) = (request.username.clone(), request.password);
-    let checked = tokio::task::spawn_blocking(move || checker.auth.login(&name, &password)).await;
+    let checked =
+        tokio::task::spawn_blocking(move || checker.auth.login(&name, &password, slot.memory()))
+            .await;
     let checked = checked.map_err(|error| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: format!("password check failed: {error}"),
+        retry_after: None,
     })?;
     let session = match checked {
         Ok(session) => session,
@@ -328,6 +395,7 @@ async fn run_step(
             return Err(ApiError {
                 status: StatusCode::NOT_FOUND,
                 message: format!("no workflow step {other:?}; steps are {STEPS}"),
+                retry_after: None,
             });
         }
     };

@@ -41,6 +41,7 @@ pub struct App {
     pub store: RwLock<Store>,
     pub live: broadcast::Sender<Live>,
     pub auth: Auth,
+    pub throttle: crate::throttle::LoginThrottle,
     pub js: jetstream::Context,
     pub kv: kv::Store,
     pub publisher: Publisher,

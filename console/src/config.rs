@@ -35,6 +35,25 @@ pub struct HttpConfig {
     pub session_ttl_s: u64,
     /// Mark the session cookie `Secure` (behind TLS).
     pub secure_cookies: bool,
+    pub login: LoginConfig,
+}
+
+/// `[http.login]`: what a password check may cost. Each argon2 check holds
+/// its memory cost (19 MiB by default) while it runs, so their number is
+/// bounded, and each client address gets a few attempts a minute.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Password checks running at once (memory: this times the hash's cost).
+    pub max_concurrent_checks: usize,
+    /// How long a login waits for a free check before it is told to retry (429).
+    pub queue_wait_ms: u64,
+    /// Attempts one address may make at once, before the rate applies.
+    pub burst: u32,
+    /// Attempts one address regains per minute.
+    pub attempts_per_minute: u32,
+    /// Addresses remembered; beyond this the least recently seen is forgotten.
+    pub max_addresses: usize,
 }
 
 /// `[responder]`: the responder's control API (vigil.v1.Responder).
@@ -78,7 +97,26 @@ impl Default for HttpConfig {
             web_dir: PathBuf::from("console/web/dist"),
             session_ttl_s: 8 * 3600,
             secure_cookies: false,
+            login: LoginConfig::default(),
         }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_checks: 4,
+            queue_wait_ms: 10_000,
+            burst: 5,
+            attempts_per_minute: 10,
+            max_addresses: 10_000,
+        }
+    }
+}
+
+impl LoginConfig {
+    pub fn queue_wait(&self) -> Duration {
+        Duration::from_millis(self.queue_wait_ms)
     }
 }
 
@@ -103,6 +141,17 @@ impl Validate for Config {
         problems.positive("max_findings", self.max_findings as u64);
         problems.positive("http.session_ttl_s", self.http.session_ttl_s);
         problems.positive("responder.timeout_ms", self.responder.timeout_ms);
+        let login = &self.http.login;
+        problems.positive(
+            "http.login.max_concurrent_checks",
+            login.max_concurrent_checks as u64,
+        );
+        problems.positive("http.login.burst", u64::from(login.burst));
+        problems.positive(
+            "http.login.attempts_per_minute",
+            u64::from(login.attempts_per_minute),
+        );
+        problems.positive("http.login.max_addresses", login.max_addresses as u64);
         let url = &self.responder.grpc_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             problems.add(
@@ -183,6 +232,7 @@ mod tests {
             ("VIGIL_CONSOLE__USERS", users),
             ("VIGIL_CONSOLE__RESPONDER__GRPC_URL", "localhost:1"),
             ("VIGIL_CONSOLE__MAX_FINDINGS", "0"),
+            ("VIGIL_CONSOLE__HTTP__LOGIN__BURST", "0"),
         ])
         .expect_err("invalid");
         let text = error.to_string();
@@ -194,6 +244,7 @@ mod tests {
             "users[2].name",
             "responder.grpc_url",
             "max_findings",
+            "http.login.burst",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }

@@ -21,6 +21,7 @@ mod feed;
 mod metrics;
 mod proposal;
 mod store;
+mod throttle;
 mod views;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -37,7 +38,7 @@ use vigil_service::{
     runner::{self, Connected, Wiring},
 };
 
-pub use config::{Config, HttpConfig, ResponderConfig, UserConfig};
+pub use config::{Config, HttpConfig, LoginConfig, ResponderConfig, UserConfig};
 
 use app::App;
 use store::Store;
@@ -150,6 +151,7 @@ async fn serve_browsers(
             config.users.clone(),
             Duration::from_secs(config.http.session_ttl_s),
         ),
+        throttle: throttle::LoginThrottle::new(&config.http.login),
         js: bus.jetstream.clone(),
         kv,
         publisher: connected.publisher(),
@@ -201,7 +203,9 @@ async fn serve_browsers(
     let router = api::router(app, &config.http.web_dir);
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, router)
+        // The peer's address is what logins are rate-limited by.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         if let Err(error) = served {

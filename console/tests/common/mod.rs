@@ -330,7 +330,33 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// [`http`] from another loopback address (127.0.0.0/8 is all local), as a
+/// different client would come.
+pub async fn http_from(
+    source: std::net::Ipv4Addr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Answer {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    exchange(stream, addr, method, path, &[], body).await
+}
+
+async fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
     let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -345,9 +371,9 @@ pub async fn http(
     request.push_str(body.unwrap_or(""));
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut raw))
+    tokio::time::timeout(Duration::from_secs(120), stream.read_to_string(&mut raw))
         .await
-        .expect("answer within 10 s")
+        .expect("answer within 120 s")
         .unwrap();
     parse_answer(&raw)
 }
