@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use vigil_proto::v1::Priority;
+use vigil_rules::Selection;
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -17,13 +19,29 @@ pub struct Config {
 }
 
 /// Which rules files are loaded, in order: the default pack first (when
-/// enabled), then `files`, so local files can append to or override it.
+/// enabled), then `files`, then each of `directories`' `*.yaml` files by
+/// name, so local files can append to or override what came before. Then
+/// the selection decides which of the defined rules run.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     pub default_pack: bool,
     pub files: Vec<PathBuf>,
-    /// How often rules files are checked for changes (0 = only on SIGHUP).
+    /// Directories of rules files (a mounted ConfigMap): every `*.yaml`
+    /// in file-name order; hidden entries are left out.
+    pub directories: Vec<PathBuf>,
+    /// Rules turned on by name, even if their file disables them.
+    pub enable_rules: Vec<String>,
+    /// Rules turned off by name.
+    pub disable_rules: Vec<String>,
+    /// Rules turned on when they carry one of these tags.
+    pub enable_tags: Vec<String>,
+    /// Rules turned off when they carry one of these tags.
+    pub disable_tags: Vec<String>,
+    /// Rules below this priority never run.
+    pub min_priority: MinPriority,
+    /// How often rules files and directories are checked for changes
+    /// (0 = only on SIGHUP).
     pub watch_interval_ms: u64,
     /// Event batches evaluated while earlier ones wait for JetStream to
     /// confirm their findings.
@@ -35,9 +53,47 @@ impl Default for RulesConfig {
         Self {
             default_pack: true,
             files: Vec::new(),
+            directories: Vec::new(),
+            enable_rules: Vec::new(),
+            disable_rules: Vec::new(),
+            enable_tags: Vec::new(),
+            disable_tags: Vec::new(),
+            min_priority: MinPriority(Priority::Debug),
             watch_interval_ms: 2_000,
             max_in_flight: 64,
         }
+    }
+}
+
+impl RulesConfig {
+    /// Which of the defined rules run.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            enable_rules: self.enable_rules.clone(),
+            disable_rules: self.disable_rules.clone(),
+            enable_tags: self.enable_tags.clone(),
+            disable_tags: self.disable_tags.clone(),
+            min_priority: self.min_priority.0,
+        }
+    }
+}
+
+/// A priority written as in rules files (`warning`, `CRITICAL`, `info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MinPriority(pub Priority);
+
+impl TryFrom<String> for MinPriority {
+    type Error = vigil_proto::UnknownPriority;
+
+    fn try_from(label: String) -> Result<Self, Self::Error> {
+        Priority::parse_label(&label).map(MinPriority)
+    }
+}
+
+impl From<MinPriority> for String {
+    fn from(priority: MinPriority) -> Self {
+        priority.0.label().to_owned()
     }
 }
 
@@ -56,18 +112,25 @@ impl Default for Config {
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
         vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
-        if !self.rules.default_pack && self.rules.files.is_empty() {
+        let rules = &self.rules;
+        if !rules.default_pack && rules.files.is_empty() && rules.directories.is_empty() {
             problems.add(
                 "rules.files",
-                "no rules: the default pack is off and no files are listed",
+                "no rules: the default pack is off and no files or directories are listed",
             );
         }
-        if self.rules.max_in_flight == 0 {
+        if rules.max_in_flight == 0 {
             problems.add("rules.max_in_flight", "must be at least 1");
         }
-        // Every file must load now; a broken file at start is a config error.
-        if let Err(error) = crate::engine::load(&self.rules) {
-            problems.add("rules.files", error);
+        // Every file must load now, and the selection must name rules and
+        // tags that exist: each error is a problem of its own.
+        if let Err(errors) = crate::engine::load(rules) {
+            for error in errors.files {
+                problems.add("rules", error);
+            }
+            for error in errors.selection {
+                problems.add(&format!("rules.{}", error.list), &error.message);
+            }
         }
     }
 }

@@ -1,12 +1,16 @@
 //! Which rules run: the default pack shipped in the binary plus configured
-//! files, compiled by `vigil-rules`, swappable at run time.
+//! files and directories, compiled by `vigil-rules` with the configured
+//! selection, swappable at run time.
 //!
 //! Reloads build a complete new rule set first and swap it in only when it
 //! compiled, so a broken edit never leaves the service without rules.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
 
-use vigil_rules::{LoadError, RuleSet};
+use vigil_rules::{LoadError, LoadErrors, Loader, RuleSet};
 
 use crate::config::RulesConfig;
 
@@ -35,21 +39,64 @@ pub const DEFAULT_PACK: &[(&str, &str)] = &[
     ),
 ];
 
-/// Loads the configured rules: the pack, then each file in order.
-pub fn load(config: &RulesConfig) -> Result<RuleSet, LoadError> {
-    let mut texts = Vec::with_capacity(config.files.len());
-    for path in &config.files {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::at(&name, 0, 0, format!("cannot read the rules file: {e}")))?;
-        texts.push((name, text));
-    }
-    let mut sources: Vec<(&str, &str)> = Vec::new();
+/// Loads the configured rules: the pack, then each file, then each
+/// directory's files, in order; every error of every file at once.
+pub fn load(config: &RulesConfig) -> Result<RuleSet, LoadErrors> {
+    let (files, unreadable) = rule_files(config);
+    let mut loader = Loader::default();
     if config.default_pack {
-        sources.extend_from_slice(DEFAULT_PACK);
+        for (name, text) in DEFAULT_PACK {
+            loader.source(name, text);
+        }
     }
-    sources.extend(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
-    RuleSet::load_sources(&sources)
+    for file in &files {
+        loader.file(file);
+    }
+    match loader.build(&config.selection()) {
+        Ok(rules) if unreadable.is_empty() => Ok(rules),
+        Ok(_) => Err(LoadErrors {
+            files: unreadable,
+            ..LoadErrors::default()
+        }),
+        Err(mut errors) => {
+            errors.files.splice(0..0, unreadable);
+            Err(errors)
+        }
+    }
+}
+
+/// The configured files, then every `*.yaml` of each directory by name,
+/// and the directories that cannot be listed. Hidden entries (a mounted
+/// ConfigMap's `..data`) are left out; the files in it are symbolic links
+/// that `*.yaml` names reach.
+pub fn rule_files(config: &RulesConfig) -> (Vec<PathBuf>, Vec<LoadError>) {
+    let mut files = config.files.clone();
+    let mut errors = Vec::new();
+    for directory in &config.directories {
+        match yaml_files(directory) {
+            Ok(found) => files.extend(found),
+            Err(error) => errors.push(LoadError::at(
+                &directory.display().to_string(),
+                0,
+                0,
+                format!("cannot list the rules directory: {error}"),
+            )),
+        }
+    }
+    (files, errors)
+}
+
+fn yaml_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(directory)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with('.') && name.ends_with(".yaml") && path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The rule set in use; readers take a snapshot per batch.
@@ -108,5 +155,26 @@ mod tests {
             pack.rules().len() + 1,
             "local file sees the pack's macros"
         );
+    }
+
+    #[test]
+    fn a_directory_gives_its_yaml_files_by_name_and_leaves_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.yaml", "a.yaml", "notes.txt", ".hidden.yaml"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        let config = RulesConfig {
+            directories: vec![dir.path().into(), dir.path().join("missing")],
+            ..RulesConfig::default()
+        };
+        let (files, errors) = rule_files(&config);
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.yaml", "b.yaml"]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("missing"), "{}", errors[0]);
     }
 }

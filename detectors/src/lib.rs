@@ -43,8 +43,8 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("rules do not load: {0}")]
-    Rules(#[from] vigil_rules::LoadError),
+    #[error("rules do not load:\n{0}")]
+    Rules(#[from] vigil_rules::LoadErrors),
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(transparent)]
@@ -55,10 +55,7 @@ pub enum Error {
 pub async fn run(config: Config, health: Health, shutdown: CancellationToken) -> Result<(), Error> {
     metrics::describe();
     let rules = engine::load(&config.rules)?;
-    for warning in &rules.warnings {
-        tracing::warn!(message = "Rules loaded with a warning.", %warning);
-    }
-    ::metrics::gauge!(metrics::RULES_LOADED).set(rules.rules().len() as f64);
+    reload::announce(&rules);
     let engine = Arc::new(Engine::new(rules));
     let wiring = Wiring {
         service: SERVICE,

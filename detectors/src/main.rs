@@ -1,6 +1,10 @@
 //! `vigil-detectors --config <file>`: see the library for what it does.
 //! `vigil-detectors syscalls [--rules FILE]... [--no-default-pack]` prints
 //! the syscalls the rules need, one per line, for the collector's filter.
+//! `vigil-detectors rules validate|list|fields`: tools for rule authors
+//! (`rules.rs`).
+
+mod rules;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -13,7 +17,7 @@ use vigil_rules::Syscalls;
 #[command(name = "vigil-detectors", version)]
 struct Args {
     /// TOML configuration file; `VIGIL_DETECTORS__<KEY>` variables override it.
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,6 +34,9 @@ enum Command {
         #[arg(long)]
         no_default_pack: bool,
     },
+    /// Check, list and document rules.
+    #[command(subcommand)]
+    Rules(rules::Command),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
             rules,
             no_default_pack,
         }) => syscalls(rules, !no_default_pack),
+        Some(Command::Rules(command)) => rules::run(command, args.config.as_deref()),
         None => vigil_service::process::main(SERVICE, args.config.as_deref(), run),
     }
 }
@@ -57,8 +65,8 @@ fn syscalls(files: Vec<PathBuf>, default_pack: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            eprintln!("vigil-detectors: {error}");
+        Err(errors) => {
+            eprintln!("vigil-detectors: {errors}");
             ExitCode::FAILURE
         }
     }

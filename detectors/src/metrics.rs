@@ -10,6 +10,9 @@ pub const FINDINGS: &str = "vigil_detectors_findings_total";
 pub const ERRORS: &str = "vigil_detectors_errors_total";
 /// Rules in the running rule set.
 pub const RULES_LOADED: &str = "vigil_detectors_rules_loaded";
+/// Rules selected to run but skipped: they need fields the events do not
+/// carry, or name unknown fields with `skip-if-unknown-filter`.
+pub const RULES_SKIPPED: &str = "vigil_detectors_rules_skipped";
 /// Rule reloads by `outcome` (`applied`, `failed`).
 pub const RELOADS: &str = "vigil_detectors_rule_reloads_total";
 /// Batches evaluated but not yet settled (findings awaiting confirmation).
@@ -22,6 +25,10 @@ pub fn describe() {
     metrics::describe_counter!(FINDINGS, "Findings published and stored, by rule.");
     metrics::describe_counter!(ERRORS, "Errors, by error_type and stage.");
     metrics::describe_gauge!(RULES_LOADED, "Rules in the running rule set.");
+    metrics::describe_gauge!(
+        RULES_SKIPPED,
+        "Rules selected but skipped: they need unsupported or unknown fields (named in the log)."
+    );
     metrics::describe_counter!(RELOADS, "Rule reloads, by outcome (applied, failed).");
     metrics::describe_gauge!(
         IN_FLIGHT,

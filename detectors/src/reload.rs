@@ -1,6 +1,7 @@
-//! Hot reload: on SIGHUP, or when a configured rules file changes, compile
-//! the rules again and swap them in. A set that fails to compile is logged
-//! with its file:line:column, counted, and the running set is kept.
+//! Hot reload: on SIGHUP, or when a configured rules file or a rules
+//! directory's content changes, compile the rules again and swap them in.
+//! A set that fails to compile is logged with every error's
+//! file:line:column, counted, and the running set is kept.
 
 use std::{
     path::PathBuf,
@@ -10,6 +11,7 @@ use std::{
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use vigil_rules::RuleSet;
 
 use crate::{
     config::RulesConfig,
@@ -27,14 +29,15 @@ pub async fn watch(config: RulesConfig, engine: Arc<Engine>, shutdown: Cancellat
         }
     };
     let interval = Duration::from_millis(config.watch_interval_ms.max(1));
-    let polling = config.watch_interval_ms > 0 && !config.files.is_empty();
-    let mut stamps = modification_times(&config.files);
+    let polling =
+        config.watch_interval_ms > 0 && !(config.files.is_empty() && config.directories.is_empty());
+    let mut stamps = modification_times(&config);
     loop {
         let reason = tokio::select! {
             () = shutdown.cancelled() => return,
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
             () = tokio::time::sleep(interval), if polling => {
-                let now = modification_times(&config.files);
+                let now = modification_times(&config);
                 if now == stamps { continue; }
                 stamps = now;
                 "file change"
@@ -48,27 +51,50 @@ pub async fn watch(config: RulesConfig, engine: Arc<Engine>, shutdown: Cancellat
 pub fn reload(config: &RulesConfig, engine: &Engine, reason: &str) -> bool {
     match engine::load(config) {
         Ok(rules) => {
+            announce(&rules);
             let count = rules.rules().len();
             engine.replace(rules);
-            ::metrics::gauge!(metrics::RULES_LOADED).set(count as f64);
             ::metrics::counter!(metrics::RELOADS, "outcome" => "applied").increment(1);
             tracing::info!(message = "Reloaded rules.", reason, rules = count);
             true
         }
-        Err(error) => {
+        Err(errors) => {
             ::metrics::counter!(metrics::RELOADS, "outcome" => "failed").increment(1);
-            tracing::error!(
-                message = "Rules do not compile; keeping the running rule set.",
-                reason, file = %error.file, line = error.line, column = error.column, %error
-            );
+            for error in &errors.files {
+                tracing::error!(
+                    message = "Rules do not compile; keeping the running rule set.",
+                    reason, file = %error.file, line = error.line, column = error.column, %error
+                );
+            }
+            for error in &errors.selection {
+                tracing::error!(
+                    message = "The rule selection names no rule; keeping the running rule set.",
+                    reason, key = %format!("rules.{}", error.list), %error
+                );
+            }
             false
         }
     }
 }
 
-fn modification_times(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+/// Logs a rule set's warnings (skipped rules by name) and sets its gauges.
+pub fn announce(rules: &RuleSet) {
+    for warning in &rules.warnings {
+        tracing::warn!(message = "Rules loaded with a warning.", %warning);
+    }
+    ::metrics::gauge!(metrics::RULES_LOADED).set(rules.rules().len() as f64);
+    ::metrics::gauge!(metrics::RULES_SKIPPED).set(rules.summary.rules_skipped as f64);
+}
+
+/// Each rules file (directories listed afresh, so an added or removed
+/// file counts as a change) with its modification time.
+fn modification_times(config: &RulesConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
+    let (files, _) = engine::rule_files(config);
     files
-        .iter()
-        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .into_iter()
+        .map(|f| {
+            let modified = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
+            (f, modified)
+        })
         .collect()
 }

@@ -730,6 +730,54 @@ pub fn is_numeric(field: &Field) -> bool {
     )
 }
 
+/// The fields reference, `docs/rules/fields.md`: generated from [`FIELDS`]
+/// and [`UNSUPPORTED`] (`vigil-detectors rules fields --markdown`), and a
+/// test keeps the checked-in copy equal to it.
+pub fn reference() -> String {
+    let cell = |text: &str| text.replace('|', "\\|");
+    let mut out = String::from(
+        "# Rule fields\n\n\
+         <!-- Generated from vigil_rules::fields::FIELDS by \
+         `vigil-detectors rules fields --markdown > docs/rules/fields.md`; do not edit. -->\n\n\
+         The fields a Vigil rule's condition, exceptions and output may use. A field \
+         with no value for an event is absent: every comparison on it is false (`not` \
+         of it true) and outputs print `<NA>`.\n\n\
+         | field | type | meaning |\n| --- | --- | --- |\n",
+    );
+    for spec in FIELDS {
+        let names: Vec<String> = spec
+            .syntax()
+            .split(", ")
+            .map(|n| format!("`{n}`"))
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            names.join(", "),
+            spec.kind.name(),
+            cell(spec.meaning)
+        ));
+    }
+    out.push_str(
+        "\n## Unsupported fields\n\n\
+         Falco fields Vigil's events do not carry. A rule whose condition or exceptions \
+         need one is skipped and named at load (a warning in `rules validate`, the log \
+         and `vigil_detectors_rules_skipped`), never evaluated; in an output it prints \
+         `<NA>`. `b64()` is reported the same way. A name in neither table is an unknown \
+         field: the rule is refused with its file, line and column, unless it says \
+         `skip-if-unknown-filter: true`.\n\n\
+         | field | why |\n| --- | --- |\n",
+    );
+    for (name, why) in UNSUPPORTED {
+        let name = if *name == "evt.arg" {
+            "evt.arg[N]"
+        } else {
+            name
+        };
+        out.push_str(&format!("| `{name}` | {} |\n", cell(why)));
+    }
+    out
+}
+
 /// Why a field in [`UNSUPPORTED`] (or an `evt.arg` name) has no value here.
 pub fn unsupported_reason(name: &str) -> &'static str {
     if name.starts_with("evt.arg.") {
