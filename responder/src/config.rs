@@ -195,8 +195,16 @@ mod tests {
             ("VIGIL_RESPONDER__GRPC__LISTEN", "127.0.0.1:7070"),
             ("VIGIL_RESPONDER__KUBE__ENABLED", "true"),
             ("VIGIL_RESPONDER__KUBE__API_URL", "http://127.0.0.1:1"),
+            // What k8s/base/services/responder.yaml sets from metadata.namespace.
+            ("VIGIL_RESPONDER__OWN_NAMESPACE", "vigil-test"),
         ])
         .unwrap();
+        assert_eq!(config.own_namespace.as_deref(), Some("vigil-test"));
+        let protection = config
+            .policy()
+            .unwrap()
+            .protection("vigil-test", &Default::default());
+        assert!(protection.is_some_and(|why| why.contains("Vigil runs there")));
         assert!(config.dry_run);
         assert_eq!(config.mode, Mode::Both);
         assert_eq!(config.grpc.listen, Some("127.0.0.1:7070".parse().unwrap()));

@@ -141,14 +141,14 @@ fn verdict(
     finding: &Finding,
     spec: &ActionSpec,
     protection: Option<&String>,
-    cgroup: &Result<String, String>,
+    cgroup: &Result<String, NotAPodContainer>,
 ) -> Verdict {
     if let Some(reason) = protection {
         return Verdict::Refuse(reason.clone());
     }
     if spec.action.is_node_level() {
         if let Err(reason) = cgroup {
-            return Verdict::Refuse(reason.clone());
+            return Verdict::Refuse(reason.to_string());
         }
         if spec.action == Action::KillProcess && finding.events.first().is_none_or(|e| e.pid == 0) {
             return Verdict::Refuse("kill_process: the finding names no process".to_owned());
@@ -179,13 +179,13 @@ fn verdict(
 /// reason, anything that is not plainly inside a pod container: host
 /// cgroups, containers outside Kubernetes, and paths with `.` or `..`,
 /// which a forged finding could use to reach any cgroup on the node.
-pub fn container_cgroup(path: &str) -> Result<String, String> {
+pub fn container_cgroup(path: &str) -> Result<String, NotAPodContainer> {
     if path.trim().is_empty() {
-        return Err("not a pod container: the finding names no cgroup".to_owned());
+        return Err(NotAPodContainer::NoCgroup);
     }
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if components.iter().any(|c| *c == "." || *c == "..") {
-        return Err(format!("cgroup path {path:?} is not a plain path"));
+        return Err(NotAPodContainer::NotPlain(path.to_owned()));
     }
     for end in 1..=components.len() {
         let prefix = components[..end].join("/");
@@ -196,9 +196,19 @@ pub fn container_cgroup(path: &str) -> Result<String, String> {
             None => {}
         }
     }
-    Err(format!(
-        "not a pod container: cgroup {path} has no pod UID and container id"
-    ))
+    Err(NotAPodContainer::NoPod(path.to_owned()))
+}
+
+/// Why a finding's cgroup is not one the responder may act on. Final: the
+/// same finding will never name another cgroup.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotAPodContainer {
+    #[error("not a pod container: the finding names no cgroup")]
+    NoCgroup,
+    #[error("cgroup path {0:?} is not a plain path")]
+    NotPlain(String),
+    #[error("not a pod container: cgroup {0} has no pod UID and container id")]
+    NoPod(String),
 }
 
 #[cfg(test)]
@@ -470,9 +480,13 @@ mod tests {
             format!("kubepods/./besteffort/pod{UID}/{ID}"),
         ] {
             let reason = container_cgroup(&forged).unwrap_err();
-            assert!(reason.contains("not a plain path"), "{reason}");
+            assert_eq!(reason, NotAPodContainer::NotPlain(forged.clone()));
+            assert!(reason.to_string().contains("not a plain path"), "{reason}");
         }
-        assert!(container_cgroup("").is_err());
-        assert!(container_cgroup(&format!("docker/{ID}")).is_err());
+        assert_eq!(container_cgroup(""), Err(NotAPodContainer::NoCgroup));
+        assert!(matches!(
+            container_cgroup(&format!("docker/{ID}")),
+            Err(NotAPodContainer::NoPod(_))
+        ));
     }
 }

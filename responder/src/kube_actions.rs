@@ -270,34 +270,43 @@ impl Kube {
 
     /// Evicts the pod (PodDisruptionBudgets apply).
     pub async fn evict(&self, finding: &Finding) -> Result<Done> {
-        let target = match self.target(finding).await? {
-            Ok(target) => target,
-            Err(refused) => return Ok(refused),
-        };
-        let params = EvictParams::default();
-        self.retry("evict pod", || target.pods.evict(target.pod, &params))
-            .await
-            .map_err(|e| e.pod_gone(target.namespace, target.pod))?;
-        Ok(Done::succeeded(format!(
-            "evicted pod {}/{}",
-            target.namespace, target.pod
-        )))
+        self.remove(finding, "evict pod", "evicted", |pods, pod| async move {
+            pods.evict(&pod, &EvictParams::default()).await.map(|_| ())
+        })
+        .await
     }
 
     /// Deletes the pod.
     pub async fn delete(&self, finding: &Finding) -> Result<Done> {
+        self.remove(finding, "delete pod", "deleted", |pods, pod| async move {
+            pods.delete(&pod, &DeleteParams::default())
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Takes the finding's pod off its node with `request`, retried.
+    async fn remove<F, Fut>(
+        &self,
+        finding: &Finding,
+        what: &'static str,
+        done: &str,
+        request: F,
+    ) -> Result<Done>
+    where
+        F: Fn(Api<Pod>, String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<(), kube::Error>>,
+    {
         let target = match self.target(finding).await? {
             Ok(target) => target,
             Err(refused) => return Ok(refused),
         };
-        let params = DeleteParams::default();
-        self.retry("delete pod", || target.pods.delete(target.pod, &params))
+        let (namespace, pod) = (target.namespace, target.pod);
+        self.retry(what, || request(target.pods.clone(), pod.to_owned()))
             .await
-            .map_err(|e| e.pod_gone(target.namespace, target.pod))?;
-        Ok(Done::succeeded(format!(
-            "deleted pod {}/{}",
-            target.namespace, target.pod
-        )))
+            .map_err(|e| e.pod_gone(namespace, pod))?;
+        Ok(Done::succeeded(format!("{done} pod {namespace}/{pod}")))
     }
 
     async fn patch_pod(
