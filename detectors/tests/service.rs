@@ -193,3 +193,63 @@ async fn a_changed_rules_file_is_reloaded_and_a_broken_one_keeps_the_running_rul
     assert!(service.health.is_ready());
     service.stop().await;
 }
+
+/// A rules directory mounted from a ConfigMap: the kubelet writes a new
+/// timestamped directory and swaps the `..data` link, and each `*.yaml` is a
+/// link through it. The service picks up the swap, and a file added later.
+#[tokio::test]
+async fn a_rules_directory_updated_like_a_mounted_config_map_is_reloaded() {
+    let server = NatsServer::start();
+    let bus = bus(&server).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mount = dir.path();
+    let publish_version = |version: &str, text: &str| {
+        let data = mount.join(format!("..{version}"));
+        std::fs::create_dir(&data).expect("version dir");
+        std::fs::write(data.join("custom.yaml"), text).expect("write rules");
+        let link = mount.join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..{version}"), &link).expect("link");
+        std::fs::rename(&link, mount.join("..data")).expect("swap ..data");
+    };
+    publish_version("v1", RULE_A);
+    std::os::unix::fs::symlink("..data/custom.yaml", mount.join("custom.yaml")).expect("link");
+    let rules = RulesConfig {
+        directories: vec![mount.to_path_buf()],
+        watch_interval_ms: 20,
+        ..RulesConfig::default()
+    };
+    let service = Running::start_with(&server, Health::default(), rules).await;
+    let trace = TraceContext::new_root();
+    let mut sequence = 0;
+    let mut fires = |wanted: &'static str| {
+        let bus = &bus;
+        let trace = &trace;
+        let mut attempt = move || {
+            sequence += 1;
+            let b = batch(
+                sequence,
+                vec![exec("/usr/bin/python3", &["python3", "app.py"], true)],
+            );
+            async move {
+                publish_batch(bus, &b, &format!("d:{}", b.sequence), trace).await;
+                stored(bus, &FINDINGS)
+                    .await
+                    .iter()
+                    .any(|m| decode(m).name == wanted)
+                    .then_some(())
+            }
+        };
+        async move { poll(wanted, &mut attempt).await }
+    };
+    fires("Local rule A").await;
+    publish_version("v2", RULE_B);
+    fires("Local rule B").await;
+    std::fs::write(
+        mount.join("extra.yaml"),
+        RULE_A.replace("Local rule A", "Local rule D"),
+    )
+    .expect("add a file");
+    fires("Local rule D").await;
+    assert!(service.health.is_ready());
+    service.stop().await;
+}
