@@ -599,7 +599,7 @@ fn a_config_key_the_binary_does_not_know_fails_the_check_by_file_and_key() {
         );
         checked.push(prepared.at);
     }
-    assert_eq!(checked.len(), 6, "every service container: {checked:?}");
+    assert_eq!(checked.len(), 7, "every service container: {checked:?}");
 }
 
 #[test]

@@ -57,6 +57,7 @@ fn build_images() -> String {
             "vigil-anomaly-scorer",
             "vigil-responder",
             "vigil-console",
+            "vigil-forwarder",
             "nats",
         ])
         .output()
@@ -258,7 +259,7 @@ async fn the_dev_overlay_plays_under_podman_and_every_service_gets_ready() {
             })
         })
         .collect();
-    assert_eq!(waiting.len(), 7, "NATS and six service pods: {waiting:?}");
+    assert_eq!(waiting.len(), 8, "NATS and seven service pods: {waiting:?}");
     let mut ready_at = Vec::new();
     while !waiting.is_empty() && started.elapsed() < READY_WITHIN {
         let mut still = Vec::new();

@@ -441,6 +441,44 @@ async fn the_scorer_reads_findings_but_cannot_take_them() {
     responder.refused_subscribe("vigil.findings.>").await;
 }
 
+/// The forwarder (forwarder/) reads findings through its own durable
+/// (`forwarder-falcosidekick`, the output k8s/base ships) and nothing else:
+/// no other consumer, no publishing findings or actions, no core
+/// subscription to findings.
+#[tokio::test]
+async fn the_forwarder_takes_findings_only_through_its_own_durable() {
+    let (server, passwords, _dir) = start_server();
+    let detectors = User::connect(&server, &passwords, "detectors").await;
+    detectors.ensure_stream(&topology::FINDINGS).await;
+    detectors.publish("vigil.findings.critical.shop").await;
+    let mut forwarder = User::connect(&server, &passwords, "forwarder").await;
+    let own = forwarder
+        .ensure_consumer(&topology::forwarder_consumer("falcosidekick"))
+        .await;
+    assert_eq!(
+        forwarder.take_one(&own).await,
+        "vigil.findings.critical.shop"
+    );
+    let responder = User::connect(&server, &passwords, "responder").await;
+    responder
+        .ensure_consumer(&topology::responder_consumer("node-1"))
+        .await;
+    for subject in [
+        "$JS.API.CONSUMER.CREATE.VIGIL_FINDINGS.forwarder-other",
+        "$JS.API.CONSUMER.CREATE.VIGIL_FINDINGS.responder-node-1",
+        "$JS.API.CONSUMER.MSG.NEXT.VIGIL_FINDINGS.responder-node-1",
+        "$JS.ACK.VIGIL_FINDINGS.responder-node-1.1.1.1.0.0",
+        "$JS.API.CONSUMER.DELETE.VIGIL_FINDINGS.responder-node-1",
+        "$JS.API.STREAM.PURGE.VIGIL_FINDINGS",
+        "vigil.findings.critical.shop",
+        "vigil.actions.node-1.succeeded",
+    ] {
+        forwarder.refused_publish(subject).await;
+    }
+    forwarder.refused_subscribe("vigil.findings.>").await;
+    forwarder.refused_subscribe("vigil.events.>").await;
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused() {
     let (server, _, _dir) = start_server();
@@ -506,6 +544,7 @@ async fn every_service_logs_in_with_the_url_its_manifest_gives() {
             "vigil-collector",
             "vigil-console",
             "vigil-detectors",
+            "vigil-forwarder",
             "vigil-responder-cluster",
             "vigil-responder-node"
         ]

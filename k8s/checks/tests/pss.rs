@@ -108,6 +108,6 @@ fn vigil_pods_meet_restricted_except_the_documented_node_agents() {
             "{}: {checked} pod templates checked against restricted",
             dir.display()
         );
-        assert_eq!(checked, 7);
+        assert_eq!(checked, 8);
     }
 }

@@ -77,6 +77,7 @@ fn every_service_runs_with_limits_probes_and_a_disruption_budget() {
             "vigil-collector",
             "vigil-console",
             "vigil-detectors",
+            "vigil-forwarder",
             "vigil-nats",
             "vigil-responder-cluster",
             "vigil-responder-node",
