@@ -1282,3 +1282,93 @@ fn hidden_executable_rule_sees_disguised_forms_and_spares_toolchains() {
     );
     assert!(raised.is_empty(), "toolchain programs flagged: {raised:#?}");
 }
+
+/// The exceptions the benign corpus (e2e/tests/benign.rs) needed, each held
+/// against the forms an attacker would dress up as it.
+#[test]
+fn benign_corpus_exceptions_do_not_cover_their_disguises() {
+    use EventType as T;
+    let rules = engine::load(&RulesConfig::default()).unwrap();
+    let fires = |rule: &str, e: &E| rules.matching(&e.0).any(|r| r.name == rule);
+    let socket_chmod = |exe: &str, path: &str| {
+        ev(T::Chmod, "fchmodat", "postgres")
+            .exe(exe)
+            .path(path)
+            .mode(0o777)
+    };
+    let shadow = |comm: &str, exe: &str| open(comm, "/etc/shadow", 0).exe(exe);
+    let cases: Vec<(&str, E, bool)> = vec![
+        // initdb's collation import, and SQL injection through COPY ... PROGRAM.
+        (
+            "Shell spawned by database",
+            exec("sh -c locale -a").parent("postgres"),
+            false,
+        ),
+        (
+            "Shell spawned by database",
+            exec("sh -c locale -a; id").parent("postgres"),
+            true,
+        ),
+        (
+            "Shell spawned by database",
+            exec("sh -c locale -a && sh").parent("postgres"),
+            true,
+        ),
+        (
+            "Shell spawned by database",
+            exec("sh -c id").parent("postgres"),
+            true,
+        ),
+        // PostgreSQL's socket in /tmp, and payloads made executable.
+        (
+            "Executable bit set in temporary directory",
+            socket_chmod("/usr/lib/postgresql/15/bin/postgres", "/tmp/.s.PGSQL.5432"),
+            false,
+        ),
+        (
+            "Executable bit set in temporary directory",
+            socket_chmod("/tmp/postgres", "/tmp/.s.PGSQL.5432"),
+            true,
+        ),
+        (
+            "Executable bit set in temporary directory",
+            socket_chmod("/usr/lib/postgresql/15/bin/postgres", "/tmp/payload"),
+            true,
+        ),
+        (
+            "Executable bit set in temporary directory",
+            socket_chmod("/usr/lib/postgresql/15/bin/postgres", "/tmp/.s.PGSQL.x"),
+            true,
+        ),
+        // cron's PAM account check, and other programs named cron.
+        (
+            "Read of /etc/shadow",
+            shadow("cron", "/usr/sbin/cron"),
+            false,
+        ),
+        ("Read of /etc/shadow", shadow("cron", ""), false),
+        ("Read of /etc/shadow", shadow("cron", "/tmp/cron"), true),
+        ("Read of /etc/shadow", shadow("cron", "/usr/bin/cat"), true),
+        ("Read of /etc/shadow", shadow("cat", ""), true),
+        (
+            "Read of /etc/shadow",
+            shadow("crontab", "/usr/bin/crontab"),
+            true,
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(rule, event, expected)| fires(rule, event) != *expected)
+        .map(|(rule, event, expected)| {
+            format!(
+                "{rule}: expected {} for comm {:?} exe {:?} cmdline {:?} path {:?}",
+                if *expected { "a finding" } else { "none" },
+                event.0.comm,
+                event.0.exe_path,
+                event.0.cmdline,
+                event.0.args.as_ref().map(|a| a.path.as_str())
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

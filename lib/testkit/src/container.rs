@@ -215,6 +215,29 @@ impl Container {
         .map_err(|_| std::io::Error::other("the thread entering the network namespace panicked"))?
     }
 
+    /// An HTTP GET of 127.0.0.1:`port` from inside the container's network
+    /// namespace, as a kubelet's HTTP probe reaches a pod: by a thread that
+    /// enters the namespace, not by a process of the container. Status and
+    /// body, or `None` when nothing answers.
+    pub fn http_get_in_netns(
+        &self,
+        port: u16,
+        path: &str,
+    ) -> std::io::Result<Option<(u16, String)>> {
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.pid))?;
+        let path = path.to_owned();
+        std::thread::spawn(move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            Ok(crate::http_get(
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                &path,
+            ))
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the thread entering the network namespace panicked"))?
+    }
+
     /// Waits up to `timeout` for the container to exit.
     pub fn wait_exited(&self, timeout: Duration) -> bool {
         crate::wait_until(timeout, || {
@@ -285,24 +308,67 @@ pub fn run_to_completion(spec: &ContainerSpec) -> std::io::Result<(String, Outpu
 /// The base image (`localhost/vigil-base:bookworm`), imported once per
 /// machine by `scripts/image-base`.
 pub fn base_image() -> std::io::Result<String> {
-    static IMAGE: OnceLock<Result<String, String>> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            let script = workspace_root().join("scripts/image-base");
-            let output = Command::new(&script)
-                .output()
-                .map_err(|error| format!("{}: {error}", script.display()))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "{} failed: {}",
-                    script.display(),
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        })
+    static IMAGE: OnceLock<Result<Vec<String>, String>> = OnceLock::new();
+    let names = IMAGE.get_or_init(|| image_script("scripts/image-base"));
+    names
         .clone()
+        .and_then(|names| {
+            names
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no image name".into())
+        })
         .map_err(std::io::Error::other)
+}
+
+/// The benign corpus's images, built once per machine by
+/// `scripts/image-workloads` (images/workloads/README.md).
+#[derive(Clone, Debug)]
+pub struct WorkloadImages {
+    /// Debian with nginx, redis, PostgreSQL, Python (`/app/.venv`), Node,
+    /// cron, git, gcc, make, curl and busybox.
+    pub workloads: String,
+    /// Only a static binary (`static-server`), as distroless images are.
+    pub distroless: String,
+}
+
+/// [`WorkloadImages`], built or found in podman's store.
+pub fn workload_images() -> std::io::Result<WorkloadImages> {
+    static IMAGES: OnceLock<Result<Vec<String>, String>> = OnceLock::new();
+    let names = IMAGES
+        .get_or_init(|| image_script("scripts/image-workloads"))
+        .clone()
+        .map_err(std::io::Error::other)?;
+    match names.as_slice() {
+        [workloads, distroless] => Ok(WorkloadImages {
+            workloads: workloads.clone(),
+            distroless: distroless.clone(),
+        }),
+        other => Err(std::io::Error::other(format!(
+            "scripts/image-workloads printed {other:?}, not two image names"
+        ))),
+    }
+}
+
+/// Runs an image script of the workspace; the image names it printed.
+fn image_script(relative: &str) -> Result<Vec<String>, String> {
+    let script = workspace_root().join(relative);
+    let output = Command::new(&script)
+        .output()
+        .map_err(|error| format!("{}: {error}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The workspace's root directory (this crate lives in `lib/testkit`).

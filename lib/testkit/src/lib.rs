@@ -7,7 +7,8 @@
 //!   processes run in their own network and mount namespaces.
 //! * [`Pipeline`]: NATS plus the service binaries as processes, healthy.
 //! * [`Container`]: a real container (podman, runc) in a kubepods cgroup
-//!   parent, from the base image `scripts/image-base` builds.
+//!   parent, from the base image `scripts/image-base` builds, or the benign
+//!   corpus's [`workload_images`] (`scripts/image-workloads`).
 //! * [`require_root`]: privileged tests call it first; without root it skips
 //!   loudly, and fails when `VIGIL_REQUIRE_ROOT=1` (set by CI).
 //! * [`wait_until`]: polls a condition against a deadline.
@@ -23,8 +24,8 @@ mod sandbox;
 use std::time::{Duration, Instant};
 
 pub use container::{
-    Container, ContainerSpec, base_image, echo_client_prelude, run_to_completion,
-    unified_cgroup_of, workspace_root,
+    Container, ContainerSpec, WorkloadImages, base_image, echo_client_prelude, run_to_completion,
+    unified_cgroup_of, workload_images, workspace_root,
 };
 pub use nats::NatsServer;
 pub use pipeline::{Pipeline, ServiceProcess, ServiceSpec, http_get};
