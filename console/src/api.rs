@@ -73,6 +73,7 @@ impl From<AuthError> for ApiError {
         let (status, label) = match error {
             AuthError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            AuthError::SessionStore => (StatusCode::SERVICE_UNAVAILABLE, "session_store"),
             _ => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         };
         metrics::error(label, "api");
@@ -206,14 +207,9 @@ async fn login(
     app.throttle.admit(peer.ip()).map_err(ApiError::from)?;
     let Json(request) = body?;
     let mut slot = app.throttle.check_slot().await?;
-    let who = Principal {
-        user: request.username.clone(),
-        role: auth::Role::ReadOnly,
-        csrf: None,
-    };
     // Argon2 takes milliseconds of CPU on purpose: keep it off the runtime's threads.
     let checker = app.clone();
-    let (name, password) = (request.username.clone(), request.password);
+    let (name, password) = (request.username.clone(), request.password.clone());
     let checked =
         tokio::task::spawn_blocking(move || checker.auth.login(&name, &password, slot.memory()))
             .await;
@@ -222,17 +218,27 @@ async fn login(
         message: format!("password check failed: {error}"),
         retry_after: None,
     })?;
-    let session = match checked {
-        Ok(session) => session,
+    let verified = match checked {
+        Ok(verified) => verified,
         Err(error) => {
             // Logged and counted, not audited: anyone can fail a login, and
             // must not be able to flood the audit trail.
-            tracing::warn!(message = "Failed login.", user = %who.user);
+            tracing::warn!(message = "Failed login.", user = %request.username);
             return Err(error.into());
         }
     };
+    let session = app
+        .sessions
+        .create(verified)
+        .await
+        .map_err(|error| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: error.to_string(),
+            retry_after: None,
+        })?;
     app.audit(&session.principal, "login", "", "", "ok").await;
-    let cookie = auth::session_cookie_header(&session.token, app.session_ttl, app.secure_cookies);
+    let cookie =
+        auth::session_cookie_header(&session.token, app.sessions.ttl(), app.secure_cookies);
     let mut response = Json(session_json(&session.principal)).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -241,9 +247,15 @@ async fn login(
 }
 
 async fn logout(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    let who = app.auth.authenticate(&headers)?;
+    let who = app.authenticate(&headers).await?;
     auth::check_csrf(&who, &headers)?;
-    app.auth.logout(&headers);
+    if let Some(token) = auth::session_cookie(&headers) {
+        app.sessions.end(token).await.map_err(|error| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: error.to_string(),
+            retry_after: None,
+        })?;
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = HeaderValue::from_str(&auth::clear_cookie_header()) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -256,12 +268,12 @@ fn session_json(who: &Principal) -> serde_json::Value {
 }
 
 async fn session(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    let who = app.auth.authenticate(&headers)?;
+    let who = app.authenticate(&headers).await?;
     Ok(Json(session_json(&who)).into_response())
 }
 
 async fn users(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     Ok(Json(&app.user_names).into_response())
 }
 
@@ -270,7 +282,7 @@ async fn findings(
     headers: HeaderMap,
     query: Result<Query<FindingFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let Query(raw) = query?;
     let min_severity = match &raw.priority {
         None => 0,
@@ -283,7 +295,7 @@ async fn findings(
 }
 
 async fn incidents(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let list = app.read().incidents();
     Ok(Json(list).into_response())
 }
@@ -293,7 +305,7 @@ async fn incident(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let summary = app.incident(&id)?;
     let timeline = app.timeline(&id);
     let tree = process_tree(&timeline);
@@ -326,7 +338,7 @@ async fn step(
     Path((id, step)): Path<(String, String)>,
     body: Result<Json<StepRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let who = app.auth.authorize_change(&headers)?;
+    let who = app.authorize_change(&headers).await?;
     let Json(request) = body?;
     let incident = app.incident(&id)?;
     let result = run_step(&app, &who, &incident, &step, &request).await;
@@ -430,25 +442,25 @@ fn required_text(field: &str, value: Option<&str>) -> Result<String, ApiError> {
 }
 
 async fn actions(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let list = app.read().actions_of(None);
     Ok(Json(list).into_response())
 }
 
 async fn scores(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let body = serde_json::to_value(app.read().scores()).unwrap_or_default();
     Ok(Json(body).into_response())
 }
 
 async fn counters(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let minutes = app.read().minutes();
     Ok(Json(minutes).into_response())
 }
 
 async fn malformed(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers)?;
+    app.authenticate(&headers).await?;
     let (total, recent) = app.read().malformed();
     Ok(Json(json!({ "total": total, "recent": recent })).into_response())
 }
@@ -458,7 +470,7 @@ async fn malformed(State(app): Shared, headers: HeaderMap) -> Result<Response, A
 /// by id), then `finding`, `action`, `score`, `incident`, `malformed`, and
 /// `lagged` if this browser fell behind and must fetch the snapshot again.
 async fn live(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    let who = app.auth.authenticate(&headers)?;
+    let who = app.authenticate(&headers).await?;
     let receiver = app.live.subscribe();
     let hello = Event::default()
         .event("hello")

@@ -3,10 +3,9 @@
 //! quarantine and release through the responder, and an audit record for
 //! every step.
 
-use std::{
-    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
-    time::Duration,
-};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::http::HeaderMap;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -22,7 +21,7 @@ use vigil_proto::v1::{
 use vigil_service::clock;
 
 use crate::{
-    auth::{Auth, Principal},
+    auth::{self, Auth, AuthError, Principal},
     store::{IncidentSummary, Store},
     views::{ActionView, FindingView},
 };
@@ -41,12 +40,12 @@ pub struct App {
     pub store: RwLock<Store>,
     pub live: broadcast::Sender<Live>,
     pub auth: Auth,
+    pub sessions: crate::sessions::Sessions,
     pub throttle: crate::throttle::LoginThrottle,
     pub js: jetstream::Context,
     pub kv: kv::Store,
     pub publisher: Publisher,
     pub responder: ResponderClient<tonic::transport::Channel>,
-    pub session_ttl: Duration,
     pub secure_cookies: bool,
     pub user_names: Vec<String>,
     /// Ends the live streams on shutdown (the HTTP server waits for every
@@ -78,6 +77,25 @@ pub enum Edit {
 }
 
 impl App {
+    /// The caller, from a bearer token or a session cookie.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        if let Some(principal) = self.auth.bearer(headers) {
+            return principal;
+        }
+        let token = auth::session_cookie(headers).ok_or(AuthError::Missing)?;
+        self.sessions
+            .principal(token, |user| self.auth.role_of(user))
+            .await
+    }
+
+    /// The caller, allowed to change state: a responder, with the session's
+    /// CSRF token echoed when authenticated by cookie.
+    pub async fn authorize_change(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let principal = self.authenticate(headers).await?;
+        auth::check_csrf(&principal, headers)?;
+        auth::require_responder(principal)
+    }
+
     pub fn read(&self) -> RwLockReadGuard<'_, Store> {
         // The store is only ever changed by whole-value operations.
         self.store.read().unwrap_or_else(|p| p.into_inner())

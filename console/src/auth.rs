@@ -3,11 +3,7 @@
 //! roles; sessions; and the CSRF token every state-changing cookie request
 //! must echo in `X-CSRF-Token`.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
@@ -58,6 +54,8 @@ pub enum AuthError {
     Missing,
     #[error("the session has expired or was logged out; log in again")]
     UnknownSession,
+    #[error("the session store cannot be read; try again")]
+    SessionStore,
     #[error("the bearer token is not one of the configured users'")]
     BadToken,
     #[error("unknown user or wrong password")]
@@ -93,7 +91,7 @@ pub fn is_sha256_hex(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn sha256_hex(value: &str) -> String {
+pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
@@ -136,7 +134,7 @@ fn dummy_hash() -> Option<PasswordHash<'static>> {
     hash.as_deref().and_then(|h| PasswordHash::new(h).ok())
 }
 
-fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -151,42 +149,29 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-struct Session {
-    user: String,
-    role: Role,
-    csrf: String,
-    expires: Instant,
-}
-
-/// Users and live sessions.
+/// The configured users: who may log in, with which role.
 pub struct Auth {
     users: Vec<UserConfig>,
-    ttl: Duration,
-    sessions: Mutex<HashMap<String, Session>>,
 }
 
-/// A new session: the cookie value and its CSRF token.
-pub struct NewSession {
-    pub token: String,
-    pub principal: Principal,
+/// A user whose password was right.
+pub struct Verified {
+    pub user: String,
+    pub role: Role,
 }
 
 impl Auth {
-    pub fn new(users: Vec<UserConfig>, ttl: Duration) -> Self {
-        Self {
-            users,
-            ttl,
-            sessions: Mutex::new(HashMap::new()),
-        }
+    pub fn new(users: Vec<UserConfig>) -> Self {
+        Self { users }
     }
 
-    /// Checks a password (in `memory`) and opens a session.
+    /// Checks a password, computing in `memory`.
     pub fn login(
         &self,
         name: &str,
         password: &str,
         memory: &mut CheckMemory,
-    ) -> Result<NewSession, AuthError> {
+    ) -> Result<Verified, AuthError> {
         let Some(user) = self
             .users
             .iter()
@@ -203,79 +188,44 @@ impl Auth {
         if !verify(password, &hash, memory) {
             return Err(AuthError::BadCredentials);
         }
-        let token = random_token();
-        let csrf = random_token();
-        let session = Session {
+        Ok(Verified {
             user: user.name.clone(),
             role: user.role,
-            csrf: csrf.clone(),
-            expires: Instant::now() + self.ttl,
-        };
-        self.lock().insert(token.clone(), session);
-        Ok(NewSession {
-            token,
-            principal: Principal {
-                user: user.name.clone(),
-                role: user.role,
-                csrf: Some(csrf),
-            },
         })
     }
 
-    pub fn logout(&self, headers: &HeaderMap) {
-        if let Some(token) = session_cookie(headers) {
-            self.lock().remove(token);
-        }
-    }
-
-    /// The caller, from a bearer token or a session cookie.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        if let Some(token) = bearer(headers) {
-            let digest = sha256_hex(token);
-            let user = self
-                .users
-                .iter()
-                .find(|u| {
-                    !u.token_sha256.is_empty()
-                        && same(&u.token_sha256.to_ascii_lowercase(), &digest)
-                })
-                .ok_or(AuthError::BadToken)?;
-            return Ok(Principal {
+    /// The caller named by an `Authorization: Bearer` token, if one is sent.
+    pub fn bearer(&self, headers: &HeaderMap) -> Option<Result<Principal, AuthError>> {
+        let digest = sha256_hex(bearer(headers)?);
+        let user = self.users.iter().find(|u| {
+            !u.token_sha256.is_empty() && same(&u.token_sha256.to_ascii_lowercase(), &digest)
+        });
+        Some(
+            user.map(|user| Principal {
                 user: user.name.clone(),
                 role: user.role,
                 csrf: None,
-            });
-        }
-        let token = session_cookie(headers).ok_or(AuthError::Missing)?;
-        let mut sessions = self.lock();
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        let session = sessions.get(token).ok_or(AuthError::UnknownSession)?;
-        Ok(Principal {
-            user: session.user.clone(),
-            role: session.role,
-            csrf: Some(session.csrf.clone()),
-        })
+            })
+            .ok_or(AuthError::BadToken),
+        )
     }
 
-    /// The caller, allowed to change state: a responder, with the session's
-    /// CSRF token echoed when authenticated by cookie.
-    pub fn authorize_change(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let principal = self.authenticate(headers)?;
-        check_csrf(&principal, headers)?;
-        if principal.role != Role::Responder {
-            return Err(AuthError::Forbidden {
-                user: principal.user,
-                role: principal.role.label(),
-            });
-        }
-        Ok(principal)
+    /// A configured user's current role: a session carries only the name,
+    /// so removing a user or lowering a role applies to open sessions too.
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.users.iter().find(|u| u.name == name).map(|u| u.role)
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        // A panic while holding the lock cannot leave a session half-written.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+/// Only a responder may change anything.
+pub fn require_responder(principal: Principal) -> Result<Principal, AuthError> {
+    if principal.role != Role::Responder {
+        return Err(AuthError::Forbidden {
+            user: principal.user,
+            role: principal.role.label(),
+        });
     }
+    Ok(principal)
 }
 
 /// Cookie sessions must echo their CSRF token; bearer callers need none.
@@ -299,7 +249,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").map(str::trim)
 }
 
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -348,71 +298,67 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_checked_whatever_the_user() {
+        let auth = Auth::new(users());
+        let mut memory = Vec::new();
+        let wrong = auth.login("ann", "wrong", &mut memory).err();
+        assert_eq!(wrong, Some(AuthError::BadCredentials));
+        let unknown = auth.login("eve", "secret", &mut memory).err();
+        assert_eq!(unknown, Some(AuthError::BadCredentials));
+        // Nobody logs in with a password as a token-only user.
+        let token_only = auth.login("rob", "", &mut memory).err();
+        assert_eq!(token_only, Some(AuthError::BadCredentials));
+        let ann = auth.login("ann", "secret", &mut memory).expect("login");
+        assert_eq!((ann.user.as_str(), ann.role), ("ann", Role::Responder));
+        assert_eq!(memory.len(), 19_456, "the default cost's blocks, kept");
+    }
+
+    #[test]
     fn a_session_needs_its_csrf_token_to_change_state() {
-        let auth = Auth::new(users(), Duration::from_secs(60));
-        assert_eq!(
-            auth.login("ann", "wrong", &mut Vec::new()).err(),
-            Some(AuthError::BadCredentials)
-        );
-        let session = auth.login("ann", "secret", &mut Vec::new()).expect("login");
+        let principal = Principal {
+            user: "ann".into(),
+            role: Role::Responder,
+            csrf: Some("c5rf".into()),
+        };
         let mut headers = HeaderMap::new();
-        let cookie = format!("other=1; {SESSION_COOKIE}={}", session.token);
+        assert_eq!(check_csrf(&principal, &headers), Err(AuthError::Csrf));
+        headers.insert(CSRF_HEADER, HeaderValue::from_static("c5rg"));
+        assert_eq!(check_csrf(&principal, &headers), Err(AuthError::Csrf));
+        headers.insert(CSRF_HEADER, HeaderValue::from_static("c5rf"));
+        assert_eq!(check_csrf(&principal, &headers), Ok(()));
+        let cookie = format!("other=1; {SESSION_COOKIE}=t0ken");
         headers.insert(
             header::COOKIE,
             HeaderValue::from_str(&cookie).expect("ascii"),
         );
-        assert_eq!(auth.authenticate(&headers).expect("session").user, "ann");
-        assert_eq!(auth.authorize_change(&headers).err(), Some(AuthError::Csrf));
-        let csrf = session.principal.csrf.expect("csrf");
-        headers.insert(CSRF_HEADER, HeaderValue::from_str(&csrf).expect("ascii"));
-        assert_eq!(
-            auth.authorize_change(&headers).expect("allowed").role,
-            Role::Responder
-        );
-        auth.logout(&headers);
-        assert_eq!(
-            auth.authenticate(&headers).err(),
-            Some(AuthError::UnknownSession)
-        );
+        assert_eq!(session_cookie(&headers), Some("t0ken"));
     }
 
     #[test]
     fn bearer_tokens_carry_their_users_role() {
-        let auth = Auth::new(users(), Duration::from_secs(60));
+        let auth = Auth::new(users());
         let mut headers = HeaderMap::new();
+        assert!(auth.bearer(&headers).is_none());
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer rob-token"),
         );
-        assert_eq!(auth.authenticate(&headers).expect("token").user, "rob");
+        let rob = auth.bearer(&headers).expect("sent").expect("known");
+        assert_eq!(rob.user, "rob");
+        assert_eq!(check_csrf(&rob, &HeaderMap::new()), Ok(()));
         assert!(matches!(
-            auth.authorize_change(&headers),
+            require_responder(rob),
             Err(AuthError::Forbidden { .. })
         ));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer guess"),
         );
-        assert_eq!(auth.authenticate(&headers).err(), Some(AuthError::BadToken));
         assert_eq!(
-            auth.authenticate(&HeaderMap::new()).err(),
-            Some(AuthError::Missing)
+            auth.bearer(&headers).expect("sent").err(),
+            Some(AuthError::BadToken)
         );
-    }
-
-    #[test]
-    fn expired_sessions_are_gone() {
-        let auth = Auth::new(users(), Duration::ZERO);
-        let session = auth.login("ann", "secret", &mut Vec::new()).expect("login");
-        let mut headers = HeaderMap::new();
-        let cookie = format!("{SESSION_COOKIE}={}", session.token);
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&cookie).expect("ascii"),
-        );
-        assert_eq!(
-            auth.authenticate(&headers).err(),
-            Some(AuthError::UnknownSession)
-        );
+        assert_eq!(auth.role_of("rob"), Some(Role::ReadOnly));
+        assert_eq!(auth.role_of("eve"), None);
     }
 }

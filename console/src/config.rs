@@ -16,6 +16,9 @@ pub struct Config {
     /// Findings kept in memory for the API and for replay to new browsers;
     /// the oldest are dropped first (the stream keeps 7 days regardless).
     pub max_findings: usize,
+    /// Incidents kept in memory; the one whose last finding is oldest is
+    /// dropped first (its state stays in the KV bucket).
+    pub max_incidents: usize,
     pub http: HttpConfig,
     pub responder: ResponderConfig,
     pub users: Vec<UserConfig>,
@@ -80,6 +83,7 @@ impl Default for Config {
         Self {
             node_name: vigil_service::config::default_node_name(),
             max_findings: 50_000,
+            max_incidents: 10_000,
             http: HttpConfig::default(),
             responder: ResponderConfig::default(),
             users: Vec::new(),
@@ -139,6 +143,7 @@ impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
         vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
         problems.positive("max_findings", self.max_findings as u64);
+        problems.positive("max_incidents", self.max_incidents as u64);
         problems.positive("http.session_ttl_s", self.http.session_ttl_s);
         problems.positive("responder.timeout_ms", self.responder.timeout_ms);
         let login = &self.http.login;

@@ -69,13 +69,14 @@ fn samples() -> BTreeMap<&'static str, BTreeSet<String>> {
         ..Default::default()
     });
     let comment = state.comments.first().cloned().expect("one comment");
-    let mut store = Store::new(10);
+    let mut store = Store::new(10, 10);
     store.add_finding(finding.clone());
     let incident = store.incidents().pop().expect("the finding's incident");
     let tree = process_tree(&[Arc::new(finding.clone())]);
     let node = tree.first().expect("one process in the tree");
     let containment = Containment {
         contained: true,
+        dry_run: false,
         kind: "freeze".into(),
         outcome: "succeeded",
         requested_by: String::new(),

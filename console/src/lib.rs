@@ -20,6 +20,7 @@ mod contract;
 mod feed;
 mod metrics;
 mod proposal;
+mod sessions;
 mod store;
 mod throttle;
 mod views;
@@ -145,18 +146,20 @@ async fn serve_browsers(
     let (bus, replicas, shutdown) = (&connected.bus, connected.replicas, &connected.shutdown);
     let kv = topology::ensure_bucket(&bus.jetstream, &topology::INCIDENTS_BUCKET, replicas).await?;
     let app = Arc::new(App {
-        store: std::sync::RwLock::new(Store::new(config.max_findings)),
+        store: std::sync::RwLock::new(Store::new(config.max_findings, config.max_incidents)),
         live: broadcast::channel(LIVE_BUFFER).0,
-        auth: auth::Auth::new(
-            config.users.clone(),
+        auth: auth::Auth::new(config.users.clone()),
+        sessions: sessions::Sessions::open(
+            &bus.jetstream,
             Duration::from_secs(config.http.session_ttl_s),
-        ),
+            replicas,
+        )
+        .await?,
         throttle: throttle::LoginThrottle::new(&config.http.login),
         js: bus.jetstream.clone(),
         kv,
         publisher: connected.publisher(),
         responder: responder_client(&config.responder)?,
-        session_ttl: Duration::from_secs(config.http.session_ttl_s),
         secure_cookies: config.http.secure_cookies,
         user_names: config.users.iter().map(|u| u.name.clone()).collect(),
         shutdown: shutdown.clone(),

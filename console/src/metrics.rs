@@ -4,6 +4,7 @@ pub const MESSAGES: &str = "vigil_console_messages_total";
 pub const ERRORS: &str = "vigil_console_errors_total";
 pub const STEPS: &str = "vigil_console_workflow_steps_total";
 pub const LIVE_CLIENTS: &str = "vigil_console_live_clients";
+pub const EVICTED: &str = "vigil_console_evicted_total";
 
 pub fn describe() {
     metrics::describe_counter!(MESSAGES, "Messages read from each stream, by stream.");
@@ -13,6 +14,10 @@ pub fn describe() {
     );
     metrics::describe_counter!(STEPS, "Workflow steps by step and outcome.");
     metrics::describe_gauge!(LIVE_CLIENTS, "Browsers connected to the live stream.");
+    metrics::describe_counter!(
+        EVICTED,
+        "Findings and incidents dropped from memory at their bound (max_findings, max_incidents), oldest first, by what."
+    );
 }
 
 pub fn error(error_type: &'static str, stage: &'static str) {

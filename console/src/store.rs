@@ -19,6 +19,10 @@ const MAX_SCORES_PER_WORKLOAD: usize = 500;
 const MAX_MALFORMED: usize = 200;
 const MINUTES_KEPT: usize = 180;
 
+fn evicted(what: &'static str) {
+    ::metrics::counter!(crate::metrics::EVICTED, "what" => what).increment(1);
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct IncidentSummary {
     pub id: String,
@@ -35,9 +39,12 @@ pub struct IncidentSummary {
     pub containment: Option<Containment>,
 }
 
+/// What the responder did to a pod. A dry-run action did nothing: it is
+/// shown as what would have been done (`dry_run`), never as `contained`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Containment {
     pub contained: bool,
+    pub dry_run: bool,
     pub kind: String,
     pub outcome: &'static str,
     pub requested_by: String,
@@ -107,6 +114,7 @@ struct Incident {
 #[derive(Default)]
 pub struct Store {
     max_findings: usize,
+    max_incidents: usize,
     findings: VecDeque<Arc<FindingView>>,
     finding_ids: HashSet<String>,
     incidents: BTreeMap<String, Incident>,
@@ -120,9 +128,10 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(max_findings: usize) -> Self {
+    pub fn new(max_findings: usize, max_incidents: usize) -> Self {
         Self {
             max_findings,
+            max_incidents,
             ..Default::default()
         }
     }
@@ -138,9 +147,29 @@ impl Store {
         while self.findings.len() > self.max_findings {
             if let Some(old) = self.findings.pop_front() {
                 self.finding_ids.remove(&old.id);
+                evicted("finding");
             }
         }
+        while self.incidents.len() > self.max_incidents {
+            self.evict_stalest_incident();
+        }
         true
+    }
+
+    /// Forgets the incident whose last finding is oldest, with its state
+    /// and containment (the KV bucket and the actions stream keep them).
+    fn evict_stalest_incident(&mut self) {
+        let stalest = self
+            .incidents
+            .values()
+            .min_by(|a, b| a.summary.last_ms.total_cmp(&b.summary.last_ms))
+            .map(|i| i.summary.id.clone());
+        if let Some(id) = stalest {
+            self.incidents.remove(&id);
+            self.states.remove(&id);
+            self.containment.remove(&id);
+            evicted("incident");
+        }
     }
 
     fn update_incident(&mut self, f: &FindingView) {
@@ -182,10 +211,18 @@ impl Store {
     pub fn add_action(&mut self, action: ActionView) {
         self.count(action.time_ms, |m| m.actions += 1);
         let effect = containment_effect(&action.kind);
-        let took_effect = matches!(action.outcome, "succeeded" | "already_done" | "dry_run");
-        if let (Some(contained), true) = (effect, took_effect) {
+        let dry_run = action.dry_run || action.outcome == "dry_run";
+        let took_effect = matches!(action.outcome, "succeeded" | "already_done") && !dry_run;
+        // A rehearsal is shown only while nothing real was done to the pod.
+        let rehearsal = dry_run
+            && self
+                .containment
+                .get(&action.incident_id)
+                .is_none_or(|c| c.dry_run);
+        if let (Some(contained), true) = (effect, took_effect || rehearsal) {
             let containment = Containment {
-                contained,
+                contained: contained && took_effect,
+                dry_run,
                 kind: action.kind.clone(),
                 outcome: action.outcome,
                 requested_by: action.requested_by.clone(),
@@ -392,7 +429,7 @@ mod tests {
 
     #[test]
     fn findings_group_into_incidents_and_replays_are_ignored() {
-        let mut store = Store::new(2);
+        let mut store = Store::new(2, 10);
         assert!(store.add_finding(finding("a", "web", 4, proc(3, "sh"), vec![])));
         assert!(!store.add_finding(finding("a", "web", 4, proc(3, "sh"), vec![])));
         assert!(store.add_finding(finding("b", "web", 6, proc(3, "sh"), vec![])));
@@ -406,8 +443,24 @@ mod tests {
     }
 
     #[test]
+    fn incidents_are_bounded_and_the_stalest_goes_first() {
+        let mut store = Store::new(100, 2);
+        let mut at = |id: &str, pod: &str, time_ms: f64| {
+            let mut f = finding(id, pod, 4, proc(3, "sh"), vec![]);
+            f.time_ms = time_ms;
+            store.add_finding(f);
+        };
+        at("a", "web", 1.0);
+        at("b", "db", 2.0);
+        at("c", "web", 3.0);
+        at("d", "cache", 4.0);
+        let ids: Vec<String> = store.incidents().into_iter().map(|i| i.id).collect();
+        assert_eq!(ids, ["shop.cache", "shop.web"], "db was the stalest");
+    }
+
+    #[test]
     fn filters_combine() {
-        let mut store = Store::new(10);
+        let mut store = Store::new(10, 10);
         store.add_finding(finding("a", "web", 4, proc(3, "sh"), vec![]));
         store.add_finding(finding("b", "db", 6, proc(3, "sh"), vec![]));
         let filter = |raw: FindingFilter, min_severity| Filter { min_severity, raw };
@@ -453,16 +506,16 @@ mod tests {
 
     #[test]
     fn containment_follows_the_latest_effective_action() {
-        let mut store = Store::new(10);
+        let mut store = Store::new(10, 10);
         store.add_finding(finding("a", "web", 4, proc(3, "sh"), vec![]));
         let action = |kind: &str, outcome: &'static str| ActionView {
+            dry_run: outcome == "dry_run",
             id: kind.into(),
             finding_id: "a".into(),
             finding_name: String::new(),
             kind: kind.into(),
             outcome,
             reason: String::new(),
-            dry_run: false,
             node: "n1".into(),
             namespace: "shop".into(),
             pod: "web".into(),
@@ -471,7 +524,23 @@ mod tests {
             requested_by: "ann".into(),
             time_ms: 1.0,
         };
+        let containment = |store: &Store| {
+            store
+                .incident("shop.web")
+                .and_then(|i| i.containment)
+                .expect("containment shown")
+        };
+        store.add_action(action("quarantine", "dry_run"));
+        let rehearsed = containment(&store);
+        assert!(rehearsed.dry_run && !rehearsed.contained, "{rehearsed:?}");
         store.add_action(action("quarantine", "succeeded"));
+        assert!(!containment(&store).dry_run);
+        store.add_action(action("release", "dry_run"));
+        let real = containment(&store);
+        assert!(
+            real.contained && !real.dry_run,
+            "a rehearsal hides nothing real: {real:?}"
+        );
         assert!(
             store
                 .incident("shop.web")

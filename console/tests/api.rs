@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use prost::Message;
+use sha2::Digest;
 use vigil_bus::{subject, topology};
 use vigil_proto::v1::{
     ActionKind, ActionRecord, AuditRecord, IncidentState, IncidentStatus, Priority,
@@ -542,4 +543,248 @@ async fn live_streams_end_on_shutdown_so_the_console_can_stop() {
         started.elapsed() < Duration::from_secs(15),
         "the stream stayed open"
     );
+}
+
+#[tokio::test]
+async fn a_read_only_user_cannot_quarantine() {
+    let console = start().await;
+    let addr = console.addr;
+    publish_finding(
+        &console.js,
+        &finding("f-ro", "shop", "web-1", Priority::Critical),
+    )
+    .await;
+    let rob = login(addr, "rob", "rob-password").await;
+    wait_for_finding(addr, &rob, "f-ro").await;
+    let path = "/api/incidents/shop.web-1/quarantine";
+    let body = r#"{"reason":"rob tries"}"#;
+    let by_session = rob.post(addr, path, body).await;
+    assert_eq!(by_session.status, 403, "{}", by_session.body);
+    assert!(
+        by_session.error().contains("rob has role read-only"),
+        "{}",
+        by_session.body
+    );
+    let bearer = format!("Bearer {READER_TOKEN}");
+    let by_token = http(
+        addr,
+        "POST",
+        path,
+        &[("Authorization", &bearer)],
+        Some(body),
+    )
+    .await;
+    assert_eq!(by_token.status, 403, "{}", by_token.body);
+    let dry = rob.post(addr, path, r#"{"dry_run":true}"#).await;
+    assert_eq!(dry.status, 403, "not even a dry run: {}", dry.body);
+    // A responder's call on the same path goes through: the refusals were the role's.
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    assert_eq!(ann.post(addr, path, body).await.status, 200);
+    assert_eq!(
+        console.responder_calls.lock().expect("calls").as_slice(),
+        ["quarantine shop/web-1 by ann"],
+        "the responder was asked only by ann"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_quarantine_is_shown_as_dry_run_never_contained() {
+    let console = start().await;
+    let addr = console.addr;
+    publish_finding(
+        &console.js,
+        &finding("f-dry", "shop", "web-2", Priority::Critical),
+    )
+    .await;
+    let ann = login(addr, "ann", RESPONDER_PASSWORD).await;
+    wait_for_finding(addr, &ann, "f-dry").await;
+    let answer = ann
+        .post(
+            addr,
+            "/api/incidents/shop.web-2/quarantine",
+            r#"{"dry_run":true}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["actions"][0]["outcome"], "dry_run");
+    let mut shown = None;
+    for _ in 0..300 {
+        let incident = ann.get(addr, "/api/incidents/shop.web-2").await.json();
+        let containment = incident["incident"]["containment"].clone();
+        if !containment.is_null() {
+            shown = Some(containment);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shown = shown.expect("the dry run's record never reached the incident");
+    assert_eq!(shown["dry_run"], true, "{shown}");
+    assert_eq!(shown["contained"], false, "{shown}");
+    assert_eq!(shown["kind"], "quarantine");
+    let listed = ann.get(addr, "/api/incidents").await.json();
+    let listed = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["id"] == "shop.web-2").cloned())
+        .expect("listed");
+    assert_eq!(listed["containment"]["contained"], false);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let console = start().await;
+    let addr = console.addr;
+    let bearer = format!("Bearer {READER_TOKEN}");
+    let answers = [
+        (
+            "/api/findings",
+            http(
+                addr,
+                "GET",
+                "/api/findings",
+                &[("Authorization", &bearer)],
+                None,
+            )
+            .await,
+        ),
+        (
+            "/api/session",
+            http(addr, "GET", "/api/session", &[], None).await,
+        ),
+        ("/api/nope", http(addr, "GET", "/api/nope", &[], None).await),
+        ("/", http(addr, "GET", "/", &[], None).await),
+        (
+            "/incidents/x",
+            http(addr, "GET", "/incidents/x", &[], None).await,
+        ),
+    ];
+    assert_eq!(answers[0].1.status, 200, "{}", answers[0].1.body);
+    assert_eq!(answers[1].1.status, 401);
+    for (path, answer) in &answers {
+        let csp = answer.header("content-security-policy").unwrap_or_default();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: CSP {csp:?} lacks {directive}"
+            );
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(answer.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            answer.header("referrer-policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+        let cache = answer.header("cache-control");
+        if path.starts_with("/api/") {
+            assert_eq!(cache, Some("no-store"), "{path}");
+        } else {
+            assert_ne!(
+                cache,
+                Some("no-store"),
+                "{path}: the front end's files may be cached"
+            );
+        }
+    }
+    // Logins refused by the rate limit carry them too, and say when to retry.
+    let mut refused = None;
+    for _ in 0..20 {
+        let answer = http(
+            addr,
+            "POST",
+            "/api/login",
+            &[],
+            Some(r#"{"username":"ann","password":"x"}"#),
+        )
+        .await;
+        if answer.status == 429 {
+            refused = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status, 401, "{}", answer.body);
+    }
+    let refused = refused.expect("the rate limit answered 429 within 20 attempts");
+    assert!(
+        refused
+            .header("retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1)
+    );
+    assert_eq!(refused.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        refused.error().contains("too many login attempts"),
+        "{}",
+        refused.body
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_shared_by_replicas_through_kv() {
+    let console = start().await;
+    let (first, nats_url) = (console.addr, console.nats.url());
+    let second = start_console(
+        console_config(&nats_url, "http://127.0.0.1:9").await,
+        &console.shutdown,
+    )
+    .await;
+    let ann = login(first, "ann", RESPONDER_PASSWORD).await;
+    let on_second = ann.get(second, "/api/session").await;
+    assert_eq!(on_second.status, 200, "{}", on_second.body);
+    assert_eq!(on_second.json()["user"], "ann");
+    assert_eq!(on_second.json()["csrf"], ann.csrf.as_str());
+
+    // The bucket holds the token's digest, never the token a cookie presents.
+    let token = ann.cookie.trim_start_matches("vigil_session=");
+    let kv = console
+        .js
+        .get_key_value("VIGIL_CONSOLE_SESSIONS")
+        .await
+        .expect("sessions bucket");
+    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let stored = kv
+        .get(&digest)
+        .await
+        .expect("read")
+        .expect("stored by digest");
+    assert!(kv.get(token).await.expect("read").is_none());
+    assert!(!String::from_utf8_lossy(&stored).contains(token));
+
+    // Logged out on the second, gone on the first.
+    let out = ann.post(second, "/api/logout", "").await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    let after = ann.get(first, "/api/session").await;
+    assert_eq!(after.status, 401, "{}", after.body);
+    assert!(
+        after.error().contains("expired or was logged out"),
+        "{}",
+        after.body
+    );
+
+    // A session that expires on one is refused by the other.
+    let mut short = console_config(&nats_url, "http://127.0.0.1:9").await;
+    short.http.session_ttl_s = 1;
+    let third = start_console(short, &console.shutdown).await;
+    let brief = login(third, "ann", RESPONDER_PASSWORD).await;
+    let mut refused = false;
+    for _ in 0..600 {
+        if brief.get(first, "/api/session").await.status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused,
+        "a session past its expiry was still accepted after 30 s"
+    );
+    assert_eq!(brief.get(third, "/api/session").await.status, 401);
 }

@@ -28,7 +28,7 @@ use vigil_bus::{Publisher, TraceContext, async_nats::jetstream, codec, subject, 
 use vigil_console::{Config, UserConfig, auth::Role};
 use vigil_proto::v1::{
     ActionKind, ActionOutcome, ActionRecord, Ancestor, Event, Finding, ListQuarantinedReply,
-    ListQuarantinedRequest, Priority, QuarantineReply, QuarantineRequest, ReleaseReply,
+    ListQuarantinedRequest, PodRef, Priority, QuarantineReply, QuarantineRequest, ReleaseReply,
     ReleaseRequest,
     responder_server::{Responder, ResponderServer},
 };
@@ -135,21 +135,27 @@ impl TestResponder {
     async fn record(
         &self,
         kind: ActionKind,
-        namespace: &str,
-        pod: &str,
+        target: &PodRef,
         requested_by: &str,
         finding_id: &str,
         reason: &str,
+        dry_run: bool,
     ) -> Result<ActionRecord, tonic::Status> {
+        let outcome = if dry_run {
+            ActionOutcome::DryRun
+        } else {
+            ActionOutcome::Succeeded
+        };
         let record = ActionRecord {
             id: format!("{finding_id}:{}:{}", kind.as_str_name(), uuid_like()),
             finding_id: finding_id.to_owned(),
             kind: kind as i32,
-            outcome: ActionOutcome::Succeeded as i32,
+            outcome: outcome as i32,
+            dry_run,
             reason: reason.to_owned(),
             node: "test-node".into(),
-            pod: pod.to_owned(),
-            namespace: namespace.to_owned(),
+            pod: target.pod.clone(),
+            namespace: target.namespace.clone(),
             policy: "manual".into(),
             requested_by: requested_by.to_owned(),
             time_ns: vigil_service::clock::wall_ns(),
@@ -157,7 +163,7 @@ impl TestResponder {
         };
         self.publisher
             .publish(
-                subject::actions("test-node", ActionOutcome::Succeeded),
+                subject::actions("test-node", outcome),
                 &record.id,
                 &TraceContext::new_root(),
                 codec::encode(&record),
@@ -187,11 +193,11 @@ impl Responder for TestResponder {
         let record = self
             .record(
                 ActionKind::Quarantine,
-                &target.namespace,
-                &target.pod,
+                &target,
                 &r.requested_by,
                 &r.finding_id,
                 &r.reason,
+                r.dry_run,
             )
             .await?;
         Ok(tonic::Response::new(QuarantineReply {
@@ -212,11 +218,11 @@ impl Responder for TestResponder {
         let record = self
             .record(
                 ActionKind::Release,
-                &target.namespace,
-                &target.pod,
+                &target,
                 &r.requested_by,
                 "manual",
                 &r.reason,
+                r.dry_run,
             )
             .await?;
         Ok(tonic::Response::new(ReleaseReply {

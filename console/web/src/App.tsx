@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { currentSession, get, post, setCsrf } from "./api";
 import { Counters, ScoreCharts } from "./Charts";
+import { containmentState } from "./containment";
 import { Feed } from "./Feed";
 import { IncidentList, IncidentView } from "./Incidents";
 import { useLive } from "./live";
@@ -88,7 +89,7 @@ export function App() {
             {contained.map((i) => (
               <tr key={i.id} onClick={() => open(i.id)}>
                 <td>{i.namespace}/{i.pod}</td>
-                <td>{i.containment!.contained ? "contained" : "released"}</td>
+                <td>{containmentState(i.containment!)}</td>
                 <td>{i.containment!.kind} ({i.containment!.outcome})</td>
                 <td>{i.containment!.requested_by || "policy"}</td>
                 <td>{new Date(i.containment!.time_ms).toLocaleTimeString()}</td>

@@ -2,6 +2,7 @@
 // workflow buttons, timeline, process tree and actions.
 import { useEffect, useState } from "react";
 import { ApiError, get, post } from "./api";
+import { containmentText } from "./containment";
 import type { Incident, IncidentDetail, Session, TreeNode } from "./types";
 
 export function IncidentList(props: {
@@ -23,6 +24,9 @@ export function IncidentList(props: {
           <b>{i.namespace || "-"}/{i.pod || i.id}</b>
           <span className="muted"> {i.findings} findings · {i.state.status}</span>
           {i.containment?.contained && <span className="badge contained">contained</span>}
+          {i.containment?.dry_run && (
+            <span className="badge dry-run" data-testid="dry-run-badge">dry-run</span>
+          )}
         </li>
       ))}
     </ul>
@@ -96,9 +100,7 @@ export function IncidentView(props: { id: string; session: Session; users: strin
         {state.assignee && <> · assigned to <b>{state.assignee}</b></>}
         {" · "}containment{" "}
         <b data-testid="containment">
-          {incident.containment
-            ? `${incident.containment.contained ? "contained" : "released"} (${incident.containment.kind} ${incident.containment.outcome} by ${incident.containment.requested_by || "policy"})`
-            : "none"}
+          {incident.containment ? containmentText(incident.containment) : "none"}
         </b>
       </p>
       {!canAct && <p className="muted" data-testid="read-only-note">Read-only: you can look but not act.</p>}

@@ -72,6 +72,7 @@ export interface IncidentState {
 
 export interface Containment {
   contained: boolean;
+  dry_run: boolean;
   kind: string;
   outcome: string;
   requested_by: string;
