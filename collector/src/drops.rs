@@ -4,19 +4,27 @@
 //! Finding (source INTERNAL, "Collector dropped events") goes to
 //! `vigil.findings.<priority>._`, with an id that names the run and the
 //! interval, so a retried publish is de-duplicated.
+//!
+//! A finding that is not delivered (NATS away) is not given up: its counts
+//! are merged into the next interval's finding, which is tried every
+//! interval until JetStream stores it. Each finding also carries the run's
+//! running totals, so a copy stored late and then counted again by a merged
+//! one can be told apart.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use vigil_bus::{Publisher, TraceContext, codec, subject};
+use vigil_bus::{Publisher, TraceContext, async_nats::connection::State, codec, subject};
 use vigil_proto::v1::{Finding, FindingSource, Priority};
 
-use crate::{metrics, publish::DropCounts};
+use crate::{
+    metrics,
+    publish::{Bus, DropCounts},
+};
 
 /// The finding's rule name.
 pub const FINDING_NAME: &str = "Collector dropped events";
-const PUBLISH_ATTEMPTS: u32 = 3;
 
 /// `[drops]`: when lost events become a finding.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -61,8 +69,33 @@ pub struct DropMonitor {
     run_id: String,
     config: DropsConfig,
     counts: DropCounts,
-    seen: (u64, u64),
+    /// Kernel and user-space totals as of the last check.
+    seen: Drops,
     interval: u64,
+    /// Drops raised in a finding not delivered yet.
+    pending: Option<Pending>,
+}
+
+/// Kernel and user-space drops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Drops {
+    kernel: u64,
+    userspace: u64,
+}
+
+impl Drops {
+    fn total(self) -> u64 {
+        self.kernel + self.userspace
+    }
+}
+
+/// What an undelivered finding reports: the drops of the intervals it
+/// merges, and the last of those intervals that had drops (its id).
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    drops: Drops,
+    intervals: u64,
+    last: u64,
 }
 
 impl DropMonitor {
@@ -72,41 +105,78 @@ impl DropMonitor {
             run_id: run_id.to_owned(),
             config,
             counts,
-            seen: (0, 0),
+            seen: Drops::default(),
             interval: 0,
+            pending: None,
         }
     }
 
-    /// Ends an interval: the finding for its drops, if they reach the threshold.
+    /// Ends an interval: the finding for its drops if they reach the
+    /// threshold, merged with those of a finding not delivered yet (which
+    /// is then offered again even without new drops).
     pub fn check(&mut self) -> Option<Finding> {
         self.interval += 1;
-        let kernel_total = self.counts.kernel.as_ref().map_or(0, |k| k.total());
-        let userspace_total = self
-            .counts
-            .userspace
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let kernel = kernel_total.saturating_sub(self.seen.0);
-        let userspace = userspace_total.saturating_sub(self.seen.1);
-        self.seen = (
-            kernel_total.max(self.seen.0),
-            userspace_total.max(self.seen.1),
-        );
-        let total = kernel + userspace;
-        (total >= self.config.threshold).then(|| self.finding(kernel, userspace))
+        let totals = Drops {
+            kernel: self.counts.kernel.as_ref().map_or(0, |k| k.total()),
+            userspace: self
+                .counts
+                .userspace
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
+        let new = Drops {
+            kernel: totals.kernel.saturating_sub(self.seen.kernel),
+            userspace: totals.userspace.saturating_sub(self.seen.userspace),
+        };
+        self.seen = Drops {
+            kernel: totals.kernel.max(self.seen.kernel),
+            userspace: totals.userspace.max(self.seen.userspace),
+        };
+        let pending = match self.pending {
+            Some(mut pending) => {
+                pending.intervals += 1;
+                if new.total() > 0 {
+                    pending.drops.kernel += new.kernel;
+                    pending.drops.userspace += new.userspace;
+                    pending.last = self.interval;
+                }
+                pending
+            }
+            None if new.total() >= self.config.threshold => Pending {
+                drops: new,
+                intervals: 1,
+                last: self.interval,
+            },
+            None => return None,
+        };
+        self.pending = Some(pending);
+        Some(self.finding(pending))
     }
 
-    fn finding(&self, kernel: u64, userspace: u64) -> Finding {
-        let seconds = self.config.interval_ms as f64 / 1000.0;
+    /// The last finding [`check`](Self::check) gave was stored.
+    pub fn delivered(&mut self) {
+        self.pending = None;
+    }
+
+    fn finding(&self, pending: Pending) -> Finding {
+        let Pending {
+            drops, intervals, ..
+        } = pending;
+        let interval_ms = self.config.interval_ms.saturating_mul(intervals);
+        let seconds = interval_ms as f64 / 1000.0;
         let output = format!(
-            "Collector on node {} dropped {} events in {seconds} s (kernel={kernel} userspace={userspace} threshold={})",
+            "Collector on node {} dropped {} events in {seconds} s (kernel={} userspace={} threshold={})",
             self.node,
-            kernel + userspace,
+            drops.total(),
+            drops.kernel,
+            drops.userspace,
             self.config.threshold
         );
         let fields = [
-            ("kernel_drops", kernel.to_string()),
-            ("userspace_drops", userspace.to_string()),
-            ("interval_ms", self.config.interval_ms.to_string()),
+            ("kernel_drops", drops.kernel.to_string()),
+            ("userspace_drops", drops.userspace.to_string()),
+            ("interval_ms", interval_ms.to_string()),
+            ("run_kernel_drops", self.seen.kernel.to_string()),
+            ("run_userspace_drops", self.seen.userspace.to_string()),
             ("run_id", self.run_id.clone()),
         ];
         Finding {
@@ -114,7 +184,7 @@ impl DropMonitor {
                 "collector-drops:{}:{}:{}",
                 subject::token(&self.node),
                 self.run_id,
-                self.interval
+                pending.last
             ),
             time_ns: vigil_service::clock::wall_ns(),
             source: FindingSource::Internal.into(),
@@ -133,47 +203,60 @@ impl DropMonitor {
     }
 }
 
-/// Checks every interval until `shutdown`, publishing each finding.
-pub async fn run(mut monitor: DropMonitor, publisher: Publisher, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(Duration::from_millis(monitor.config.interval_ms));
+/// Checks every interval until `shutdown`, publishing each finding; one not
+/// stored is merged into the next interval's and tried again. While the
+/// client is disconnected nothing is sent: each copy would wait in its
+/// buffer and arrive later as a finding of its own.
+pub async fn run(mut monitor: DropMonitor, bus: Bus, shutdown: CancellationToken) {
+    let interval = Duration::from_millis(monitor.config.interval_ms);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if let Some(finding) = monitor.check() {
-            tracing::warn!(message = "Events were dropped.", output = %finding.output, id = %finding.id);
-            // A bus that is down must not hold up shutdown.
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = publish(&publisher, &finding) => {}
+        let Some(finding) = monitor.check() else {
+            continue;
+        };
+        tracing::warn!(message = "Events were dropped.", output = %finding.output, id = %finding.id);
+        if bus.client.connection_state() != State::Connected {
+            continue;
+        }
+        // A bus that is down must hold up neither shutdown nor the next
+        // interval's merged finding.
+        let stored = tokio::select! {
+            () = shutdown.cancelled() => return,
+            stored = tokio::time::timeout(interval, publish(&bus.publisher, &finding)) => {
+                stored.unwrap_or(false)
             }
+        };
+        if stored {
+            monitor.delivered();
         }
     }
 }
 
-async fn publish(publisher: &Publisher, finding: &Finding) {
-    let subject = subject::findings(finding.priority(), "");
-    for attempt in 1..=PUBLISH_ATTEMPTS {
-        let published = publisher
-            .publish(
-                subject.clone(),
-                &finding.id,
-                &TraceContext::new_root(),
-                codec::encode(finding),
-            )
-            .await;
-        match published {
-            Ok(_) => {
-                ::metrics::counter!(metrics::DROP_FINDINGS).increment(1);
-                return;
-            }
-            Err(error) => {
-                ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => "drop_finding")
-                    .increment(1);
-                tracing::warn!(message = "Could not publish the drop finding.", attempt, %error);
-            }
+/// Whether JetStream stored `finding`.
+async fn publish(publisher: &Publisher, finding: &Finding) -> bool {
+    let published = publisher
+        .publish(
+            subject::findings(finding.priority(), ""),
+            &finding.id,
+            &TraceContext::new_root(),
+            codec::encode(finding),
+        )
+        .await;
+    match published {
+        Ok(_) => {
+            ::metrics::counter!(metrics::DROP_FINDINGS).increment(1);
+            true
+        }
+        Err(error) => {
+            ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => "drop_finding").increment(1);
+            tracing::warn!(message = "Could not publish the drop finding; it is merged into the next one.", id = %finding.id, %error);
+            false
         }
     }
 }
@@ -208,7 +291,55 @@ mod tests {
             "{}",
             finding.output
         );
+        monitor.delivered();
         assert!(monitor.check().is_none(), "counted once");
+    }
+
+    #[test]
+    fn an_undelivered_finding_is_offered_again_with_the_next_drops_merged() {
+        let counts = DropCounts::default();
+        let config = DropsConfig {
+            threshold: 10,
+            interval_ms: 1000,
+            ..DropsConfig::default()
+        };
+        let mut monitor = DropMonitor::new("node-1", "run-1", config, counts.clone());
+        counts.userspace.fetch_add(40, Ordering::Relaxed);
+        let first = monitor.check().expect("past the threshold");
+        assert_eq!(first.id, "collector-drops:node-1:run-1:1");
+        // Not delivered: offered again, the same finding while nothing new
+        // came, so a copy stored late is discarded as a duplicate.
+        let again = monitor.check().expect("offered again");
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.output_fields["userspace_drops"], "40");
+        // Fewer than the threshold on their own, merged all the same.
+        counts.userspace.fetch_add(3, Ordering::Relaxed);
+        let merged = monitor.check().expect("merged");
+        assert_eq!(merged.id, "collector-drops:node-1:run-1:3");
+        assert_eq!(
+            (
+                merged.output_fields["userspace_drops"].as_str(),
+                merged.output_fields["interval_ms"].as_str(),
+                merged.output_fields["run_userspace_drops"].as_str(),
+            ),
+            ("43", "3000", "43")
+        );
+        assert!(
+            merged.output.contains("dropped 43 events in 3 s"),
+            "{}",
+            merged.output
+        );
+        monitor.delivered();
+        assert!(monitor.check().is_none(), "delivered: nothing left");
+        counts.userspace.fetch_add(12, Ordering::Relaxed);
+        let next = monitor.check().expect("new drops, a new finding");
+        assert_eq!(
+            (
+                next.output_fields["userspace_drops"].as_str(),
+                next.output_fields["run_userspace_drops"].as_str(),
+            ),
+            ("12", "55")
+        );
     }
 
     #[test]

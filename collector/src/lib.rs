@@ -141,16 +141,19 @@ async fn publish_events(
     );
     let name = source.as_ref().map_or("none", |source| source.name());
     tracing::info!(message = "Publishing events.", node = %config.node_name, source = name, run_id = %batcher.run_id());
-    let publisher = connected.publisher();
     let flush_interval = Duration::from_millis(config.flush_interval_ms);
+    let bus = publish::Bus {
+        publisher: connected.publisher(),
+        client: connected.bus.client.clone(),
+    };
     let publishing = tokio::spawn(publish::run(
         queued,
-        publisher.clone(),
+        bus.clone(),
         batcher,
         flush_interval,
         recorder,
     ));
-    let monitoring = tokio::spawn(drops::run(monitor, publisher, connected.shutdown.clone()));
+    let monitoring = tokio::spawn(drops::run(monitor, bus, connected.shutdown.clone()));
     connected.ready();
 
     connected.shutdown.cancelled().await;

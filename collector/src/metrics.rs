@@ -12,8 +12,12 @@ pub const BATCHES_PUBLISHED: &str = "vigil_collector_batches_published_total";
 pub const KERNEL_DROPS: &str = "vigil_collector_kernel_drops_total";
 /// Events dropped in user space because the publisher fell behind.
 pub const USERSPACE_DROPS: &str = "vigil_collector_userspace_drops_total";
-/// Publish attempts that failed, by `stage` (`send`, `confirm`).
+/// Publish attempts that failed, by `stage` (`send`, `confirm`,
+/// `drop_finding`); each is tried again.
 pub const PUBLISH_ERRORS: &str = "vigil_collector_publish_errors_total";
+/// Events in batches still unconfirmed when shutdown ended the wait for
+/// their acks: stored or lost, JetStream did not say.
+pub const EVENTS_UNCONFIRMED: &str = "vigil_collector_events_unconfirmed_total";
 
 /// Replays that stopped on a recording error, by `reason`.
 pub const REPLAY_ERRORS: &str = "vigil_collector_replay_errors_total";
@@ -38,7 +42,14 @@ pub fn describe() {
         USERSPACE_DROPS,
         "Events dropped because publishing fell behind."
     );
-    metrics::describe_counter!(PUBLISH_ERRORS, "Failed publish attempts, by stage.");
+    metrics::describe_counter!(
+        PUBLISH_ERRORS,
+        "Failed publish attempts (each tried again), by stage."
+    );
+    metrics::describe_counter!(
+        EVENTS_UNCONFIRMED,
+        "Events in batches unconfirmed at shutdown (stored or lost)."
+    );
     metrics::describe_counter!(
         REPLAY_ERRORS,
         "Replays stopped by a bad recording, by reason."

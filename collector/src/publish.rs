@@ -4,6 +4,15 @@
 //! a [`DropCounts`] to report what was lost on the way. Acks are awaited in
 //! a bounded window: async-nats blocks every publish once 5000 acks are in
 //! flight, and the collector must never wait on the bus with events queued.
+//!
+//! A batch is never given up while the collector runs: one JetStream did
+//! not take or confirm is sent again (same message id, so a copy that was
+//! stored after all is discarded as a duplicate) once the client is
+//! connected. While NATS is away the window fills with such batches, no
+//! event is taken from the channel, and the source drops and counts what
+//! does not fit: every event is either stored or counted in a batch's
+//! drops. Only shutdown can leave batches unconfirmed; their events are
+//! counted in `vigil_collector_events_unconfirmed_total`.
 
 use std::{
     fs::File,
@@ -20,7 +29,11 @@ use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use tokio::sync::mpsc;
 use vigil_bus::{
     Publisher, TraceContext,
-    async_nats::jetstream::{context::PublishError, publish::PublishAck},
+    async_nats::{
+        self,
+        connection::State,
+        jetstream::{context::PublishError, publish::PublishAck},
+    },
     codec, subject,
 };
 use vigil_proto::v1::{Event, EventBatch};
@@ -34,9 +47,13 @@ const MAX_IN_FLIGHT: usize = 256;
 /// more than the batching itself. A chunk can seal a few batches past
 /// `MAX_IN_FLIGHT`, so the bound is that plus one chunk.
 const RECEIVE_CHUNK: usize = 256;
-/// Attempts per batch (same message id, so a repeat JetStream did store is
-/// discarded as a duplicate).
-const MAX_ATTEMPTS: u32 = 3;
+/// The pause before a batch's second try; it doubles with each try after.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between two tries of one batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often a batch waiting to be sent again looks whether the client is
+/// connected (async-nats offers the state, not a way to await it).
+const RECONNECT_CHECK: Duration = Duration::from_millis(100);
 /// How long shutdown waits for the last acks: within the service runner's
 /// bound on the whole drain, so a recording is still finished after it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -206,34 +223,87 @@ struct Outgoing {
     trace: TraceContext,
     payload: Bytes,
     events: usize,
+    /// Tries so far, the one in flight included.
     attempt: u32,
 }
 
-type Confirmation = (Outgoing, Result<PublishAck, PublishError>);
-type InFlight = FuturesUnordered<BoxFuture<'static, Confirmation>>;
+/// Why a try of a batch failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Send(#[from] vigil_bus::PublishError),
+    #[error("JetStream did not confirm it: {0}")]
+    Confirm(#[from] PublishError),
+}
+
+impl Failure {
+    fn stage(&self) -> &'static str {
+        match self {
+            Failure::Send(_) => "send",
+            Failure::Confirm(_) => "confirm",
+        }
+    }
+}
+
+type Confirmation = (Outgoing, Result<PublishAck, Failure>);
+
+/// Where batches go: the publisher, and its client for the connection state.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    pub publisher: Publisher,
+    pub client: async_nats::Client,
+}
+
+/// The batches sent and not yet confirmed, and how many events they hold.
+#[derive(Default)]
+struct Window {
+    tries: FuturesUnordered<BoxFuture<'static, Confirmation>>,
+    events: usize,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        self.tries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tries.is_empty()
+    }
+
+    fn push(&mut self, events: usize, attempt: BoxFuture<'static, Confirmation>) {
+        self.events += events;
+        self.tries.push(attempt);
+    }
+
+    async fn next(&mut self) -> Option<Confirmation> {
+        let confirmation = self.tries.next().await?;
+        self.events -= confirmation.0.events;
+        Some(confirmation)
+    }
+}
 
 /// Publishes batches from `events` until the channel closes (every sender
 /// dropped), then flushes the last batches and waits for outstanding acks.
 /// With `recorder`, every event is also appended to a recording.
 pub async fn run(
     mut events: mpsc::Receiver<Event>,
-    publisher: Publisher,
+    bus: Bus,
     mut batcher: Batcher,
     flush_interval: Duration,
     mut recorder: Option<Recorder>,
 ) {
-    let mut in_flight = InFlight::new();
+    let mut window = Window::default();
     let mut chunk = Vec::with_capacity(RECEIVE_CHUNK);
     let mut ticker = tokio::time::interval(flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // At MAX_IN_FLIGHT neither new events nor flushes are taken: the
         // channel fills and the source drops and counts, so memory stays
-        // bounded while the bus is slow.
-        let room = in_flight.len() < MAX_IN_FLIGHT;
+        // bounded while the bus is slow or away.
+        let room = window.len() < MAX_IN_FLIGHT;
         tokio::select! {
-            Some((outgoing, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(&publisher, &mut in_flight, outgoing, result).await;
+            Some((outgoing, result)) = window.next(), if !window.is_empty() => {
+                settle(&bus, &mut window, outgoing, result);
             }
             received = events.recv_many(&mut chunk, RECEIVE_CHUNK), if room => {
                 if received == 0 {
@@ -242,21 +312,21 @@ pub async fn run(
                 for event in chunk.drain(..) {
                     record(&mut recorder, &event);
                     if let Some(sealed) = batcher.push(event) {
-                        send(&publisher, &mut in_flight, outgoing(sealed)).await;
+                        send(&bus, &mut window, outgoing(sealed)).await;
                     }
                 }
             }
             _ = ticker.tick(), if room => {
                 for sealed in batcher.flush() {
-                    send(&publisher, &mut in_flight, outgoing(sealed)).await;
+                    send(&bus, &mut window, outgoing(sealed)).await;
                 }
             }
         }
     }
     for sealed in batcher.flush() {
-        send(&publisher, &mut in_flight, outgoing(sealed)).await;
+        send(&bus, &mut window, outgoing(sealed)).await;
     }
-    drain(&publisher, &mut in_flight).await;
+    drain(&bus, &mut window).await;
     if let Some(recorder) = recorder {
         match recorder.finish() {
             Ok(_) => tracing::info!(message = "Recording closed."),
@@ -284,16 +354,20 @@ fn record(recorder: &mut Option<Recorder>, event: &Event) {
     }
 }
 
-async fn drain(publisher: &Publisher, in_flight: &mut InFlight) {
+/// Waits up to [`DRAIN_TIMEOUT`] for the batches in flight, still trying
+/// failed ones; counts the events of those unconfirmed then.
+async fn drain(bus: &Bus, window: &mut Window) {
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    while !in_flight.is_empty() {
-        match tokio::time::timeout_at(deadline, in_flight.next()).await {
-            Ok(Some((outgoing, result))) => settle(publisher, in_flight, outgoing, result).await,
+    while !window.is_empty() {
+        match tokio::time::timeout_at(deadline, window.next()).await {
+            Ok(Some((outgoing, result))) => settle(bus, window, outgoing, result),
             Ok(None) => break,
             Err(_) => {
+                ::metrics::counter!(metrics::EVENTS_UNCONFIRMED).increment(window.events as u64);
                 tracing::warn!(
-                    message = "Shut down with batches unconfirmed.",
-                    batches = in_flight.len()
+                    message = "Shut down with batches unconfirmed: JetStream may or may not have stored them.",
+                    batches = window.len(),
+                    events = window.events
                 );
                 break;
             }
@@ -312,59 +386,80 @@ fn outgoing(Sealed { partition, batch }: Sealed) -> Outgoing {
     }
 }
 
-/// Sends a batch and queues its ack. A batch that cannot even be handed to
-/// the client is lost: counted and logged, never retried in a loop that
-/// would hold up the next ones.
-async fn send(publisher: &Publisher, in_flight: &mut InFlight, outgoing: Outgoing) {
-    let sent = publisher
+/// Hands a batch to the client (waiting while its buffer is full, which
+/// holds up the next batches and so keeps their order) and puts its ack in
+/// the window; a batch the client refuses is tried again later.
+async fn send(bus: &Bus, window: &mut Window, outgoing: Outgoing) {
+    let events = outgoing.events;
+    let attempt: BoxFuture<'static, Confirmation> = match try_send(&bus.publisher, &outgoing).await
+    {
+        Ok(ack) => Box::pin(async move { (outgoing, ack.await.map_err(Failure::from)) }),
+        Err(failure) => Box::pin(async move { (outgoing, Err(failure)) }),
+    };
+    window.push(events, attempt);
+}
+
+async fn try_send(
+    publisher: &Publisher,
+    outgoing: &Outgoing,
+) -> Result<async_nats::jetstream::context::PublishAckFuture, Failure> {
+    Ok(publisher
         .send(
             outgoing.subject.clone(),
             &outgoing.message_id,
             &outgoing.trace,
             outgoing.payload.clone(),
         )
-        .await;
-    match sent {
-        Ok(ack) => in_flight.push(Box::pin(async move { (outgoing, ack.await) })),
-        Err(error) => {
-            ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => "send").increment(1);
-            tracing::warn!(
-                message = "Dropped a batch that could not be sent.",
-                message_id = %outgoing.message_id, events = outgoing.events, %error
-            );
-        }
-    }
+        .await?)
 }
 
-/// Counts a confirmed batch, or sends an unconfirmed one again.
-async fn settle(
-    publisher: &Publisher,
-    in_flight: &mut InFlight,
-    mut outgoing: Outgoing,
-    result: Result<PublishAck, PublishError>,
-) {
+/// Counts a confirmed batch, or tries a failed one again.
+fn settle(bus: &Bus, window: &mut Window, outgoing: Outgoing, result: Result<PublishAck, Failure>) {
     match result {
         Ok(_) => {
             ::metrics::counter!(metrics::BATCHES_PUBLISHED).increment(1);
             ::metrics::counter!(metrics::EVENTS_PUBLISHED).increment(outgoing.events as u64);
         }
-        Err(error) if outgoing.attempt < MAX_ATTEMPTS => {
-            ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => "confirm").increment(1);
-            tracing::warn!(
-                message = "JetStream did not confirm a batch; sending it again.",
-                message_id = %outgoing.message_id, attempt = outgoing.attempt, %error
-            );
-            outgoing.attempt += 1;
-            send(publisher, in_flight, outgoing).await;
-        }
-        Err(error) => {
-            ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => "confirm").increment(1);
-            tracing::warn!(
-                message = "Dropped a batch JetStream never confirmed.",
-                message_id = %outgoing.message_id, events = outgoing.events, attempts = outgoing.attempt, %error
-            );
+        Err(failure) => {
+            ::metrics::counter!(metrics::PUBLISH_ERRORS, "stage" => failure.stage()).increment(1);
+            // Every try of a long outage fails: the first and then every
+            // tenth are enough to follow it.
+            if outgoing.attempt % 10 == 1 {
+                tracing::warn!(
+                    message = "JetStream did not take a batch; it is kept and sent again.",
+                    message_id = %outgoing.message_id, events = outgoing.events,
+                    attempt = outgoing.attempt, %failure
+                );
+            }
+            retry(bus, window, outgoing);
         }
     }
+}
+
+/// Sends `outgoing` again after a pause that grows with its tries, once the
+/// client is connected: a copy sent while disconnected waits in the client's
+/// buffer already, and each further one would only add to it.
+fn retry(bus: &Bus, window: &mut Window, mut outgoing: Outgoing) {
+    let pause = FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(outgoing.attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF);
+    outgoing.attempt += 1;
+    let (publisher, client) = (bus.publisher.clone(), bus.client.clone());
+    let events = outgoing.events;
+    window.push(
+        events,
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            while client.connection_state() != State::Connected {
+                tokio::time::sleep(RECONNECT_CHECK).await;
+            }
+            let result = match try_send(&publisher, &outgoing).await {
+                Ok(ack) => ack.await.map_err(Failure::from),
+                Err(failure) => Err(failure),
+            };
+            (outgoing, result)
+        }),
+    );
 }
 
 #[cfg(test)]
