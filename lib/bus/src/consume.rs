@@ -46,6 +46,12 @@ use crate::{
 };
 
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// How long one pull request waits on the server for messages.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// The server's idle heartbeat on a waiting pull request. Two missed in a
+/// row end the pull (see `run`), so a pull request the server dropped with
+/// its consumer is noticed within two heartbeats, not at its expiry.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 /// First and longest wait between attempts to recreate a missing consumer.
 const RECREATE_FIRST_DELAY: Duration = Duration::from_millis(250);
 const RECREATE_MAX_DELAY: Duration = Duration::from_secs(10);
@@ -176,7 +182,13 @@ pub async fn run<H, F>(
         .unwrap_or_default();
     let mut in_flight = JoinSet::new();
     'subscribe: while !shutdown.is_cancelled() {
-        let mut messages = match consumer.messages().await {
+        let pulled = consumer
+            .stream()
+            .expires(PULL_EXPIRES)
+            .heartbeat(PULL_HEARTBEAT)
+            .messages()
+            .await;
+        let mut messages = match pulled {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(message = "Cannot pull from consumer; retrying.", consumer = %name, %error);
@@ -198,17 +210,23 @@ pub async fn run<H, F>(
                 Some(Err(error))
                     if matches!(
                         error.kind(),
-                        MessagesErrorKind::ConsumerDeleted | MessagesErrorKind::NoResponders
+                        MessagesErrorKind::ConsumerDeleted
+                            | MessagesErrorKind::NoResponders
+                            | MessagesErrorKind::MissingHeartbeat
                     ) =>
                 {
-                    // The server says the consumer is gone, or nothing
-                    // answers pull requests for it: find out which below.
+                    // The server says the consumer is gone, nothing answers
+                    // pull requests for it, or the pull request went silent:
+                    // a consumer deleted just as the request reached it
+                    // drops the request without a "Consumer Deleted" reply,
+                    // and the stream would only pull again at its expiry.
+                    // Find out which below, then pull afresh.
                     tracing::warn!(message = "Consumer stream reported an error.", consumer = %name, %error);
                     break;
                 }
                 Some(Err(error)) => {
-                    // Missed heartbeats and similar while NATS restarts: the
-                    // stream recovers by itself, so log and keep reading.
+                    // Transient errors of one pull: the stream recovers by
+                    // itself, so log and keep reading.
                     tracing::warn!(message = "Consumer stream reported an error.", consumer = %name, %error);
                     continue;
                 }
