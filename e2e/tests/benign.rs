@@ -28,7 +28,7 @@ use vigil_bus::topology::{EVENTS, FINDINGS, detectors_consumer};
 use vigil_proto::v1::{Finding, Priority};
 use vigil_testkit::{
     Container, ContainerSpec, NatsServer, Pipeline, ServiceSpec, WorkloadImages, in_process,
-    require_root, run_to_completion, wait_until, workload_images,
+    require_root, run_to_completion, streams, wait_until, workload_images,
 };
 
 const NODE: &str = "benign-node";
@@ -481,51 +481,15 @@ fn run_corpus(images: &WorkloadImages) -> Vec<(&'static str, Result<Ran, String>
     results.into_inner().unwrap()
 }
 
-/// The findings once the detectors have acknowledged every event the
-/// collector published until now.
+/// The findings once the detectors have judged every event the collector
+/// published until now.
 async fn findings_when_all_evaluated(nats: &NatsServer) -> Vec<Finding> {
     let bus = in_process::bus(nats, "benign-test").await;
     // The collector publishes a partly filled batch within milliseconds.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = bus
-        .jetstream
-        .get_stream(EVENTS.name)
-        .await
-        .expect("events stream");
-    let last = events.cached_info().state.last_sequence;
-    assert!(last > 0, "the collector published nothing");
     let durable = detectors_consumer().durable_name;
-    in_process::poll(
-        "the detectors to evaluate every event",
-        PATIENCE,
-        || async {
-            let stream = bus.jetstream.get_stream(EVENTS.name).await.ok()?;
-            let info = stream.consumer_info(&durable).await.ok()?;
-            (info.ack_floor.stream_sequence >= last).then_some(())
-        },
-    )
-    .await;
-    let mut stream = bus
-        .jetstream
-        .get_stream(FINDINGS.name)
-        .await
-        .expect("findings stream");
-    let state = stream
-        .info()
-        .await
-        .expect("findings stream info")
-        .state
-        .clone();
-    let mut findings = Vec::new();
-    for sequence in state.first_sequence..=state.last_sequence {
-        if let Ok(message) = stream.get_raw_message(sequence).await {
-            findings.push(
-                vigil_bus::codec::decode::<Finding>(&message.payload, &message.subject, sequence)
-                    .expect("a valid finding"),
-            );
-        }
-    }
-    findings
+    streams::wait_acknowledged(&bus, &EVENTS, &durable, PATIENCE).await;
+    streams::stored(&bus, &FINDINGS).await
 }
 
 /// Priority, rule and the acting program: findings alike share it.

@@ -12,6 +12,7 @@
 //! * [`require_root`]: privileged tests call it first; without root it skips
 //!   loudly, and fails when `VIGIL_REQUIRE_ROOT=1` (set by CI).
 //! * [`wait_until`]: polls a condition against a deadline.
+//! * [`streams`]: what a stream stored, once a consumer has acknowledged it all.
 //! * [`in_process`]: a service's `run` in the test's runtime, async polling
 //!   and a bus connection, for component tests.
 
@@ -20,6 +21,7 @@ pub mod in_process;
 mod nats;
 mod pipeline;
 mod sandbox;
+pub mod streams;
 
 use std::time::{Duration, Instant};
 
