@@ -648,3 +648,35 @@ async fn a_manual_quarantine_after_an_automatic_one_has_its_own_record_and_a_rat
     );
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_a_retry_cannot_help_is_terminated_and_the_next_one_handled() {
+    let cluster = cluster(2_000).await;
+    cluster.fake.put_pod(&pod("shop", "web-1")).unwrap();
+    cluster.fake.put_pod(&pod("shop", "web-2")).unwrap();
+    let bus = bus(&cluster.server).await;
+    let service = Running::start(cluster.config.clone(), Health::default()).await;
+    // web-1's quarantine state does not decode: asking again cannot change it.
+    bus.jetstream
+        .get_key_value(vigil_bus::topology::QUARANTINE_BUCKET.name)
+        .await
+        .unwrap()
+        .put(
+            "shop.web-1",
+            bytes::Bytes::from_static(b"\xff\xff\xffnot a state"),
+        )
+        .await
+        .unwrap();
+    let stuck = pod_finding("f-corrupt", "Reverse shell", "shop", "web-1");
+    let next = pod_finding("f-next", "Reverse shell", "shop", "web-2");
+    for finding in [&stuck, &next] {
+        publish_finding(&bus, finding, &finding.id, &TraceContext::new_root()).await;
+    }
+    // A retried finding would hold the ack floor below 2 for ever.
+    let info = wait_settled_on(&bus, "responder-CLUSTER", 2).await;
+    assert_eq!(info.num_redelivered, 0, "terminated, not redelivered");
+    let records = wait_records(&bus, 2).await;
+    assert_eq!(records_of(&records, "f-next").len(), 2, "{records:?}");
+    assert!(records_of(&records, "f-corrupt").is_empty(), "{records:?}");
+    service.stop().await;
+}
