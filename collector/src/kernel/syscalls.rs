@@ -212,6 +212,7 @@ const MPROTECT: Reads = Reads {
 
 /// Every syscall the kernel side can report (exec's arguments come in an
 /// exec record, decoded elsewhere; its entry here is for the filter).
+#[rustfmt::skip]
 pub static SYSCALLS: &[Syscall] = &[
     syscall!(execve, Exec, EXEC, Base::Cwd, args::none),
     syscall!(execveat, Exec, EXECVEAT, Base::DirFd(0), args::none),
@@ -221,26 +222,11 @@ pub static SYSCALLS: &[Syscall] = &[
     syscall!(clone3, Clone, deref(0), Base::None, args::clone3),
     syscall!(open, Open, path(0), Base::Cwd, args::open),
     syscall!(openat, Open, path(1), Base::DirFd(0), args::openat),
-    syscall!(
-        openat2,
-        Open,
-        Reads {
-            deref: Some(2),
-            ..path(1)
-        },
-        Base::DirFd(0),
-        args::openat2
-    ),
+    syscall!(openat2, Open, Reads { deref: Some(2), ..path(1) }, Base::DirFd(0), args::openat2),
     syscall!(creat, Open, path(0), Base::Cwd, args::creat),
     syscall!(connect, Connect, sockaddr(1, 2, 0), Base::None, args::peer),
     syscall!(unlink, Unlink, path(0), Base::Cwd, args::path),
-    syscall!(
-        unlinkat,
-        Unlink,
-        path(1),
-        Base::DirFd(0),
-        args::path_then_flags::<2>
-    ),
+    syscall!(unlinkat, Unlink, path(1), Base::DirFd(0), args::path_then_flags::<2>),
     syscall!(rmdir, Unlink, path(0), Base::Cwd, args::path),
     syscall!(rename, Rename, paths(0, 1), Base::Cwd, args::two_paths, target: Base::Cwd),
     syscall!(renameat, Rename, paths(1, 3), Base::DirFd(0), args::two_paths, target: Base::DirFd(2)),
@@ -253,33 +239,15 @@ pub static SYSCALLS: &[Syscall] = &[
     syscall!(symlinkat, Symlink, paths(0, 2), Base::None, args::two_paths, target: Base::DirFd(1)),
     syscall!(chmod, Chmod, path(0), Base::Cwd, args::path_mode::<1>),
     syscall!(fchmod, Chmod, fd(0), Base::None, args::fchmod),
-    syscall!(
-        fchmodat,
-        Chmod,
-        path(1),
-        Base::DirFd(0),
-        args::path_mode::<2>
-    ),
+    syscall!(fchmodat, Chmod, path(1), Base::DirFd(0), args::path_mode::<2>),
     syscall!(chown, Chown, path(0), Base::Cwd, args::chown),
     syscall!(lchown, Chown, path(0), Base::Cwd, args::chown),
     syscall!(fchown, Chown, fd(0), Base::None, args::fchown),
     syscall!(fchownat, Chown, path(1), Base::DirFd(0), args::fchownat),
     syscall!(mkdir, Mkdir, path(0), Base::Cwd, args::path_mode::<1>),
-    syscall!(
-        mkdirat,
-        Mkdir,
-        path(1),
-        Base::DirFd(0),
-        args::path_mode::<2>
-    ),
+    syscall!(mkdirat, Mkdir, path(1), Base::DirFd(0), args::path_mode::<2>),
     syscall!(mount, Mount, MOUNT, Base::None, args::mount, target: Base::Cwd),
-    syscall!(
-        umount2,
-        Umount,
-        path(0),
-        Base::None,
-        args::path_then_flags::<1>
-    ),
+    syscall!(umount2, Umount, path(0), Base::None, args::path_then_flags::<1>),
     syscall!(setuid, Setuid, NONE, Base::None, args::ids::<1>),
     syscall!(setreuid, Setuid, NONE, Base::None, args::ids::<2>),
     syscall!(setresuid, Setuid, NONE, Base::None, args::ids::<3>),
@@ -288,70 +256,31 @@ pub static SYSCALLS: &[Syscall] = &[
     syscall!(setresgid, Setgid, NONE, Base::None, args::ids::<3>),
     syscall!(capset, Capset, deref(1), Base::None, args::capset),
     syscall!(ptrace, Ptrace, NONE, Base::None, args::ptrace),
-    syscall!(
-        process_vm_writev,
-        ProcessVmWritev,
-        NONE,
-        Base::None,
-        args::process_vm_writev
-    ),
+    syscall!(process_vm_writev, ProcessVmWritev, NONE, Base::None, args::process_vm_writev),
     syscall!(unshare, Unshare, NONE, Base::None, args::flags0),
     syscall!(setns, Setns, fd(0), Base::None, args::setns),
     syscall!(socket, Socket, NONE, Base::None, args::socket),
     syscall!(accept, Accept, ACCEPT, Base::None, args::peer),
     syscall!(accept4, Accept, ACCEPT, Base::None, args::accept4),
     syscall!(bind, Bind, sockaddr(1, 2, 0), Base::None, args::bind),
-    syscall!(
-        listen,
-        Listen,
-        Reads {
-            flags: abi::SPEC_SOCK_LOCAL,
-            ..fd(0)
-        },
-        Base::None,
-        args::listen
-    ),
+    syscall!(listen, Listen, Reads { flags: abi::SPEC_SOCK_LOCAL, ..fd(0) }, Base::None, args::listen),
     syscall!(dup, Dup, fd(0), Base::None, args::dup),
     syscall!(dup2, Dup, fd(0), Base::None, args::dup2),
     syscall!(dup3, Dup, fd(0), Base::None, args::dup3),
-    syscall!(
-        memfd_create,
-        MemfdCreate,
-        path(0),
-        Base::None,
-        args::memfd_create
-    ),
+    syscall!(memfd_create, MemfdCreate, path(0), Base::None, args::memfd_create),
     syscall!(mmap, MemoryExec, MMAP, Base::None, args::mmap),
     syscall!(mprotect, MemoryExec, MPROTECT, Base::None, args::mprotect),
     // init_module(image, len, params): the module's name is inside the image.
     syscall!(init_module, ModuleLoad, NONE, Base::None, args::none),
-    syscall!(
-        finit_module,
-        ModuleLoad,
-        fd(0),
-        Base::None,
-        args::finit_module
-    ),
-    syscall!(
-        delete_module,
-        ModuleUnload,
-        path(0),
-        Base::None,
-        args::delete_module
-    ),
+    syscall!(finit_module, ModuleLoad, fd(0), Base::None, args::finit_module),
+    syscall!(delete_module, ModuleUnload, path(0), Base::None, args::delete_module),
     syscall!(bpf, Bpf, NONE, Base::None, args::request),
     syscall!(kill, Kill, NONE, Base::None, args::kill::<1>),
     syscall!(tkill, Kill, NONE, Base::None, args::kill::<1>),
     syscall!(tgkill, Kill, NONE, Base::None, args::kill::<2>),
     syscall!(prctl, Prctl, NONE, Base::None, args::prctl),
     syscall!(userfaultfd, Userfaultfd, NONE, Base::None, args::flags0),
-    syscall!(
-        io_uring_setup,
-        IoUringSetup,
-        deref(1),
-        Base::None,
-        args::io_uring_setup
-    ),
+    syscall!(io_uring_setup, IoUringSetup, deref(1), Base::None, args::io_uring_setup),
     syscall!(keyctl, Keyctl, NONE, Base::None, args::request),
     syscall!(chroot, Chroot, path(0), Base::Cwd, args::path),
     syscall!(pivot_root, PivotRoot, paths(0, 1), Base::Cwd, args::two_paths, target: Base::Cwd),
