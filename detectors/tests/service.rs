@@ -220,14 +220,14 @@ async fn a_rules_directory_updated_like_a_mounted_config_map_is_reloaded() {
     };
     let service = Running::start_with(&server, Health::default(), rules).await;
     let trace = TraceContext::new_root();
-    let mut sequence = 0;
-    let mut fires = |wanted: &'static str| {
-        let bus = &bus;
-        let trace = &trace;
-        let mut attempt = move || {
-            sequence += 1;
+    // Batch sequences (and so message ids) never repeat across attempts.
+    let sequence = std::cell::Cell::new(0);
+    let fires = |wanted: &'static str| {
+        let (bus, trace, sequence) = (&bus, &trace, &sequence);
+        poll(wanted, move || {
+            sequence.set(sequence.get() + 1);
             let b = batch(
-                sequence,
+                sequence.get(),
                 vec![exec("/usr/bin/python3", &["python3", "app.py"], true)],
             );
             async move {
@@ -238,8 +238,7 @@ async fn a_rules_directory_updated_like_a_mounted_config_map_is_reloaded() {
                     .any(|m| decode(m).name == wanted)
                     .then_some(())
             }
-        };
-        async move { poll(wanted, &mut attempt).await }
+        })
     };
     fires("Local rule A").await;
     publish_version("v2", RULE_B);
