@@ -4,9 +4,10 @@
 //! mode, its gRPC API, a fake Kubernetes API server) and `vigil-console`.
 //!
 //! A finding published on NATS must appear in the feed within a second; a
-//! click on quarantine must produce an action record on the actions stream
-//! (and the quarantine label on the pod); a read-only user must not be able
-//! to quarantine. Screenshots go to target/console-screenshots/.
+//! rehearsed (dry-run) quarantine must read as dry-run, never as contained,
+//! in the incident and the list; a click on quarantine must produce an
+//! action record on the actions stream (and the quarantine label on the
+//! pod); a read-only user must not be able to quarantine. Screenshots go to target/console-screenshots/.
 #![allow(
     clippy::unwrap_used,
     reason = "integration test: a failed step should panic with its cause"
@@ -213,11 +214,18 @@ async fn the_console_in_chromium_shows_findings_live_and_quarantines() {
     })
     .await
     .unwrap();
-    let record = next_on::<ActionRecord>(&js, &topology::ACTIONS, |a| {
-        a.kind == ActionKind::Quarantine as i32 && a.pod == "web-1"
-    })
-    .await
-    .expect("an action record on the actions stream");
+    let quarantine = |dry_run: bool| {
+        next_on::<ActionRecord>(&js, &topology::ACTIONS, move |a| {
+            a.kind == ActionKind::Quarantine as i32 && a.pod == "web-1" && a.dry_run == dry_run
+        })
+    };
+    let rehearsal = quarantine(true)
+        .await
+        .expect("the dry run's record on the actions stream");
+    assert_eq!(rehearsal.outcome(), ActionOutcome::DryRun, "{rehearsal:?}");
+    let record = quarantine(false)
+        .await
+        .expect("an action record on the actions stream");
     assert_eq!(record.outcome(), ActionOutcome::Succeeded, "{record:?}");
     assert_eq!(record.requested_by, "ann");
     let labels = fake

@@ -60,6 +60,7 @@ export function IncidentView(props: { id: string; session: Session; users: strin
   const [notice, setNotice] = useState<string>("");
   const [text, setText] = useState("");
   const [assignee, setAssignee] = useState("");
+  const [dryRun, setDryRun] = useState(false);
   const canAct = props.session.role === "responder";
   const { id, summary } = props;
 
@@ -113,10 +114,27 @@ export function IncidentView(props: { id: string; session: Session; users: strin
           ))}
         </select>
         <button disabled={!canAct || !assignee} onClick={() => step("assign", { assignee })}>Assign</button>
-        <button data-testid="quarantine-button" disabled={!canAct} className="danger" onClick={() => step("quarantine", { reason: text })}>
-          Quarantine pod
+        <label>
+          <input
+            type="checkbox"
+            data-testid="dry-run"
+            checked={dryRun}
+            disabled={!canAct}
+            onChange={(e) => setDryRun(e.target.checked)}
+          />{" "}
+          dry run
+        </label>
+        <button
+          data-testid="quarantine-button"
+          disabled={!canAct}
+          className="danger"
+          onClick={() => step("quarantine", { reason: text, dry_run: dryRun })}
+        >
+          {dryRun ? "Rehearse quarantine" : "Quarantine pod"}
         </button>
-        <button disabled={!canAct} onClick={() => step("release", { reason: text })}>Release</button>
+        <button disabled={!canAct} onClick={() => step("release", { reason: text, dry_run: dryRun })}>
+          {dryRun ? "Rehearse release" : "Release"}
+        </button>
         <button disabled={!canAct} onClick={() => step("resolve")}>Resolve</button>
       </div>
       <div className="workflow">

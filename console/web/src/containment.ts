@@ -3,7 +3,7 @@
 import type { Containment } from "./types";
 
 export function containmentState(c: Containment): string {
-  if (c.dry_run) return "dry-run only (not contained)";
+  if (c.dry_run) return "dry-run only, nothing done";
   return c.contained ? "contained" : "released";
 }
 

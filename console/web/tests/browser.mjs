@@ -46,10 +46,24 @@ async function main() {
 
     await page.locator(`[data-testid=feed-row][data-id="${published}"]`).click();
     await page.getByTestId("incident-view").waitFor();
+    // A rehearsal first: the responder answers dry_run, and nothing may read "contained".
+    await page.getByTestId("dry-run").check();
+    await page.getByTestId("quarantine-button").click();
+    await page.getByTestId("notice").filter({ hasText: "quarantine: dry_run" }).waitFor({ timeout: 10000 });
+    await page.getByTestId("containment").filter({ hasText: "dry-run: would quarantine" }).waitFor({ timeout: 10000 });
+    const rehearsed = await page.getByTestId("containment").textContent();
+    if (/contained/.test(rehearsed ?? "")) throw new Error(`a dry run reads as contained: ${rehearsed}`);
+    const listed = page.getByTestId("incident").first();
+    await listed.getByTestId("dry-run-badge").waitFor({ timeout: 10000 });
+    if (/contained/.test((await listed.textContent()) ?? "")) {
+      throw new Error(`the incident list shows a dry run as ${await listed.textContent()}`);
+    }
+    await page.screenshot({ path: join(shots, "3-dry-run.png") });
+    await page.getByTestId("dry-run").uncheck();
     await page.getByTestId("quarantine-button").click();
     await page.getByTestId("notice").filter({ hasText: "quarantine: succeeded" }).waitFor({ timeout: 10000 });
     await page.getByTestId("containment").filter({ hasText: "contained" }).waitFor({ timeout: 10000 });
-    await page.screenshot({ path: join(shots, "3-quarantined.png") });
+    await page.screenshot({ path: join(shots, "4-quarantined.png") });
     console.log("QUARANTINED");
 
     // Read-only: sees the incident, cannot quarantine (button and API).
@@ -71,7 +85,7 @@ async function main() {
       return response.status;
     }, await page.getByTestId("incident").first().getAttribute("data-id"));
     if (status !== 403) throw new Error(`read-only quarantine answered ${status}, not 403`);
-    await page.screenshot({ path: join(shots, "4-read-only.png") });
+    await page.screenshot({ path: join(shots, "5-read-only.png") });
     console.log("READONLY-OK");
   } catch (error) {
     await page.screenshot({ path: join(shots, "failure.png") }).catch(() => undefined);
