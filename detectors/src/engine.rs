@@ -54,8 +54,9 @@ pub fn load(config: &RulesConfig) -> Result<RuleSet, LoadErrors> {
     }
     match loader.build(&config.selection()) {
         Ok(rules) if unreadable.is_empty() => Ok(rules),
-        Ok(_) => Err(LoadErrors {
+        Ok(rules) => Err(LoadErrors {
             files: unreadable,
+            warnings: rules.warnings,
             ..LoadErrors::default()
         }),
         Err(mut errors) => {

@@ -97,6 +97,9 @@ fn validate(paths: Vec<PathBuf>, default_pack: bool) -> ExitCode {
         }
         Err(errors) => {
             let mut out = String::new();
+            for warning in &errors.warnings {
+                out.push_str(&format!("warning: {warning}\n"));
+            }
             for error in &errors.files {
                 out.push_str(&format!("error: {error}\n"));
             }

@@ -43,7 +43,8 @@ fn validate_reports_every_error_with_its_position_and_exits_non_zero() {
         "bad.yaml",
         &(rule("Typo", "evt.type = execve and proc.nmae = sh", "")
             + &rule("Syntax", "evt.type = execve and (", "")
-            + &rule("Fine", "exec_ok and proc.name = nc", "")),
+            + &rule("Fine", "exec_ok and proc.name = nc", "")
+            + &rule("Privileged", "exec_ok and container.privileged = true", "")),
     );
     let out = run(&["rules", "validate", &unparsable, &bad], &[]);
     assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
@@ -71,6 +72,14 @@ fn validate_reports_every_error_with_its_position_and_exits_non_zero() {
         errors[2]
     );
     assert!(out.stdout.ends_with("failed: 3 errors\n"), "{}", out.stdout);
+    // Warnings are shown beside the errors.
+    assert!(
+        out.stdout.contains(&format!(
+            "warning: {bad}:21:14: rule \"Privileged\" is skipped"
+        )),
+        "{}",
+        out.stdout
+    );
 
     let missing = dir.path().join("missing.yaml");
     let out = run(&["rules", "validate", &missing.to_string_lossy()], &[]);
@@ -131,11 +140,7 @@ fn validate_takes_a_directory_of_yaml_files_in_name_order() {
         dir.path(),
         "b.yaml",
         &("- list: local_tools\n  items: [ncat]\n  append: true\n".to_owned()
-            + &rule(
-                "Tools",
-                "exec_ok and proc.name in (local_tools)",
-                "",
-            )),
+            + &rule("Tools", "exec_ok and proc.name in (local_tools)", "")),
     );
     write(dir.path(), "README.md", "not rules");
     let path = dir.path().to_string_lossy().into_owned();

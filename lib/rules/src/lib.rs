@@ -128,6 +128,9 @@ pub struct Entry {
 pub struct LoadErrors {
     pub files: Vec<LoadError>,
     pub selection: Vec<SelectionError>,
+    /// What loaded with a warning meanwhile (as [`RuleSet::warnings`]), so
+    /// a validator can show everything at once.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Display for LoadErrors {
@@ -174,11 +177,13 @@ impl Loader {
         let mut errors = LoadErrors {
             files: self.errors,
             selection: selection.check(&self.definitions.rules),
+            warnings: Vec::new(),
         };
         let set = RuleSet::compile(self.definitions, selection, &mut errors.files);
         if errors.is_empty() {
             Ok(set)
         } else {
+            errors.warnings = set.warnings;
             Err(errors)
         }
     }
