@@ -475,7 +475,8 @@ async fn live(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiErr
     let hello = Event::default()
         .event("hello")
         .data(session_json(&who).to_string());
-    let client = LiveClient::new(receiver, app.shutdown.clone());
+    let session = auth::session_cookie(&headers).map(str::to_owned);
+    let client = LiveClient::new(receiver, app.clone(), session);
     let live = stream::unfold(client, |mut client| async move {
         let event = client.next().await?;
         Some((event, client))
@@ -486,25 +487,47 @@ async fn live(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiErr
         .into_response())
 }
 
+/// How often an open live stream checks that its session still exists:
+/// a logout or expiry on any replica ends the stream within this time.
+const LIVE_SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One browser's subscription; counted while it lasts.
 struct LiveClient {
     receiver: tokio::sync::broadcast::Receiver<crate::app::Live>,
-    shutdown: tokio_util::sync::CancellationToken,
+    app: Arc<App>,
+    /// The session cookie's token (none for bearer callers, whose tokens
+    /// are configuration and do not end).
+    session: Option<String>,
+    check: tokio::time::Interval,
 }
 
 impl LiveClient {
     fn new(
         receiver: tokio::sync::broadcast::Receiver<crate::app::Live>,
-        shutdown: tokio_util::sync::CancellationToken,
+        app: Arc<App>,
+        session: Option<String>,
     ) -> Self {
         ::metrics::gauge!(metrics::LIVE_CLIENTS).increment(1.0);
-        Self { receiver, shutdown }
+        let first = tokio::time::Instant::now() + LIVE_SESSION_CHECK;
+        Self {
+            receiver,
+            app,
+            session,
+            check: tokio::time::interval_at(first, LIVE_SESSION_CHECK),
+        }
     }
 
     async fn next(&mut self) -> Option<Result<Event, Infallible>> {
-        let received = tokio::select! {
-            () = self.shutdown.cancelled() => return None,
-            received = self.receiver.recv() => received,
+        let received = loop {
+            tokio::select! {
+                () = self.app.shutdown.cancelled() => return None,
+                _ = self.check.tick() => {
+                    if self.session_ended().await {
+                        return None;
+                    }
+                }
+                received = self.receiver.recv() => break received,
+            }
         };
         match received {
             Ok(live) => Some(Ok(Event::default().event(live.event).data(&*live.data))),
@@ -513,6 +536,20 @@ impl LiveClient {
                 .data(missed.to_string()))),
             Err(RecvError::Closed) => None,
         }
+    }
+
+    /// Logged out or expired; a session store that cannot be read is not
+    /// taken as an ending (the next check asks again).
+    async fn session_ended(&self) -> bool {
+        let Some(token) = &self.session else {
+            return false;
+        };
+        let found = self
+            .app
+            .sessions
+            .principal(token, |user| self.app.auth.role_of(user))
+            .await;
+        matches!(found, Err(AuthError::UnknownSession))
     }
 }
 

@@ -737,6 +737,11 @@ async fn sessions_are_shared_by_replicas_through_kv() {
     )
     .await;
     let ann = login(first, "ann", RESPONDER_PASSWORD).await;
+    let mut live_on_first = Sse::open(first, &ann.cookie).await;
+    live_on_first
+        .find("hello", WAIT, |_| true)
+        .await
+        .expect("hello");
     let on_second = ann.get(second, "/api/session").await;
     assert_eq!(on_second.status, 200, "{}", on_second.body);
     assert_eq!(on_second.json()["user"], "ann");
@@ -767,6 +772,11 @@ async fn sessions_are_shared_by_replicas_through_kv() {
         after.error().contains("expired or was logged out"),
         "{}",
         after.body
+    );
+    // The live stream it had open on the first ends too (checked every 5 s).
+    assert!(
+        live_on_first.ends_within(Duration::from_secs(60)).await,
+        "the logged-out session's live stream still runs after 60 s"
     );
 
     // A session that expires on one is refused by the other.

@@ -487,6 +487,23 @@ impl Sse {
         .flatten()
     }
 
+    /// Whether the server ends the stream within `timeout` (events before
+    /// the end are read and dropped).
+    pub async fn ends_within(&mut self, timeout: Duration) -> bool {
+        let mut line = String::new();
+        tokio::time::timeout(timeout, async {
+            loop {
+                line.clear();
+                match self.reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// The first event named `name` whose data satisfies `matches`.
     pub async fn find(
         &mut self,
