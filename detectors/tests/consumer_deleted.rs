@@ -21,10 +21,13 @@ use vigil_bus::{
 use vigil_service::{AdminConfig, AdminServer};
 use vigil_testkit::{NatsServer, http_get};
 
-// Deletions in quick succession: once in about 80 (one CI run of four with
-// 20) the service did not recreate its consumer within the patience, a bug
-// not yet found (see the stop's note). Five keep readiness windows to watch.
-const DELETIONS: u32 = 5;
+// Twenty deletions, each as soon as the durable is back: each gives the
+// watcher thread one short window without the consumer, and on a loaded
+// machine it can miss a single one (one run in six did), so many windows
+// make "readiness was withdrawn" certain to be seen. Quick successive
+// deletions are also what once left a pull request silently dropped with
+// its consumer (vigil_bus::consume: a missed heartbeat now ends the pull).
+const DELETIONS: u32 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_consumer_is_recreated_and_readiness_is_withdrawn_meanwhile() {
