@@ -44,6 +44,9 @@ pub struct Config {
     /// The namespace this process runs in (in Kubernetes, `metadata.namespace`
     /// through the downward API): protected whatever the policy says.
     pub own_namespace: Option<String>,
+    /// Where the rest of Vigil runs (NATS, the other services, the other
+    /// responders): protected like `own_namespace`.
+    pub vigil_namespaces: Vec<String>,
     /// Record what would be done (outcome DRY_RUN) without doing it,
     /// whatever the policy says.
     pub dry_run: bool,
@@ -96,6 +99,7 @@ impl Default for Config {
             node_name: vigil_service::config::default_node_name(),
             mode: Mode::default(),
             own_namespace: None,
+            vigil_namespaces: Vec::new(),
             dry_run: false,
             policy_file: None,
             freeze_timeout_ms: DEFAULT_FREEZE_TIMEOUT_MS,
@@ -111,13 +115,14 @@ impl Default for Config {
 
 impl Config {
     /// The response policy: the configured file, else the built-in one,
-    /// with this process's own namespace protected.
+    /// with this process's own and Vigil's namespaces protected.
     pub fn policy(&self) -> Result<Policy, PolicyError> {
         let policy = match &self.policy_file {
             Some(path) => Policy::load(path)?,
             None => Policy::default_policy()?,
         };
-        Ok(policy.protecting_own_namespace(self.own_namespace.as_deref()))
+        let vigil = self.own_namespace.iter().chain(&self.vigil_namespaces);
+        Ok(policy.protecting_vigil(vigil.map(String::as_str)))
     }
 
     pub fn freeze_timeout(&self) -> Duration {
@@ -197,14 +202,21 @@ mod tests {
             ("VIGIL_RESPONDER__KUBE__API_URL", "http://127.0.0.1:1"),
             // What k8s/base/services/responder.yaml sets from metadata.namespace.
             ("VIGIL_RESPONDER__OWN_NAMESPACE", "vigil-test"),
+            (
+                "VIGIL_RESPONDER__VIGIL_NAMESPACES",
+                "[vigil-nats, vigil-web]",
+            ),
         ])
         .unwrap();
         assert_eq!(config.own_namespace.as_deref(), Some("vigil-test"));
-        let protection = config
-            .policy()
-            .unwrap()
-            .protection("vigil-test", &Default::default());
-        assert!(protection.is_some_and(|why| why.contains("Vigil runs there")));
+        let policy = config.policy().unwrap();
+        for namespace in ["vigil-test", "vigil-nats", "vigil-web"] {
+            let protection = policy.protection(namespace, &Default::default());
+            assert!(
+                protection.is_some_and(|why| why.contains("Vigil runs there")),
+                "{namespace}"
+            );
+        }
         assert!(config.dry_run);
         assert_eq!(config.mode, Mode::Both);
         assert_eq!(config.grpc.listen, Some("127.0.0.1:7070".parse().unwrap()));

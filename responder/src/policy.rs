@@ -166,9 +166,9 @@ pub struct Policy {
     pub manual: Limit,
     pub max_finding_age_ns: u64,
     pub rules: Vec<Rule>,
-    /// The namespace this responder runs in: protected whatever the
-    /// policy's `protected` says (see [`Policy::protecting_own_namespace`]).
-    own_namespace: Option<String>,
+    /// The namespaces Vigil runs in: protected whatever the policy's
+    /// `protected` says (see [`Policy::protecting_vigil`]).
+    vigil_namespaces: BTreeSet<String>,
 }
 
 /// One policy rule: a match and what to do.
@@ -242,20 +242,23 @@ impl Policy {
         self.rules.iter().find(|rule| rule.matcher.matches(finding))
     }
 
-    /// Protects `namespace`, where this responder (and so Vigil) runs,
-    /// whatever the policy file lists: a policy that forgets it must not
-    /// let a finding, forged or not, turn Vigil against itself.
-    pub fn protecting_own_namespace(mut self, namespace: Option<&str>) -> Self {
-        self.own_namespace = namespace
-            .map(str::trim)
-            .filter(|ns| !ns.is_empty())
-            .map(str::to_owned);
+    /// Protects `namespaces`, where this responder and the rest of Vigil
+    /// run, whatever the policy file lists: a policy that forgets them must
+    /// not let a finding, forged or not, turn Vigil against itself.
+    pub fn protecting_vigil<'n>(mut self, namespaces: impl IntoIterator<Item = &'n str>) -> Self {
+        self.vigil_namespaces.extend(
+            namespaces
+                .into_iter()
+                .map(str::trim)
+                .filter(|ns| !ns.is_empty())
+                .map(str::to_owned),
+        );
         self
     }
 
     /// Why `finding`'s pod must not be touched, if it must not.
     pub fn protection(&self, namespace: &str, labels: &HashMap<String, String>) -> Option<String> {
-        if self.own_namespace.as_deref() == Some(namespace) {
+        if self.vigil_namespaces.contains(namespace) {
             return Some(format!(
                 "namespace {namespace} is protected: Vigil runs there, whatever the policy lists"
             ));
@@ -497,7 +500,7 @@ impl PolicyDoc {
                 .value
                 .saturating_mul(1_000_000_000),
             rules,
-            own_namespace: None,
+            vigil_namespaces: BTreeSet::new(),
         }
     }
 }
@@ -838,17 +841,18 @@ rules:
     }
 
     #[test]
-    fn the_own_namespace_is_protected_though_the_policy_does_not_list_it() {
+    fn vigils_namespaces_are_protected_though_the_policy_does_not_list_them() {
         let text = "protected:\n  namespaces: [kube-system]\nrules:\n  - name: r\n    actions: [{ kind: freeze }]\n";
         let none = HashMap::new();
         let forgetful = parse(text).unwrap();
         assert_eq!(forgetful.protection("vigil", &none), None, "not listed");
-        let policy = forgetful.protecting_own_namespace(Some("vigil"));
+        let policy = forgetful.protecting_vigil(["vigil", "vigil-system"]);
         let reason = policy.protection("vigil", &none).unwrap();
         assert!(reason.contains("Vigil runs there"), "{reason}");
+        assert!(policy.protection("vigil-system", &none).is_some());
         assert!(policy.protection("kube-system", &none).is_some());
         assert_eq!(policy.protection("shop", &none), None);
-        let unset = parse(text).unwrap().protecting_own_namespace(Some(" "));
+        let unset = parse(text).unwrap().protecting_vigil([" "]);
         assert_eq!(
             unset.protection("", &none),
             None,
