@@ -19,6 +19,24 @@ const MAX_SCORES_PER_WORKLOAD: usize = 500;
 const MAX_MALFORMED: usize = 200;
 const MINUTES_KEPT: usize = 180;
 
+/// State and containment arrive for incidents whose findings are not (yet,
+/// or any longer) in memory: the KV bucket keeps 90 days, the findings
+/// stream 7. Kept for up to `max_incidents` such incidents beyond those in
+/// memory; past that, only those of incidents in memory are kept.
+fn trim_orphans<V>(
+    map: &mut HashMap<String, V>,
+    incidents: &BTreeMap<String, Incident>,
+    max_incidents: usize,
+) {
+    if map.len() <= max_incidents.saturating_mul(2) {
+        return;
+    }
+    let before = map.len();
+    map.retain(|id, _| incidents.contains_key(id));
+    let dropped = (before - map.len()) as u64;
+    ::metrics::counter!(crate::metrics::EVICTED, "what" => "orphan_state").increment(dropped);
+}
+
 fn evicted(what: &'static str) {
     ::metrics::counter!(crate::metrics::EVICTED, "what" => what).increment(1);
 }
@@ -233,6 +251,7 @@ impl Store {
             }
             self.containment
                 .insert(action.incident_id.clone(), containment);
+            trim_orphans(&mut self.containment, &self.incidents, self.max_incidents);
         }
         self.actions.push_back(Arc::new(action));
         if self.actions.len() > MAX_ACTIONS {
@@ -264,6 +283,7 @@ impl Store {
     /// Records incident state from the KV bucket; returns the summary to broadcast.
     pub fn set_state(&mut self, id: &str, state: StateView) -> Option<IncidentSummary> {
         self.states.insert(id.to_owned(), state.clone());
+        trim_orphans(&mut self.states, &self.incidents, self.max_incidents);
         let incident = self.incidents.get_mut(id)?;
         incident.summary.state = state;
         Some(incident.summary.clone())
@@ -456,6 +476,22 @@ mod tests {
         at("d", "cache", 4.0);
         let ids: Vec<String> = store.incidents().into_iter().map(|i| i.id).collect();
         assert_eq!(ids, ["shop.cache", "shop.web"], "db was the stalest");
+    }
+
+    #[test]
+    fn states_of_incidents_not_in_memory_are_bounded() {
+        let mut store = Store::new(100, 2);
+        store.add_finding(finding("a", "web", 4, proc(3, "sh"), vec![]));
+        for i in 0..5 {
+            store.set_state(&format!("shop.gone-{i}"), StateView::open());
+        }
+        assert!(
+            store.states.len() <= 4,
+            "{} states kept",
+            store.states.len()
+        );
+        store.set_state("shop.web", StateView::open());
+        assert!(store.states.contains_key("shop.web"));
     }
 
     #[test]
