@@ -30,9 +30,8 @@ macro_rules! payloads {
 
         /// A default-valued message of each type, encoded, with its selector.
         pub fn empty_seeds() -> Vec<(u8, Vec<u8>)> {
-            let mut seeds = Vec::new();
-            $( seeds.push((seeds.len() as u8, v1::$ty::default().encode_to_vec())); )*
-            seeds
+            let encoded = vec![$(v1::$ty::default().encode_to_vec()),*];
+            (0u8..).zip(encoded).collect()
         }
     };
 }
