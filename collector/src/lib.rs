@@ -152,6 +152,7 @@ async fn publish_events(
         batcher,
         flush_interval,
         recorder,
+        connected.shutdown.clone(),
     ));
     let monitoring = tokio::spawn(drops::run(monitor, bus, connected.shutdown.clone()));
     connected.ready();

@@ -27,6 +27,7 @@ use std::{
 use bytes::Bytes;
 use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use vigil_bus::{
     Publisher, TraceContext,
     async_nats::{
@@ -284,13 +285,16 @@ impl Window {
 
 /// Publishes batches from `events` until the channel closes (every sender
 /// dropped), then flushes the last batches and waits for outstanding acks.
-/// With `recorder`, every event is also appended to a recording.
+/// With `recorder`, every event is also appended to a recording. Once
+/// `shutdown` fires the window no longer holds events back: what is queued
+/// is sent (or counted unconfirmed) even while NATS is away.
 pub async fn run(
     mut events: mpsc::Receiver<Event>,
     bus: Bus,
     mut batcher: Batcher,
     flush_interval: Duration,
     mut recorder: Option<Recorder>,
+    shutdown: CancellationToken,
 ) {
     let mut window = Window::default();
     let mut chunk = Vec::with_capacity(RECEIVE_CHUNK);
@@ -300,11 +304,13 @@ pub async fn run(
         // At MAX_IN_FLIGHT neither new events nor flushes are taken: the
         // channel fills and the source drops and counts, so memory stays
         // bounded while the bus is slow or away.
-        let room = window.len() < MAX_IN_FLIGHT;
+        let room = window.len() < MAX_IN_FLIGHT || shutdown.is_cancelled();
         tokio::select! {
             Some((outgoing, result)) = window.next(), if !window.is_empty() => {
                 settle(&bus, &mut window, outgoing, result);
             }
+            // Only wakes the loop to see that there is room now.
+            () = shutdown.cancelled(), if !room => {}
             received = events.recv_many(&mut chunk, RECEIVE_CHUNK), if room => {
                 if received == 0 {
                     break;

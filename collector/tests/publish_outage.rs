@@ -3,7 +3,8 @@
 //! once the source is done. Every event is then either stored in JetStream
 //! or counted as dropped in a stored batch, none twice, and the drop
 //! finding that could not be delivered during the outage arrives afterwards
-//! with the whole run's drops.
+//! with the whole run's drops. A publisher shut down while NATS is still
+//! away stops waiting for it.
 
 #![allow(clippy::unwrap_used, reason = "test assertions")]
 
@@ -11,14 +12,21 @@ mod publish_support;
 
 use std::{collections::HashSet, time::Duration};
 
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
 use publish_support::{Running, Stored, config, event_count, read};
+use vigil_bus::Publisher;
 use vigil_bus::{
     subject,
     topology::{EVENTS, FINDINGS},
 };
-use vigil_collector::drops::FINDING_NAME;
-use vigil_proto::v1::{EventBatch, Finding};
-use vigil_testkit::NatsServer;
+use vigil_collector::{
+    drops::FINDING_NAME,
+    publish::{self, Batcher, Bus, DropCounts},
+};
+use vigil_proto::v1::{Event, EventBatch, Finding};
+use vigil_testkit::{NatsServer, in_process};
 
 const NODE: &str = "outage-test";
 /// Produced over `PRODUCED / RATE` = 8 s.
@@ -102,4 +110,45 @@ async fn a_nats_outage_loses_no_event_without_counting_it() {
     }));
     assert!(!collector.is_finished(), "the collector kept running");
     collector.stop().await;
+}
+
+/// More batches than the publisher keeps unconfirmed (256): with NATS away
+/// its window fills and stays full, and events stay queued behind it.
+const QUEUED_BATCHES: usize = 512;
+const BATCH_EVENTS: usize = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_an_outage_ends_the_wait_for_nats() {
+    let mut nats = NatsServer::start();
+    let connection = in_process::bus(&nats, "outage-shutdown-test").await;
+    nats.stop();
+    let bus = Bus {
+        publisher: Publisher::new(connection.jetstream.clone()),
+        client: connection.client.clone(),
+    };
+    let (events, queued) = mpsc::channel(QUEUED_BATCHES * BATCH_EVENTS);
+    let shutdown = CancellationToken::new();
+    let publishing = tokio::spawn(publish::run(
+        queued,
+        bus,
+        Batcher::new(NODE, BATCH_EVENTS, DropCounts::default()),
+        Duration::from_millis(5),
+        None,
+        shutdown.clone(),
+    ));
+    for pid in 0..QUEUED_BATCHES * BATCH_EVENTS {
+        let event = Event {
+            pid: u32::try_from(pid).unwrap(),
+            ..Event::default()
+        };
+        events.send(event).await.unwrap();
+    }
+    // As the collector shuts down: the source's sender goes, then shutdown.
+    drop(events);
+    shutdown.cancel();
+    let ended = tokio::time::timeout(PATIENCE, publishing).await;
+    assert!(
+        matches!(ended, Ok(Ok(()))),
+        "the publisher still waits for NATS {PATIENCE:?} after shutdown: {ended:?}"
+    );
 }
