@@ -1297,6 +1297,11 @@ fn benign_corpus_exceptions_do_not_cover_their_disguises() {
             .mode(0o777)
     };
     let shadow = |comm: &str, exe: &str| open(comm, "/etc/shadow", 0).exe(exe);
+    let ca_write = |exe: &str, cmdline: &str, path: &str| {
+        let mut e = open("update-ca-certi", path, O_WRONLY | O_CREAT | O_TRUNC).exe(exe);
+        e.0.cmdline = cmdline.split(' ').map(str::to_owned).collect();
+        e
+    };
     let cases: Vec<(&str, E, bool)> = vec![
         // initdb's collation import, and SQL injection through COPY ... PROGRAM.
         (
@@ -1353,6 +1358,53 @@ fn benign_corpus_exceptions_do_not_cover_their_disguises() {
         (
             "Read of /etc/shadow",
             shadow("crontab", "/usr/bin/crontab"),
+            true,
+        ),
+        // update-ca-certificates rebuilding the CA store, and other writes
+        // by processes with its name.
+        (
+            "Write below /etc in container",
+            ca_write(
+                "/usr/bin/dash",
+                "update-ca-certi -e /usr/sbin/update-ca-certificates",
+                "/etc/ssl/certs/ca-certificates.crt.new",
+            ),
+            false,
+        ),
+        (
+            "Write below /etc in container",
+            ca_write(
+                "",
+                "update-ca-certi",
+                "/etc/ssl/certs/ca-certificates.crt.new",
+            ),
+            false,
+        ),
+        (
+            "Write below /etc in container",
+            ca_write(
+                "/usr/bin/dash",
+                "update-ca-certi -e /usr/sbin/update-ca-certificates",
+                "/etc/passwd",
+            ),
+            true,
+        ),
+        (
+            "Write below /etc in container",
+            ca_write(
+                "/tmp/update-ca-certi",
+                "update-ca-certi /usr/sbin/update-ca-certificates",
+                "/etc/ssl/certs/evil.pem",
+            ),
+            true,
+        ),
+        (
+            "Write below /etc in container",
+            ca_write(
+                "/usr/bin/dash",
+                "update-ca-certi -e /tmp/update-ca-certificates",
+                "/etc/ssl/certs/evil.pem",
+            ),
             true,
         ),
     ];

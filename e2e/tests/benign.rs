@@ -196,8 +196,9 @@ fn nginx(images: &WorkloadImages) -> Result<Ran, String> {
     for _ in 0..3 {
         server.probe_http(8080, "/healthz")?;
     }
-    // An exec liveness probe as manifests write them.
+    // Exec liveness probes as manifests write them.
     server.exec(&["sh", "-c", "test -s /tmp/nginx.pid"])?;
+    server.exec(&["curl", "-fsS", "http://127.0.0.1:8080/healthz"])?;
     tally.stop(server);
     tally.done()
 }
@@ -248,6 +249,10 @@ fn postgres(images: &WorkloadImages) -> Result<Ran, String> {
     let sql = "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2); SELECT count(*) FROM orders;";
     let rows = server.exec(&[&psql, "-h", "/tmp", "-U", "postgres", "-At", "-c", sql])?;
     expect("psql", &rows, "2")?;
+    // A backup CronJob's dump through the socket.
+    let dump = format!("{PG_BIN}/pg_dump");
+    let backup = server.exec(&[&dump, "-h", "/tmp", "-U", "postgres", "-t", "orders"])?;
+    expect("pg_dump", &backup, "CREATE TABLE public.orders")?;
     tally.stop(server);
     tally.done()
 }
@@ -424,6 +429,90 @@ fn init_container(images: &WorkloadImages) -> Result<Ran, String> {
     tally.done()
 }
 
+/// A configuration sidecar's reload after a ConfigMap changed.
+fn nginx_reload(images: &WorkloadImages) -> Result<Ran, String> {
+    let mut tally = Tally::default();
+    let server = tally.start(&spec(images, &["nginx"]))?;
+    server.probe_http(8080, "/healthz")?;
+    server.exec(&["nginx", "-t", "-q"])?;
+    server.exec(&["nginx", "-s", "reload"])?;
+    server.probe_http(8080, "/healthz")?;
+    tally.stop(server);
+    tally.done()
+}
+
+/// A CI job that packages a program and installs the package.
+const PACKAGING: &str = r#"set -e
+mkdir -p /builds/pkg/hello/DEBIAN /builds/pkg/hello/usr/local/bin
+cd /builds/pkg
+printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n' > hello.c
+gcc -O2 -o hello/usr/local/bin/hello-shop hello.c
+printf 'Package: hello-shop\nVersion: 1.0\nArchitecture: amd64\nMaintainer: ci <ci@example.com>\nDescription: test\n' > hello/DEBIAN/control
+dpkg-deb --build hello hello-shop.deb >/dev/null
+dpkg -i hello-shop.deb >/dev/null
+hello-shop
+"#;
+
+fn packaging_job(images: &WorkloadImages) -> Result<Ran, String> {
+    let mut tally = Tally::default();
+    let output = tally.complete(&spec(images, &["bash", "-c", PACKAGING]))?;
+    expect("packaging", &output, "hello")?;
+    tally.done()
+}
+
+/// A backup job archiving an application's data directory.
+const BACKUP: &str = r#"set -e
+mkdir -p /var/lib/app /backup
+for i in $(seq 1 20); do echo "order $i" > /var/lib/app/order-$i.json; done
+tar -czf /backup/app-$(date +%F).tar.gz -C /var/lib app
+tar -tzf /backup/app-*.tar.gz | wc -l
+"#;
+
+fn backup_job(images: &WorkloadImages) -> Result<Ran, String> {
+    let mut tally = Tally::default();
+    let output = tally.complete(&spec(images, &["bash", "-c", BACKUP]))?;
+    expect("backup", &output, "21")?;
+    tally.done()
+}
+
+/// An entrypoint that trusts a company CA (a mounted secret in a real pod)
+/// before starting the service, as many images' entrypoints do.
+const CA_ENTRYPOINT: &str = r#"set -e
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=corp-ca \
+  -keyout /tmp/corp-ca.key -out /usr/local/share/ca-certificates/corp-ca.crt 2>/dev/null
+update-ca-certificates
+"#;
+
+fn ca_entrypoint(images: &WorkloadImages) -> Result<Ran, String> {
+    let mut tally = Tally::default();
+    let output = tally.complete(&spec(images, &["bash", "-c", CA_ENTRYPOINT]))?;
+    expect("update-ca-certificates", &output, "1 added")?;
+    tally.done()
+}
+
+/// A release job in a Python image: the environment's tools, then a
+/// migration of the app's database.
+const PYTHON_JOB: &str = r#"set -e
+/app/.venv/bin/pip --version
+/app/.venv/bin/pip freeze --all | grep -q '^pip=='
+/app/.venv/bin/python -c '
+import sqlite3
+db = sqlite3.connect("/tmp/app.db")
+db.execute("CREATE TABLE IF NOT EXISTS schema_version (v INTEGER)")
+db.execute("INSERT INTO schema_version VALUES (2)")
+db.commit()
+print("migrated to", db.execute("SELECT max(v) FROM schema_version").fetchone()[0])
+'
+"#;
+
+fn python_job(images: &WorkloadImages) -> Result<Ran, String> {
+    let mut tally = Tally::default();
+    let spec = spec(images, &["bash", "-c", PYTHON_JOB]).run_arg("--workdir=/app");
+    let output = tally.complete(&spec)?;
+    expect("migration", &output, "migrated to 2")?;
+    tally.done()
+}
+
 const CORPUS: &[Workload] = &[
     ("cron job", cron_job),
     ("postgres initdb then server", postgres),
@@ -441,6 +530,11 @@ const CORPUS: &[Workload] = &[
         "init container writing config, then the app",
         init_container,
     ),
+    ("nginx reloaded by a config sidecar", nginx_reload),
+    ("CI packaging job (gcc, dpkg-deb, dpkg -i)", packaging_job),
+    ("backup job (tar, gzip)", backup_job),
+    ("entrypoint trusting a company CA", ca_entrypoint),
+    ("Python release job (pip, migration)", python_job),
 ];
 
 /// Findings at WARNING or above that the pack cannot yet tell from the
