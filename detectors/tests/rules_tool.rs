@@ -61,13 +61,13 @@ fn validate_reports_every_error_with_its_position_and_exits_non_zero() {
     );
     assert!(
         errors[1].starts_with(&format!(
-            "error: {bad}:3:14: rule \"Typo\": condition: unknown field `proc.nmae`"
+            "error: {bad}:3:36: rule \"Typo\": condition: unknown field `proc.nmae`"
         )),
         "{}",
         errors[1]
     );
     assert!(
-        errors[2].starts_with(&format!("error: {bad}:9:14: rule \"Syntax\"")),
+        errors[2].starts_with(&format!("error: {bad}:9:37: rule \"Syntax\"")),
         "{}",
         errors[2]
     );

@@ -250,11 +250,13 @@ impl RuleSet {
                 Ok(expr) => {
                     parsed.insert(name.clone(), expr);
                 }
-                Err(error) => macro_errors.push(
-                    def.condition
-                        .position
-                        .error(format!("macro `{name}`: condition: {error}")),
-                ),
+                Err(error) => macro_errors.push(def.condition.error_at(
+                    Some(error.offset),
+                    format!(
+                        "macro `{name}`: condition: expected {}, found {}",
+                        error.expected, error.found
+                    ),
+                )),
             }
         }
         // The macros' map has no order; report them as written.
@@ -438,36 +440,36 @@ fn compile_rule(compiler: &Compiler<'_>, def: &RuleDef) -> Result<Rule, Failure>
     compiler.take_unsupported();
     let context = format!("rule {:?}", def.name);
     let expr = condition::parse(&def.condition.text).map_err(|error| {
-        Failure::Invalid(
-            def.condition
-                .position
-                .error(format!("{context}: condition: {error}")),
-        )
+        Failure::Invalid(def.condition.error_at(
+            Some(error.offset),
+            format!(
+                "{context}: condition: expected {}, found {}",
+                error.expected, error.found
+            ),
+        ))
     })?;
-    let failed = |error: CompileError, position: &Position, what: &str| {
-        let at = error
-            .offset
-            .map(|o| format!(" (at offset {o})"))
-            .unwrap_or_default();
-        let located = position.error(format!("{context}: {what}: {}{at}", error.message));
-        match error.unknown_field {
-            Some(field) => Failure::Unknown(field, located),
-            None => Failure::Invalid(located),
-        }
+    let failed = |error: CompileError, located: LoadError| match error.unknown_field {
+        Some(field) => Failure::Unknown(field, located),
+        None => Failure::Invalid(located),
     };
     let mut stack = Vec::new();
-    let mut pred = compiler
-        .compile(&expr, &mut stack)
-        .map_err(|e| failed(e, &def.condition.position, "condition"))?;
+    let mut pred = compiler.compile(&expr, &mut stack).map_err(|error| {
+        let message = format!("{context}: condition: {}", error.message);
+        let located = def.condition.error_at(error.offset, message);
+        failed(error, located)
+    })?;
     let exceptions = exceptions(&def.exceptions).map_err(|message| {
         Failure::Invalid(
             def.position
                 .error(format!("{context}: exceptions: {message}")),
         )
     })?;
-    let exceptions = compiler
-        .compile(&exceptions, &mut stack)
-        .map_err(|e| failed(e, &def.position, "exceptions"))?;
+    let exceptions = compiler.compile(&exceptions, &mut stack).map_err(|error| {
+        let located = def
+            .position
+            .error(format!("{context}: exceptions: {}", error.message));
+        failed(error, located)
+    })?;
     pred = compile::and_not(pred, exceptions);
     let event_types = compile::event_types(&pred);
     if let Some(types) = &event_types {

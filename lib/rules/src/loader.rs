@@ -35,6 +35,30 @@ impl Position {
 pub struct Condition {
     pub text: String,
     pub position: Position,
+    /// Where `text` starts on `position.line` when it is written there
+    /// verbatim, so an offset in it is an exact column.
+    pub text_column: Option<usize>,
+}
+
+impl Condition {
+    /// An error at byte `offset` of the condition: at its exact column when
+    /// the text is verbatim on one line, otherwise at the condition with the
+    /// offset in the message.
+    pub fn error_at(&self, offset: Option<usize>, message: String) -> LoadError {
+        let exact = offset.zip(self.text_column).and_then(|(offset, column)| {
+            let chars = self.text.get(..offset)?.chars().count();
+            Some(column + chars)
+        });
+        match (exact, offset) {
+            (Some(column), _) => {
+                LoadError::at(&self.position.file, self.position.line, column, message)
+            }
+            (None, Some(offset)) => self
+                .position
+                .error(format!("{message} (at offset {offset})")),
+            (None, None) => self.position.error(message),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -387,6 +411,8 @@ fn append_condition(existing: &mut Condition, new: Condition) {
     existing.text.push(' ');
     existing.text.push_str(&new.text);
     existing.position = new.position;
+    // Offsets now count from the start of the earlier text.
+    existing.text_column = None;
 }
 
 fn merge_exceptions(
@@ -553,6 +579,7 @@ fn condition(item: &Node, position: &Position, context: &str) -> Result<Conditio
     Ok(Condition {
         text: text.clone(),
         position: at(node, position),
+        text_column: node.text_column,
     })
 }
 

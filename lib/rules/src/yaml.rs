@@ -13,6 +13,10 @@ pub struct Node {
     pub line: usize,
     /// 1-based column.
     pub column: usize,
+    /// For a scalar written on one line exactly as its value reads (plain,
+    /// or quoted without escapes): the column of its first character, so
+    /// an offset in the value is a column in the file.
+    pub text_column: Option<usize>,
     pub kind: Kind,
 }
 
@@ -85,6 +89,9 @@ fn lenient(text: &str) -> Cow<'_, str> {
 fn convert(file: &str, node: MarkedYamlOwned) -> Result<Node, LoadError> {
     let line = node.span.start.line();
     let column = node.span.start.col() + 1;
+    let width = (node.span.end.line() == line)
+        .then(|| node.span.end.col().checked_sub(node.span.start.col()))
+        .flatten();
     let kind = match node.data {
         YamlDataOwned::Value(ScalarOwned::Null) => Kind::Null,
         YamlDataOwned::Value(ScalarOwned::String(s)) => Kind::Scalar(s),
@@ -124,7 +131,22 @@ fn convert(file: &str, node: MarkedYamlOwned) -> Result<Node, LoadError> {
             ));
         }
     };
-    Ok(Node { line, column, kind })
+    let text_column = match (&kind, width) {
+        (Kind::Scalar(text), Some(width)) => {
+            let chars = text.chars().count();
+            // As written, or between two quotes.
+            (width == chars)
+                .then_some(column)
+                .or_else(|| (width == chars + 2).then_some(column + 1))
+        }
+        _ => None,
+    };
+    Ok(Node {
+        line,
+        column,
+        text_column,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -140,6 +162,17 @@ mod tests {
         };
         assert_eq!(items.len(), 2);
         assert_eq!((items[1].line, items[1].column), (6, 3));
+    }
+
+    #[test]
+    fn scalars_written_as_they_read_know_where_their_text_starts() {
+        let text = "a: x = 1\nb: 'x = 1'\nc: 'it''s'\nd: >\n  x = 1\n";
+        let root = parse("f", text).unwrap().unwrap();
+        let columns: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| root.get(k).unwrap().text_column)
+            .collect();
+        assert_eq!(columns, [Some(4), Some(5), None, None]);
     }
 
     #[test]

@@ -263,7 +263,7 @@ fn errors_name_file_line_column_and_what() {
     );
     let syntax = error(&[("s.yaml", &rule("R", "proc.name = sh and (fd.name = x"))]);
     assert!(
-        syntax.starts_with("s.yaml:3:14:") && syntax.contains("expected `)`"),
+        syntax.starts_with("s.yaml:3:45:") && syntax.contains("expected `)`"),
         "{syntax}"
     );
     let priority = error(&[(

@@ -113,8 +113,17 @@ fn an_unknown_field_is_refused_with_its_position_unless_the_rule_opts_into_skipp
     assert_eq!(refused.files.len(), 1);
     let text = refused.to_string();
     assert!(
-        text.starts_with("k.yaml:3:14: rule \"R\": condition: unknown field `proc.nmae`"),
+        text.starts_with("k.yaml:3:36: rule \"R\": condition: unknown field `proc.nmae`"),
         "{text}"
+    );
+    // A condition folded over lines: where its text starts, and the offset.
+    let folded = "- rule: R\n  desc: d\n  condition: >\n    evt.type = execve\n    and proc.nmae = sh\n  output: o\n  priority: info\n";
+    let text = build(&[("f.yaml", folded)], &Selection::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        "f.yaml:4:5: rule \"R\": condition: unknown field `proc.nmae` (at offset 22)"
     );
     let opted = rule(
         "R",
