@@ -84,7 +84,7 @@ pub struct ProcessInfo {
     pub exe: String,
     pub cmdline: Vec<String>,
     pub cwd: String,
-    /// `tty_nr` of /proc/<pid>/stat; 0 when none.
+    /// `tty_nr` of `/proc/<pid>/stat`; 0 when none.
     pub tty: u32,
     pub login_uid: u32,
     /// Start time since boot in ns (from /proc's clock ticks, or the event's

@@ -69,7 +69,7 @@ pub fn read_proc(root: &Path, pid: u32) -> Option<ProcessInfo> {
     })
 }
 
-/// The fields of /proc/<pid>/stat the table keeps.
+/// The fields of `/proc/<pid>/stat` the table keeps.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stat {
     pub comm: String,
@@ -78,7 +78,7 @@ pub struct Stat {
     pub start_ticks: u64,
 }
 
-/// Parses /proc/<pid>/stat. The comm may hold spaces and parentheses, so
+/// Parses `/proc/<pid>/stat`. The comm may hold spaces and parentheses, so
 /// the fields after it are found from the last `)`.
 pub fn parse_stat(text: &str) -> Option<Stat> {
     let open = text.find('(')?;

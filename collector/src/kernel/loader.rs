@@ -54,7 +54,7 @@ pub struct KernelOptions {
     /// Size of all BPF ring buffers together: a power of two, at least a
     /// page. Each CPU gets its share, rounded down to a power of two, but at
     /// least 256 KiB or the whole budget if smaller (see
-    /// [`per_cpu_ring_bytes`]).
+    /// `per_cpu_ring_bytes`).
     pub ring_buffer_bytes: u32,
     /// A process whose events are ignored in the kernel: the collector's
     /// own, so that its reads of /proc cause no events of their own.
