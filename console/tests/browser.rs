@@ -3,7 +3,7 @@
 //! pipeline pieces as processes: nats-server, `vigil-responder` (cluster
 //! mode, its gRPC API, a fake Kubernetes API server) and `vigil-console`.
 //!
-//! A finding published on NATS must appear in the feed within a second; a
+//! A finding published on NATS must appear in the live feed; a
 //! rehearsed (dry-run) quarantine must read as dry-run, never as contained,
 //! in the incident and the list; a click on quarantine must produce an
 //! action record on the actions stream (and the quarantine label on the
