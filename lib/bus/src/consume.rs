@@ -19,11 +19,14 @@
 //! ones. Handlers are idempotent (deterministic message ids, the
 //! responder's handled-findings bucket), so this costs a replay, not
 //! duplicate actions.
+//!
+//! The loop also watches its consumer for data JetStream discards before
+//! handing it out, counts and reports it (see [`crate::loss`]).
 
 use std::{
     collections::BTreeMap,
     future::Future,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -41,6 +44,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    loss::Watch,
     topology::{self, ConsumerSpec},
     trace::TraceContext,
 };
@@ -181,7 +185,18 @@ pub async fn run<H, F>(
         .clone()
         .unwrap_or_default();
     let mut in_flight = JoinSet::new();
+    // The watch's tasks end with the loop, however it returns.
+    let watching = shutdown.child_token();
+    let _stop_watching = watching.clone().drop_guard();
+    let watch = watch(&consumer, &watching);
     'subscribe: while !shutdown.is_cancelled() {
+        if let Some(watch) = &watch {
+            // Before the server moves the consumer past a gap.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = watch.check_limits(&consumer) => {}
+            }
+        }
         let pulled = consumer
             .stream()
             .expires(PULL_EXPIRES)
@@ -236,6 +251,9 @@ pub async fn run<H, F>(
                 Ok(info) => (info.stream_sequence, info.delivered),
                 Err(_) => (0, 1),
             };
+            if let Some(watch) = &watch {
+                watch.handed(stream_sequence);
+            }
             let delivery = Delivery {
                 subject: message.subject.to_string(),
                 payload: message.payload.clone(),
@@ -264,6 +282,27 @@ pub async fn run<H, F>(
     while !in_flight.is_empty() {
         join(&mut in_flight, &name).await;
     }
+}
+
+/// The loss watch of `consumer`, with its advisory and periodic tasks
+/// started; None for a consumer not created by
+/// [`crate::topology::ensure_consumer`], whose connection is unknown.
+fn watch(consumer: &PullConsumer, stop: &CancellationToken) -> Option<Arc<Watch>> {
+    let info = consumer.cached_info();
+    let key = (info.stream_name.clone(), info.name.clone());
+    let definition = DEFINITIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+        .map(|d| (d.js.clone(), d.spec.stream.subjects));
+    let Some((js, subjects)) = definition else {
+        tracing::warn!(message = "Consumer not created by topology::ensure_consumer: its data losses are not watched.", consumer = %info.name, stream = %info.stream_name);
+        return None;
+    };
+    let watch = Watch::new(js, consumer, subjects, stop.clone());
+    tokio::spawn(watch.clone().follow_max_deliveries());
+    tokio::spawn(watch.clone().check_periodically(consumer.clone()));
+    Some(watch)
 }
 
 /// When the server no longer has `consumer`, marks it missing and

@@ -9,11 +9,13 @@
 //! * [`trace`]: W3C trace context carried in message headers;
 //! * [`connect`]: connecting with back-off and checking the server version;
 //! * [`publish`]: de-duplicated, traced JetStream publishing;
-//! * [`consume`]: the one consume loop: decode, handle, then ack, retry or reject.
+//! * [`consume`]: the one consume loop: decode, handle, then ack, retry or reject;
+//! * [`loss`]: data JetStream discards before a consumer handled it, counted and reported.
 
 pub mod codec;
 pub mod connect;
 pub mod consume;
+pub mod loss;
 pub mod publish;
 pub mod subject;
 pub mod topology;

@@ -25,6 +25,12 @@ pub enum PublishError {
     },
 }
 
+/// Publishes JetStream did not take or did not confirm, by `stream` (the
+/// subject's first two tokens, `vigil.findings`) and `stage` (`send`,
+/// `confirm`). A caller may retry, but a failure it gives up on is data
+/// never stored, so every one is counted here, whatever the caller does.
+pub const PUBLISH_FAILURES: &str = "vigil_bus_publish_failures_total";
+
 /// Header of a rule finding on `vigil.findings.*` carrying the same finding
 /// as Falco's one-line JSON alert, for tools built for Falco output.
 pub const FALCO_JSON: &str = "Vigil-Falco-Json";
@@ -75,7 +81,26 @@ impl Publisher {
         self.jetstream
             .send_publish(subject.clone(), message)
             .await
-            .map_err(|source| PublishError::Send { subject, source })
+            .map_err(|source| {
+                count_failure(&subject, "send");
+                PublishError::Send { subject, source }
+            })
+    }
+
+    /// Waits for JetStream to store a message [`Publisher::send`] sent.
+    pub async fn confirm(
+        ack: PublishAckFuture,
+        subject: String,
+        message_id: &str,
+    ) -> Result<PublishAck, PublishError> {
+        ack.await.map_err(|source| {
+            count_failure(&subject, "confirm");
+            PublishError::Confirm {
+                subject,
+                message_id: message_id.to_owned(),
+                source,
+            }
+        })
     }
 
     /// Sends a message and waits until JetStream has stored it.
@@ -89,10 +114,11 @@ impl Publisher {
         let ack = self
             .send(subject.clone(), message_id, trace, payload)
             .await?;
-        ack.await.map_err(|source| PublishError::Confirm {
-            subject,
-            message_id: message_id.to_owned(),
-            source,
-        })
+        Self::confirm(ack, subject, message_id).await
     }
+}
+
+fn count_failure(subject: &str, stage: &'static str) {
+    let stream = subject.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+    metrics::counter!(PUBLISH_FAILURES, "stream" => stream, "stage" => stage).increment(1);
 }
