@@ -41,9 +41,8 @@ fn skipped_rules_are_logged_by_name_and_counted() {
         ("From a newer Falco", "proc.future_field"),
     ] {
         assert!(
-            log.lines().any(
-                |l| l.contains(&format!("rule \"{rule}\" is skipped")) && l.contains(field)
-            ),
+            log.lines()
+                .any(|l| l.contains(&format!("rule \"{rule}\" is skipped")) && l.contains(field)),
             "no warning naming {rule} and {field} in:\n{log}"
         );
     }
