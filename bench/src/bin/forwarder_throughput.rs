@@ -37,12 +37,12 @@ async fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let server = NatsServer::start();
-    let bus = bus(&server, "bench").await;
-    vigil_bus::topology::ensure_stream(&bus.jetstream, &FINDINGS, 1).await?;
-    let publisher = Publisher::new(bus.jetstream.clone());
+    let connection = bus(&server, "bench").await;
+    vigil_bus::topology::ensure_stream(&connection.jetstream, &FINDINGS, 1).await?;
+    let publisher = Publisher::new(connection.jetstream.clone());
     publish_all(&publisher, findings).await?;
 
-    let raw = raw_consumer(&bus, "bench-raw", DeliverPolicy::All).await?;
+    let raw = raw_consumer(&connection, "bench-raw", DeliverPolicy::All).await?;
     let raw_rate = raw_throughput(&raw, findings).await?;
 
     let (webhook, mut arrivals) = webhook().await?;
@@ -50,7 +50,10 @@ async fn main() -> Result<()> {
     let mut forwarder = spawn_forwarder(&dir, &server.url(), &webhook)?;
     let forwarded_rate = forwarded_throughput(&mut arrivals, findings, &mut forwarder).await?;
 
-    let hop = raw_consumer(&bus, "bench-hop", DeliverPolicy::New).await?;
+    // Its own connection, as the forwarder has: the publishes and their
+    // acknowledgements do not share the consumer's.
+    let hop_bus = bus(&server, "bench-hop").await;
+    let hop = raw_consumer(&hop_bus, "bench-hop", DeliverPolicy::New).await?;
     let mut hop_ms = raw_latency(&publisher, &hop).await?;
     let mut forward_ms = forward_latency(&publisher, &mut arrivals).await?;
     forwarder.kill().ok();
