@@ -1,7 +1,8 @@
 //! Data JetStream discards before the consume loop handled it, counted and
 //! reported once as a finding, against a real nats-server (issue 17): the
-//! events stream driven past its limit while its consumer is stopped, and a
-//! message that exhausts its maximum deliveries.
+//! events stream driven past its limit while its consumer is stopped, a
+//! message that exhausts its maximum deliveries, and a publish JetStream
+//! never stores.
 //!
 //! Each test installs the process-wide Prometheus recorder, which nextest's
 //! process per test allows.
@@ -20,10 +21,11 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
-    BusConnection, ConnectOptions, Disposition, Publisher, TraceContext, codec,
+    BusConnection, ConnectOptions, Disposition, PublishError, Publisher, TraceContext, codec,
     connect::connect,
     consume,
     loss::{FINDING_NAME, LOSS_CHECKS, LOST_MESSAGES},
+    publish::PUBLISH_FAILURES,
     subject,
     topology::{self, ConsumerSpec, EVENTS, FINDINGS},
 };
@@ -263,4 +265,22 @@ async fn a_message_that_exhausts_its_deliveries_is_reported() {
     sequences.sort();
     assert_eq!(sequences, ["1", "2"]);
     assert_eq!(loss_findings(&bus).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_jetstream_does_not_store_is_counted() {
+    let (metrics, _server, bus) = start().await;
+    // No stream captures this subject, so nothing confirms it.
+    let error = Publisher::new(bus.jetstream.clone())
+        .publish(
+            "vigil.nowhere.n1".to_owned(),
+            "lost:1",
+            &TraceContext::new_root(),
+            bytes::Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PublishError::Confirm { .. }), "{error}");
+    let labels = [("stream", "vigil.nowhere"), ("stage", "confirm")];
+    assert_eq!(sample(&metrics, PUBLISH_FAILURES, &labels), Some(1));
 }
