@@ -443,8 +443,9 @@ async fn the_scorer_reads_findings_but_cannot_take_them() {
 
 /// The forwarder (forwarder/) reads findings through its own durable
 /// (`forwarder-falcosidekick`, the output k8s/base ships) and nothing else:
-/// no other consumer, no publishing findings or actions, no core
-/// subscription to findings.
+/// no other consumer, no publishing findings (but the namespace-less
+/// warning its consume loop raises when JetStream discards findings) or
+/// actions, no core subscription to findings.
 #[tokio::test]
 async fn the_forwarder_takes_findings_only_through_its_own_durable() {
     let (server, passwords, _dir) = start_server();
