@@ -366,11 +366,7 @@ async fn publish(
         }
     }
     for (subject, message_id, ack, is_finding) in pending {
-        let ack = ack.await.map_err(|source| PublishError::Confirm {
-            subject: subject.clone(),
-            message_id: message_id.clone(),
-            source,
-        })?;
+        let ack = Publisher::confirm(ack, subject.clone(), &message_id).await?;
         if is_finding && !ack.duplicate {
             ::metrics::counter!(metrics::FINDINGS).increment(1);
             tracing::info!(message = "Published anomaly finding.", id = %message_id, %subject);

@@ -37,11 +37,7 @@ pub async fn publish_findings(
             pending.push((finding, subject, ack));
         }
         for (finding, subject, ack) in pending {
-            let ack = ack.await.map_err(|source| PublishError::Confirm {
-                subject: subject.clone(),
-                message_id: finding.id.clone(),
-                source,
-            })?;
+            let ack = Publisher::confirm(ack, subject.clone(), &finding.id).await?;
             if ack.duplicate {
                 continue;
             }
