@@ -30,7 +30,7 @@ use crate::{
     limits::{Admission, RateLimiter},
     metrics,
     policy::{Action, ActionSpec, Limit, Policy, Rule},
-    record::{self, ActionResult, Context, RecordError},
+    record::{self, ActionResult, Context, RecordError, record_id},
     state::{self, State, StateError},
 };
 
@@ -39,6 +39,10 @@ pub const BY_POLICY: &str = "policy";
 
 /// Back-off before a finding whose work could not be completed is redelivered.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Bounds of the wait before a finding deferred by a rate limit comes back.
+const MIN_DEFERRAL: Duration = Duration::from_millis(250);
+const MAX_DEFERRAL: Duration = Duration::from_secs(15);
 
 /// The one key of the manual rate limiter: the limit spans every caller,
 /// since a caller's name is only what it says it is.
@@ -80,6 +84,13 @@ pub enum RespondError {
     State(#[from] StateError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// Over a rate limit: the finding is kept and redelivered after `delay`.
+    #[error("finding {id} deferred: {reason}")]
+    RateLimited {
+        id: String,
+        reason: String,
+        delay: Duration,
+    },
 }
 
 impl RespondError {
@@ -88,6 +99,15 @@ impl RespondError {
         match self {
             RespondError::State(error) => error.retryable(),
             RespondError::Record(error) => error.retryable(),
+            RespondError::RateLimited { .. } => true,
+        }
+    }
+
+    /// How long to wait before the finding is redelivered.
+    fn retry_delay(&self) -> Duration {
+        match self {
+            RespondError::RateLimited { delay, .. } => *delay,
+            RespondError::State(_) | RespondError::Record(_) => RETRY_DELAY,
         }
     }
 
@@ -97,6 +117,7 @@ impl RespondError {
         match self {
             RespondError::State(_) => metrics::error("state_failed", "state"),
             RespondError::Record(_) => metrics::error("publish_failed", "publish"),
+            RespondError::RateLimited { .. } => count("rate_limit_deferred"),
         }
     }
 }
@@ -207,7 +228,7 @@ impl Responder {
                 if error.retryable() {
                     Disposition::Retry {
                         reason: error.to_string(),
-                        delay: RETRY_DELAY,
+                        delay: error.retry_delay(),
                     }
                 } else {
                     tracing::error!(message = "Giving up on finding.", id = %finding.id, %error);
@@ -229,7 +250,7 @@ impl Responder {
         let Some(plan) = self.plan(finding).await? else {
             return Ok(());
         };
-        let context = Context {
+        let mut context = Context {
             request: finding.id.clone(),
             node: self.scope.node.clone(),
             dry_run: self.scope.dry_run || self.policy.dry_run,
@@ -238,6 +259,17 @@ impl Responder {
             policy: plan.rule.name.clone(),
             requested_by: BY_POLICY.to_owned(),
         };
+        if let Err(deferral) = self.admit(&plan.key, &plan.actions) {
+            context.request = record_id(&finding.id, "deferred");
+            self.record_deferral(finding, &plan, &deferral.reason, &context, trace)
+                .await?;
+            return Err(RespondError::RateLimited {
+                id: finding.id.clone(),
+                reason: deferral.reason,
+                delay: deferral.delay,
+            });
+        }
+        count(decide::acting_label(&plan.actions));
         let records = self
             .carry_out(
                 finding,
@@ -253,8 +285,8 @@ impl Responder {
     }
 
     /// Decide: `None` when the finding needs no action and no record (seen
-    /// before, ignored by the policy, contained already, or a repeated
-    /// rate-limit refusal); the last two are remembered as handled.
+    /// before, ignored by the policy, or contained already); the last is
+    /// remembered as handled. Rate limits come after, in `respond`.
     async fn plan(&self, finding: &Finding) -> Result<Option<Plan<'_>>, RespondError> {
         if self.state.was_handled(&finding.id).await? {
             count("duplicate");
@@ -264,7 +296,7 @@ impl Responder {
         let Decision::Act {
             rule,
             cgroup,
-            mut actions,
+            actions,
         } = decision
         else {
             count(decision.label());
@@ -272,19 +304,11 @@ impl Responder {
             return Ok(None);
         };
         let key = state::finding_pod_key(finding);
-        let skipped = if self.already_contained(&key, &actions).await? {
-            Some("already_contained")
-        } else if !self.admit(&key, &mut actions) {
-            Some("rate_limited_suppressed")
-        } else {
-            None
-        };
-        if let Some(label) = skipped {
-            count(label);
+        if self.already_contained(&key, &actions).await? {
+            count("already_contained");
             self.state.mark_handled(&finding.id, &[]).await?;
             return Ok(None);
         }
-        count(decide::acting_label(&actions));
         Ok(Some(Plan {
             rule,
             cgroup,
@@ -311,34 +335,58 @@ impl Responder {
         Ok(existing.is_some_and(|s| wanted.iter().all(|kind| s.active.contains(kind))))
     }
 
-    /// Applies the rate limits to the actions about to be taken. Returns
-    /// false when the finding should leave no record (a repeated refusal).
-    fn admit(&self, key: &str, actions: &mut [Planned]) -> bool {
-        if !actions.iter().any(|p| p.verdict == Verdict::Act) {
-            return true;
+    /// Applies the rate limits to a planned response, in dry run as well
+    /// (dry run changes only whether the action is carried out). Only
+    /// refusals on record (protection) take no slot.
+    fn admit(&self, key: &str, actions: &[Planned]) -> Result<(), Deferral> {
+        if actions
+            .iter()
+            .all(|p| matches!(p.verdict, Verdict::Refuse(_)))
+        {
+            return Ok(());
         }
-        match admit(&self.limiter, key) {
-            Admission::Allowed => true,
-            Admission::Limited { first: false, .. } => false,
-            Admission::Limited {
-                first: true,
-                per_pod,
-            } => {
-                let (limit, scope) = if per_pod {
-                    (self.policy.per_pod, "of this pod")
-                } else {
-                    (self.policy.global, "on this node")
-                };
-                let reason = format!(
-                    "rate limited: at most {} containment(s) {scope} per {} s",
-                    limit.max, limit.per_seconds
-                );
-                for planned in actions.iter_mut().filter(|p| p.verdict == Verdict::Act) {
-                    planned.verdict = Verdict::Refuse(reason.clone());
-                }
-                true
+        let Admission::Limited { per_pod } = admit(&self.limiter, key) else {
+            return Ok(());
+        };
+        let (limit, scope) = if per_pod {
+            (self.policy.per_pod, "of this pod")
+        } else {
+            (self.policy.global, "on this node")
+        };
+        Err(Deferral {
+            reason: format!(
+                "deferred by rate limit: at most {} containment(s) {scope} per {} s; retried later",
+                limit.max, limit.per_seconds
+            ),
+            delay: deferral_delay(limit),
+        })
+    }
+
+    /// Audits a deferral: a REFUSED record per action that waits. The ids
+    /// are the finding's own, so its redeliveries add no records
+    /// (JetStream drops them as duplicates).
+    async fn record_deferral(
+        &self,
+        finding: &Finding,
+        plan: &Plan<'_>,
+        reason: &str,
+        context: &Context,
+        trace: &TraceContext,
+    ) -> Result<(), RecordError> {
+        let mut results = Vec::new();
+        for planned in &plan.actions {
+            if matches!(planned.verdict, Verdict::Refuse(_)) {
+                continue;
             }
+            let waiting = Planned {
+                spec: planned.spec.clone(),
+                verdict: Verdict::Refuse(reason.to_owned()),
+            };
+            results.push(self.act(finding, &plan.cgroup, &waiting).await);
         }
+        self.publish_all(finding, results, context, &trace.child())
+            .await
+            .map(drop)
     }
 
     /// Act, record, remember: carries out `actions` in order, publishes a
@@ -719,6 +767,19 @@ impl Responder {
     }
 }
 
+/// A response held back by a rate limit.
+struct Deferral {
+    reason: String,
+    delay: Duration,
+}
+
+/// A quarter of the limit's window (within bounds): a slot frees when the
+/// oldest containment in the window ages out, and a finding is redelivered
+/// at most `max_deliver` times, so the retries span several windows.
+fn deferral_delay(limit: Limit) -> Duration {
+    (Duration::from_secs(limit.per_seconds) / 4).clamp(MIN_DEFERRAL, MAX_DEFERRAL)
+}
+
 /// Decodes and checks a delivered finding.
 fn accept(delivery: &Delivery) -> Result<Finding, MalformedFinding> {
     let finding: Finding = codec::decode(
@@ -758,10 +819,7 @@ fn execute(label: &'static str, result: Result<Done, actions::ActionError>) -> D
 fn admit(limiter: &Mutex<RateLimiter>, key: &str) -> Admission {
     match limiter.lock() {
         Ok(mut limiter) => limiter.admit(key, clock::monotonic_ns()),
-        Err(_) => Admission::Limited {
-            first: true,
-            per_pod: false,
-        },
+        Err(_) => Admission::Limited { per_pod: false },
     }
 }
 

@@ -1,6 +1,7 @@
 //! Rate limits on containment: per pod and for the whole process, over a
 //! sliding window, so a flood of findings (or a detector gone wrong) cannot
-//! take down more of the cluster than the policy allows.
+//! take down more of the cluster than the policy allows. A refused finding
+//! is deferred, not dropped (see `actor`).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -10,11 +11,8 @@ use crate::policy::Limit;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
     Allowed,
-    /// Over a limit. `first` is true for the first refusal of this pod in
-    /// the current window: that one is recorded, later ones only counted,
-    /// so a flood leaves a bounded number of records.
+    /// Over a limit: the pod's own (`per_pod`) or the global one.
     Limited {
-        first: bool,
         per_pod: bool,
     },
 }
@@ -24,15 +22,8 @@ pub struct RateLimiter {
     per_pod: Limit,
     global: Limit,
     /// Times (ns) of containments in the window, per pod and overall.
-    pods: BTreeMap<String, Window>,
+    pods: BTreeMap<String, VecDeque<u64>>,
     all: VecDeque<u64>,
-}
-
-#[derive(Debug, Default)]
-struct Window {
-    admitted: VecDeque<u64>,
-    /// End of the window in which a refusal was already recorded.
-    refusal_recorded_until: u64,
 }
 
 impl RateLimiter {
@@ -50,21 +41,19 @@ impl RateLimiter {
         let pod_window = seconds_ns(self.per_pod.per_seconds);
         let global_window = seconds_ns(self.global.per_seconds);
         expire(&mut self.all, now_ns, global_window);
-        self.pods.retain(|_, w| {
-            expire(&mut w.admitted, now_ns, pod_window);
-            !w.admitted.is_empty() || w.refusal_recorded_until > now_ns
+        self.pods.retain(|_, admitted| {
+            expire(admitted, now_ns, pod_window);
+            !admitted.is_empty()
         });
-        let window = self.pods.entry(pod.to_owned()).or_default();
-        let per_pod = window.admitted.len() >= usize_of(self.per_pod.max);
+        let admitted = self.pods.entry(pod.to_owned()).or_default();
+        let per_pod = admitted.len() >= usize_of(self.per_pod.max);
         if per_pod || self.all.len() >= usize_of(self.global.max) {
-            let first = window.refusal_recorded_until <= now_ns;
-            if first {
-                let window_ns = if per_pod { pod_window } else { global_window };
-                window.refusal_recorded_until = now_ns.saturating_add(window_ns);
+            if admitted.is_empty() {
+                self.pods.remove(pod);
             }
-            return Admission::Limited { first, per_pod };
+            return Admission::Limited { per_pod };
         }
-        window.admitted.push_back(now_ns);
+        admitted.push_back(now_ns);
         self.all.push_back(now_ns);
         Admission::Allowed
     }
@@ -107,22 +96,13 @@ mod tests {
     }
 
     #[test]
-    fn one_containment_per_pod_per_window_and_one_recorded_refusal() {
+    fn one_containment_per_pod_per_window() {
         let mut limits = limiter();
         assert_eq!(limits.admit("a", 0), Admission::Allowed);
-        assert_eq!(
-            limits.admit("a", S),
-            Admission::Limited {
-                first: true,
-                per_pod: true
-            }
-        );
+        assert_eq!(limits.admit("a", S), Admission::Limited { per_pod: true });
         assert_eq!(
             limits.admit("a", 2 * S),
-            Admission::Limited {
-                first: false,
-                per_pod: true
-            }
+            Admission::Limited { per_pod: true }
         );
         assert_eq!(limits.admit("a", 60 * S), Admission::Allowed);
     }
@@ -133,13 +113,7 @@ mod tests {
         for pod in ["a", "b", "c"] {
             assert_eq!(limits.admit(pod, 0), Admission::Allowed);
         }
-        assert_eq!(
-            limits.admit("d", S),
-            Admission::Limited {
-                first: true,
-                per_pod: false
-            }
-        );
+        assert_eq!(limits.admit("d", S), Admission::Limited { per_pod: false });
         assert_eq!(limits.admit("e", 10 * S), Admission::Allowed);
     }
 }

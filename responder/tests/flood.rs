@@ -13,7 +13,6 @@ use std::{
 };
 
 use common::*;
-use futures::StreamExt;
 use vigil_bus::{TraceContext, topology};
 use vigil_proto::v1::{ActionKind, ActionOutcome};
 use vigil_testkit::{NatsServer, PodSandbox, require_root};
@@ -114,18 +113,7 @@ async fn killed_mid_flood_and_restarted_it_loses_nothing_and_repeats_nothing() {
     assert!(sandbox.is_frozen());
 
     // No finding lost: each one is remembered as handled.
-    let handled = bus
-        .jetstream
-        .get_key_value(topology::RESPONDER_FINDINGS_BUCKET.name)
-        .await
-        .unwrap();
-    let keys: Vec<String> = handled
-        .keys()
-        .await
-        .unwrap()
-        .map(|k| k.unwrap())
-        .collect()
-        .await;
+    let keys = handled_keys(&bus).await;
     let prefix = format!("{CONSUMER}.f-flood-");
     assert_eq!(
         keys.iter().filter(|k| k.starts_with(&prefix)).count(),

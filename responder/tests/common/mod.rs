@@ -9,7 +9,7 @@ use vigil_bus::{
     BusConnection, Publisher, TraceContext,
     async_nats::jetstream::{consumer, message::StreamMessage},
     codec, subject,
-    topology::{ACTIONS, FINDINGS, StreamSpec},
+    topology::{self, ACTIONS, FINDINGS, StreamSpec},
 };
 use vigil_proto::v1::{ActionRecord, Event, EventType, Finding, FindingSource, Priority};
 use vigil_responder::{Config, Error, run};
@@ -207,6 +207,24 @@ pub async fn records(bus: &BusConnection) -> Vec<(String, ActionRecord)> {
             (m.subject.to_string(), record)
         })
         .collect()
+}
+
+/// The keys of the findings the responder remembers as handled
+/// (`<consumer>.<finding id>`).
+pub async fn handled_keys(bus: &BusConnection) -> Vec<String> {
+    use futures::StreamExt;
+    let handled = bus
+        .jetstream
+        .get_key_value(topology::RESPONDER_FINDINGS_BUCKET.name)
+        .await
+        .expect("the handled-findings bucket");
+    handled
+        .keys()
+        .await
+        .expect("list the handled findings")
+        .map(|k| k.expect("a handled-finding key"))
+        .collect()
+        .await
 }
 
 /// Waits until exactly `count` action records are stored, then returns them.
