@@ -55,7 +55,6 @@ pub struct Responder {
     means: Means,
     state: State,
     publisher: Publisher,
-    limiter: Mutex<RateLimiter>,
     manual_limiter: Mutex<RateLimiter>,
     /// Makes manual request ids unique within one wall-clock nanosecond.
     manual_requests: AtomicU64,
@@ -199,7 +198,6 @@ impl Responder {
                 freeze_timeout: config.freeze_timeout(),
                 kube,
             },
-            limiter: Mutex::new(RateLimiter::new(policy.per_pod, policy.global)),
             manual_limiter: Mutex::new(RateLimiter::new(policy.manual, policy.manual)),
             manual_requests: AtomicU64::new(0),
             policy,
@@ -259,7 +257,7 @@ impl Responder {
             policy: plan.rule.name.clone(),
             requested_by: BY_POLICY.to_owned(),
         };
-        if let Err(deferral) = self.admit(&plan.key, &plan.actions) {
+        if let Some(deferral) = self.admit(&plan.key, &plan.actions).await? {
             context.request = record_id(&finding.id, "deferred");
             self.record_deferral(finding, &plan, &deferral.reason, &context, trace)
                 .await?;
@@ -336,30 +334,36 @@ impl Responder {
     }
 
     /// Applies the rate limits to a planned response, in dry run as well
-    /// (dry run changes only whether the action is carried out). Only
-    /// refusals on record (protection) take no slot.
-    fn admit(&self, key: &str, actions: &[Planned]) -> Result<(), Deferral> {
+    /// (dry run changes only whether the action is carried out): a slot of
+    /// the pod's window, then one of the global window, counted in NATS so
+    /// the limits span every replica. Only refusals on record (protection)
+    /// take no slot. A pod slot taken before the global limit refuses stays
+    /// taken: the limits err on the side of acting less.
+    async fn admit(&self, key: &str, actions: &[Planned]) -> Result<Option<Deferral>, StateError> {
         if actions
             .iter()
             .all(|p| matches!(p.verdict, Verdict::Refuse(_)))
         {
-            return Ok(());
+            return Ok(None);
         }
-        let Admission::Limited { per_pod } = admit(&self.limiter, key) else {
-            return Ok(());
-        };
-        let (limit, scope) = if per_pod {
-            (self.policy.per_pod, "of this pod")
-        } else {
-            (self.policy.global, "on this node")
-        };
-        Err(Deferral {
-            reason: format!(
-                "deferred by rate limit: at most {} containment(s) {scope} per {} s; retried later",
-                limit.max, limit.per_seconds
-            ),
-            delay: deferral_delay(limit),
-        })
+        let now_ns = clock::wall_ns();
+        for (limit, scope, what) in [
+            (self.policy.per_pod, format!("pod.{key}"), "of this pod"),
+            (self.policy.global, "global".to_owned(), "over all pods"),
+        ] {
+            let window = Window::at(limit, now_ns);
+            let counter = format!("{scope}.{}s.{}", limit.per_seconds, window.index);
+            if !self.state.take_slot(&counter, limit.max).await? {
+                return Ok(Some(Deferral {
+                    reason: format!(
+                        "deferred by rate limit: at most {} containment(s) {what} per {} s; retried later",
+                        limit.max, limit.per_seconds
+                    ),
+                    delay: window.left.clamp(MIN_DEFERRAL, MAX_DEFERRAL),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Audits a deferral: a REFUSED record per action that waits. The ids
@@ -773,11 +777,21 @@ struct Deferral {
     delay: Duration,
 }
 
-/// A quarter of the limit's window (within bounds): a slot frees when the
-/// oldest containment in the window ages out, and a finding is redelivered
-/// at most `max_deliver` times, so the retries span several windows.
-fn deferral_delay(limit: Limit) -> Duration {
-    (Duration::from_secs(limit.per_seconds) / 4).clamp(MIN_DEFERRAL, MAX_DEFERRAL)
+/// A fixed window of a rate limit on the wall clock, which all replicas
+/// share: its number since the epoch and the time left in it.
+struct Window {
+    index: u64,
+    left: Duration,
+}
+
+impl Window {
+    fn at(limit: Limit, now_wall_ns: u64) -> Self {
+        let length_ns = limit.per_seconds.max(1).saturating_mul(1_000_000_000);
+        Self {
+            index: now_wall_ns / length_ns,
+            left: Duration::from_nanos(length_ns - now_wall_ns % length_ns),
+        }
+    }
 }
 
 /// Decodes and checks a delivered finding.

@@ -1,7 +1,6 @@
-//! Rate limits on containment: per pod and for the whole process, over a
-//! sliding window, so a flood of findings (or a detector gone wrong) cannot
-//! take down more of the cluster than the policy allows. A refused finding
-//! is deferred, not dropped (see `actor`).
+//! The in-process sliding-window limiter of manual quarantines and
+//! releases. The limits on findings are counted in NATS instead, shared by
+//! all replicas (`State::take_slot`).
 
 use std::collections::{BTreeMap, VecDeque};
 

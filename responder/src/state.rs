@@ -5,7 +5,9 @@
 //!   the same finding published again, acts once;
 //! * which pods are in quarantine and what is in force on them, so a flood
 //!   of findings for one pod contains it once, and a release knows what to
-//!   undo.
+//!   undo;
+//! * how many containments each rate-limit window has taken, so the limits
+//!   hold across all replicas.
 
 use async_nats::jetstream::{
     self,
@@ -85,6 +87,7 @@ pub fn finding_pod_key(finding: &Finding) -> String {
 pub struct State {
     handled: Store,
     quarantine: Store,
+    limits: Store,
     /// Prefix of this consumer's keys in the handled bucket.
     consumer: String,
 }
@@ -99,6 +102,8 @@ impl State {
             handled: topology::ensure_bucket(js, &topology::RESPONDER_FINDINGS_BUCKET, replicas)
                 .await?,
             quarantine: topology::ensure_bucket(js, &topology::QUARANTINE_BUCKET, replicas).await?,
+            limits: topology::ensure_bucket(js, &topology::RESPONDER_LIMITS_BUCKET, replicas)
+                .await?,
             consumer: topology::kv_key(consumer),
         })
     }
@@ -202,6 +207,59 @@ impl State {
         Ok(states)
     }
 
+    /// Takes one of the `max` slots of the counter `key` (a scope and
+    /// window); false when none is left. Compare-and-set, so two replicas
+    /// cannot both take the last slot.
+    pub async fn take_slot(&self, key: &str, max: u32) -> Result<bool, StateError> {
+        let bucket = topology::RESPONDER_LIMITS_BUCKET.name;
+        let mut last_error = String::new();
+        for _ in 0..CAS_ATTEMPTS {
+            let entry = self
+                .limits
+                .entry(key)
+                .await
+                .map_err(|e| kv_error(bucket)(&e))?
+                .filter(|e| e.operation == jetstream::kv::Operation::Put);
+            let taken = match &entry {
+                Some(entry) => slot_count(&entry.value).ok_or_else(|| StateError::Corrupt {
+                    bucket,
+                    key: key.to_owned(),
+                    message: "not a decimal count".to_owned(),
+                })?,
+                None => 0,
+            };
+            if taken >= max {
+                return Ok(false);
+            }
+            let value = (taken + 1).to_string().into_bytes().into();
+            let result = match &entry {
+                Some(entry) => self
+                    .limits
+                    .update(key, value, entry.revision)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                None => match self.limits.create(key, value).await {
+                    Ok(_) => Ok(()),
+                    Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
+                        Err(error.to_string())
+                    }
+                    Err(error) => return Err(kv_error(bucket)(&error)),
+                },
+            };
+            match result {
+                Ok(()) => return Ok(true),
+                // Another replica took a slot in between: count again.
+                Err(error) => last_error = error,
+            }
+        }
+        Err(StateError::Contended {
+            bucket,
+            key: key.to_owned(),
+            last: last_error,
+        })
+    }
+
     async fn modify(
         &self,
         key: &str,
@@ -265,6 +323,10 @@ impl State {
             last: last_error,
         })
     }
+}
+
+fn slot_count(value: &[u8]) -> Option<u32> {
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 fn fill_missing(state: &mut QuarantineState, template: &QuarantineState) {

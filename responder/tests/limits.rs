@@ -2,7 +2,8 @@
 //! nats-server and real cgroups: what a limit refuses is deferred (audited
 //! once per finding) and redelivered, and acted on once the window has
 //! passed; nothing is lost or marked done unacted. Dry run takes the same
-//! path and only describes the actions.
+//! path and only describes the actions. Two replicas share one limit
+//! through the counters in NATS.
 
 #![allow(clippy::unwrap_used, reason = "test fixtures")]
 
@@ -30,15 +31,14 @@ rules:
 ";
 
 const BURST: usize = 5;
-/// Two admitted in the first window; the other three wait.
-const DEFERRED: usize = BURST - 2;
+const MAX: u64 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn findings_refused_by_the_limit_are_deferred_then_acted_on() {
     if !require_root("findings_refused_by_the_limit_are_deferred_then_acted_on") {
         return;
     }
-    let sandboxes = burst(false).await;
+    let sandboxes = burst(false, 1).await;
     assert!(
         sandboxes.iter().all(PodSandbox::is_frozen),
         "every pod frozen"
@@ -50,17 +50,30 @@ async fn the_limit_applies_in_dry_run_too() {
     if !require_root("the_limit_applies_in_dry_run_too") {
         return;
     }
-    let sandboxes = burst(true).await;
+    let sandboxes = burst(true, 1).await;
     assert!(
         sandboxes.iter().all(|s| !s.is_frozen()),
         "dry run froze nothing"
     );
 }
 
-/// Publishes a burst of findings, one per pod, and checks every one was
-/// acted on (or described, in dry run) exactly once, with one deferral
-/// record for each finding the limit held back.
-async fn burst(dry_run: bool) -> Vec<PodSandbox> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_limit() {
+    if !require_root("two_replicas_share_one_limit") {
+        return;
+    }
+    let sandboxes = burst(false, 2).await;
+    assert!(
+        sandboxes.iter().all(PodSandbox::is_frozen),
+        "every pod frozen"
+    );
+}
+
+/// Publishes a burst of findings, one per pod, to `replicas` responders
+/// sharing one consumer, and checks every finding was acted on (or
+/// described, in dry run) exactly once, no window took more than the
+/// limit, and each finding the limit held back has one deferral record.
+async fn burst(dry_run: bool, replicas: usize) -> Vec<PodSandbox> {
     let server = NatsServer::start();
     let bus = bus(&server).await;
     let config = Config {
@@ -68,7 +81,10 @@ async fn burst(dry_run: bool) -> Vec<PodSandbox> {
         dry_run,
         ..config(&server)
     };
-    let service = Running::start(config, Health::default()).await;
+    let mut services = Vec::new();
+    for _ in 0..replicas {
+        services.push(Running::start(config.clone(), Health::default()).await);
+    }
     let sandboxes: Vec<PodSandbox> = (0..BURST).map(|_| PodSandbox::create().unwrap()).collect();
     let trace = TraceContext::new_root();
     for (i, sandbox) in sandboxes.iter().enumerate() {
@@ -114,7 +130,12 @@ async fn burst(dry_run: bool) -> Vec<PodSandbox> {
         .iter()
         .filter(|r| r.outcome() == ActionOutcome::Refused)
         .collect();
-    assert_eq!(deferred.len(), DEFERRED, "{deferred:?}");
+    // Five findings in at most two windows of two: at least one waits.
+    assert!(
+        (1..BURST).contains(&deferred.len()),
+        "{} deferred: {deferred:?}",
+        deferred.len()
+    );
     for record in &deferred {
         assert_eq!(record.id, format!("{}:deferred:freeze", record.finding_id));
         assert!(
@@ -126,7 +147,7 @@ async fn burst(dry_run: bool) -> Vec<PodSandbox> {
     }
     assert_eq!(
         stored.len(),
-        BURST + DEFERRED,
+        BURST + deferred.len(),
         "only actions and deferrals: {stored:?}"
     );
 
@@ -135,6 +156,35 @@ async fn burst(dry_run: bool) -> Vec<PodSandbox> {
     for id in &all {
         assert!(keys.contains(&format!("{CONSUMER}.{id}")), "{id} handled");
     }
-    service.stop().await;
+    assert_global_windows(&bus).await;
+    for service in services {
+        service.stop().await;
+    }
     sandboxes
+}
+
+/// The global counters in NATS: no window over the limit, one slot per
+/// finding acted on.
+async fn assert_global_windows(bus: &vigil_bus::BusConnection) {
+    use futures::StreamExt;
+    let counters = bus
+        .jetstream
+        .get_key_value(vigil_bus::topology::RESPONDER_LIMITS_BUCKET.name)
+        .await
+        .unwrap();
+    let keys: Vec<String> = counters
+        .keys()
+        .await
+        .unwrap()
+        .map(|k| k.unwrap())
+        .collect()
+        .await;
+    let mut total = 0;
+    for key in keys.iter().filter(|k| k.starts_with("global.4s.")) {
+        let value = counters.get(key).await.unwrap().unwrap();
+        let taken: u64 = std::str::from_utf8(&value).unwrap().parse().unwrap();
+        assert!(taken <= MAX, "window {key} took {taken}");
+        total += taken;
+    }
+    assert_eq!(total, BURST as u64, "one global slot per finding: {keys:?}");
 }

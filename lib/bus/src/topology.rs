@@ -318,6 +318,15 @@ pub const QUARANTINE_BUCKET: BucketSpec = BucketSpec {
     max_age: Duration::ZERO,
 };
 
+/// The responder's rate-limit counters, shared by all its replicas: one
+/// key per scope (a pod, or all pods) and fixed window, its value the
+/// containments counted in it, taken by compare-and-set. Old windows expire.
+pub const RESPONDER_LIMITS_BUCKET: BucketSpec = BucketSpec {
+    name: "VIGIL_RESPONDER_LIMITS",
+    description: "Responder rate-limit counters per scope and window.",
+    max_age: Duration::from_secs(2 * DAY.as_secs()),
+};
+
 /// Live anomaly-scorer instances: one key per instance (its member id),
 /// refreshed every third of `max_age`, deleted on graceful shutdown. The
 /// short `max_age` makes a crashed instance's key expire, so the others
