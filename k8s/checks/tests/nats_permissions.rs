@@ -313,6 +313,7 @@ async fn every_service_can_do_its_job_and_nothing_else() {
     for bucket in [
         &topology::RESPONDER_FINDINGS_BUCKET,
         &topology::QUARANTINE_BUCKET,
+        &topology::RESPONDER_LIMITS_BUCKET,
     ] {
         let store = topology::ensure_bucket(&responder.js, bucket, 1)
             .await
