@@ -8,6 +8,8 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/vigil.v1.rs"));
 }
 
+pub mod batch;
+
 /// Encoded descriptor set of every Vigil proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/vigil_descriptor.bin"));

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use proptest::{collection::vec, prelude::*};
 use prost::Message;
+use vigil_proto::batch::{self, COMPACT_FORMAT};
 use vigil_proto::v1::{
     ActionRecord, ActionTimings, Ancestor, AnomalyScore, Args, AuditRecord, Event, EventBatch,
     FeatureContribution, Finding, IncidentComment, IncidentState, PodMeta, PodRef, QuarantineState,
@@ -159,6 +160,108 @@ fn batch() -> impl Strategy<Value = EventBatch> {
 }
 
 /// Finite scores: a NaN is not equal to itself, whatever the wire did.
+/// An event with every context field set, on top of [`event`].
+fn full_event() -> impl Strategy<Value = Event> {
+    (
+        event(),
+        (
+            any::<u64>(),
+            text(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),
+        (text(), text(), text(), text(), any::<u32>()),
+        (any::<u64>(), any::<u64>(), any::<bool>(), any::<u32>()),
+        vec((any::<u32>(), text(), text(), vec(text(), 0..2)), 0..3),
+    )
+        .prop_map(
+            |(
+                base,
+                (wall_time_ns, node, tid, ppid, gid),
+                (exe_path, cwd, cgroup_path, pod_uid, login_uid),
+                (process_start_ns, cap_effective, container_runtime_setup, tty),
+                ancestors,
+            )| Event {
+                wall_time_ns,
+                node,
+                tid,
+                ppid,
+                gid,
+                exe_path,
+                cwd,
+                cgroup_path,
+                pod_uid,
+                login_uid,
+                process_start_ns,
+                cap_effective,
+                container_runtime_setup,
+                tty,
+                ancestors: ancestors
+                    .into_iter()
+                    .map(|(pid, comm, exe_path, cmdline)| Ancestor {
+                        pid,
+                        comm,
+                        exe_path,
+                        cmdline,
+                    })
+                    .collect(),
+                ..base
+            },
+        )
+}
+
+/// A batch whose events share a few processes, as a real one does: each
+/// event is one of a few templates with its own time, thread, result and
+/// arguments.
+fn shared_context_batch() -> impl Strategy<Value = EventBatch> {
+    (
+        vec(full_event(), 1..4),
+        vec(
+            (
+                any::<prop::sample::Index>(),
+                (any::<u64>(), any::<u64>(), any::<u32>(), enum_value()),
+                (any::<i64>(), proptest::option::of(args()), text()),
+            ),
+            0..12,
+        ),
+        (text(), any::<u64>(), text(), any::<u64>(), any::<u64>()),
+    )
+        .prop_map(
+            |(templates, picks, (node, sequence, run_id, kernel_drops, userspace_drops))| {
+                let events = picks
+                    .into_iter()
+                    .map(
+                        |(
+                            pick,
+                            (kernel_time_ns, wall_time_ns, tid, r#type),
+                            (return_value, args, syscall),
+                        )| {
+                            Event {
+                                kernel_time_ns,
+                                wall_time_ns,
+                                tid,
+                                r#type,
+                                return_value,
+                                args,
+                                syscall,
+                                ..pick.get(&templates).clone()
+                            }
+                        },
+                    )
+                    .collect();
+                EventBatch {
+                    node,
+                    sequence,
+                    events,
+                    kernel_drops,
+                    userspace_drops,
+                    run_id,
+                }
+            },
+        )
+}
+
 fn score() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("finite", |x| x.is_finite()),
@@ -321,6 +424,30 @@ proptest! {
     #[test]
     fn event_batches_round_trip(batch in batch()) {
         assert_round_trip(&batch);
+    }
+
+    /// The compact form gives back every event whole, survives fields it
+    /// does not know, and a format-1 reader refuses it instead of reading a
+    /// batch without events.
+    #[test]
+    fn compact_batches_round_trip(whole in shared_context_batch()) {
+        let compact = batch::compact(whole.clone());
+        assert_round_trip(&compact);
+        let mut bytes = compact.encode_to_vec();
+        bytes.extend_from_slice(&UNKNOWN_FIELDS);
+        let decoded = batch::decode(&bytes).expect("own encoding decodes");
+        prop_assert_eq!(decoded.format, COMPACT_FORMAT);
+        prop_assert_eq!(decoded.skipped, vec![]);
+        prop_assert_eq!(decoded.batch, whole);
+        prop_assert!(EventBatch::decode(bytes.as_slice()).is_err());
+    }
+
+    /// Format 1 still reads through the same decoder.
+    #[test]
+    fn whole_batches_decode_as_format_1(whole in batch()) {
+        let decoded = batch::decode(&whole.encode_to_vec()).expect("format 1 decodes");
+        prop_assert_eq!(decoded.format, batch::FULL_FORMAT);
+        prop_assert_eq!(decoded.batch, whole);
     }
 
     #[test]
