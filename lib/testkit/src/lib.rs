@@ -6,6 +6,9 @@
 //! * [`PodSandbox`]: a kubepods-style cgroup (v2 and v1 freezer) whose
 //!   processes run in their own network and mount namespaces.
 //! * [`Pipeline`]: NATS plus the service binaries as processes, healthy.
+//! * [`NatsCluster`], [`ClusterPipeline`]: three routed nats-servers (R3
+//!   streams) and the services against them; nodes and services killed and
+//!   restarted one at a time (the chaos suite).
 //! * [`Container`]: a real container (podman, runc) in a kubepods cgroup
 //!   parent, from the base image `scripts/image-base` builds, or the benign
 //!   corpus's [`workload_images`] (`scripts/image-workloads`).
@@ -16,6 +19,7 @@
 //! * [`in_process`]: a service's `run` in the test's runtime, async polling
 //!   and a bus connection, for component tests.
 
+mod cluster;
 mod container;
 pub mod in_process;
 mod nats;
@@ -25,6 +29,7 @@ pub mod streams;
 
 use std::time::{Duration, Instant};
 
+pub use cluster::{CLUSTER_REPLICAS, ClusterPipeline, NatsCluster};
 pub use container::{
     Container, ContainerSpec, WorkloadImages, base_image, echo_client_prelude, run_to_completion,
     unified_cgroup_of, workload_images, workspace_root,

@@ -132,14 +132,14 @@ impl Drop for NatsServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     listener.local_addr().expect("local address").port()
 }
 
 /// `VIGIL_NATS_SERVER`, else the first `nats-server` on PATH that is new
 /// enough (Debian's 2.9 may come first on PATH and must be passed over).
-fn find_binary() -> PathBuf {
+pub(crate) fn find_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("VIGIL_NATS_SERVER") {
         return PathBuf::from(path);
     }

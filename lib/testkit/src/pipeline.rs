@@ -47,10 +47,17 @@ pub struct ServiceProcess {
     pub name: String,
     pub admin: SocketAddr,
     pub log: PathBuf,
+    /// What it was started from, so it can be started again.
+    pub spec: ServiceSpec,
     child: Child,
 }
 
 impl ServiceProcess {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether `/healthz` answers 200.
     pub fn healthy(&self) -> bool {
         http_get(self.admin, "/healthz").is_some_and(|(status, _)| status == 200)
@@ -82,6 +89,13 @@ impl ServiceProcess {
             return self.child.wait().ok();
         }
         status
+    }
+
+    /// Kills the process with SIGKILL (a crash: no shutdown code runs) and
+    /// waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn log_text(&self) -> String {
@@ -131,38 +145,15 @@ impl Pipeline {
 
     /// Starts one more service process.
     pub fn spawn(&mut self, spec: &ServiceSpec) -> Result<&mut ServiceProcess, String> {
-        let binary = self.binaries.join(&spec.binary);
-        if !binary.is_file() {
-            return Err(format!("{} is not built", binary.display()));
-        }
-        let admin = free_addr();
-        let log = self
-            .dir
-            .path()
-            .join(format!("{}-{}.log", spec.binary, self.services.len()));
-        let log_file = File::create(&log).map_err(|e| e.to_string())?;
-        let stderr = log_file.try_clone().map_err(|e| e.to_string())?;
-        let prefix = spec.env_prefix();
-        let mut command = Command::new(&binary);
-        command
-            .env(format!("{prefix}NATS__URL"), self.nats.url())
-            .env(format!("{prefix}ADMIN__LISTEN"), admin.to_string())
-            .env(format!("{prefix}NODE_NAME"), &self.node)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(stderr);
-        for (key, value) in &spec.settings {
-            command.env(format!("{prefix}{key}"), value);
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        self.services.push(ServiceProcess {
-            name: spec.binary.clone(),
-            admin,
-            log,
-            child,
-        });
+        let process = spawn_service(
+            &self.binaries,
+            self.dir.path(),
+            &self.node,
+            &self.nats.url(),
+            spec,
+            self.services.len(),
+        )?;
+        self.services.push(process);
         self.services
             .last_mut()
             .ok_or_else(|| "no service".to_owned())
@@ -171,32 +162,7 @@ impl Pipeline {
     /// Waits until every service answers `/healthz` with 200; fails early,
     /// with its log, if one exits.
     pub fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
-        let result = wait_until(timeout, || {
-            for service in &mut self.services {
-                if let Some(status) = service.exited() {
-                    return Some(Err(format!(
-                        "{} exited with {status}; log:\n{}",
-                        service.name,
-                        service.log_text()
-                    )));
-                }
-            }
-            self.services
-                .iter()
-                .all(ServiceProcess::healthy)
-                .then_some(Ok(()))
-        });
-        result.unwrap_or_else(|| {
-            let logs: Vec<String> = self
-                .services
-                .iter()
-                .map(|s| format!("--- {} ---\n{}", s.name, s.log_text()))
-                .collect();
-            Err(format!(
-                "services not healthy within {timeout:?}:\n{}",
-                logs.join("\n")
-            ))
-        })
+        wait_all_healthy(&mut self.services, timeout)
     }
 
     pub fn service(&mut self, binary: &str) -> Option<&mut ServiceProcess> {
@@ -252,6 +218,81 @@ impl Drop for Pipeline {
         // Services before NATS, so they shut down cleanly.
         self.services.clear();
     }
+}
+
+/// Starts `spec`'s binary from `binaries` against `nats_url` on `node`, its
+/// admin endpoint on a free port and its output in `<dir>/<binary>-<index>.log`.
+pub(crate) fn spawn_service(
+    binaries: &Path,
+    dir: &Path,
+    node: &str,
+    nats_url: &str,
+    spec: &ServiceSpec,
+    index: usize,
+) -> Result<ServiceProcess, String> {
+    let binary = binaries.join(&spec.binary);
+    if !binary.is_file() {
+        return Err(format!("{} is not built", binary.display()));
+    }
+    let admin = free_addr();
+    let log = dir.join(format!("{}-{index}.log", spec.binary));
+    let log_file = File::create(&log).map_err(|e| e.to_string())?;
+    let stderr = log_file.try_clone().map_err(|e| e.to_string())?;
+    let prefix = spec.env_prefix();
+    let mut command = Command::new(&binary);
+    command
+        .env(format!("{prefix}NATS__URL"), nats_url)
+        .env(format!("{prefix}ADMIN__LISTEN"), admin.to_string())
+        .env(format!("{prefix}NODE_NAME"), node)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(stderr);
+    for (key, value) in &spec.settings {
+        command.env(format!("{prefix}{key}"), value);
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    Ok(ServiceProcess {
+        name: spec.binary.clone(),
+        admin,
+        log,
+        spec: spec.clone(),
+        child,
+    })
+}
+
+/// Waits until every one of `services` answers `/healthz` with 200; fails
+/// early, with its log, if one exits.
+pub(crate) fn wait_all_healthy(
+    services: &mut [ServiceProcess],
+    timeout: Duration,
+) -> Result<(), String> {
+    let result = wait_until(timeout, || {
+        for service in services.iter_mut() {
+            if let Some(status) = service.exited() {
+                return Some(Err(format!(
+                    "{} exited with {status}; log:\n{}",
+                    service.name,
+                    service.log_text()
+                )));
+            }
+        }
+        services
+            .iter()
+            .all(ServiceProcess::healthy)
+            .then_some(Ok(()))
+    });
+    result.unwrap_or_else(|| {
+        let logs: Vec<String> = services
+            .iter()
+            .map(|s| format!("--- {} ---\n{}", s.name, s.log_text()))
+            .collect();
+        Err(format!(
+            "services not healthy within {timeout:?}:\n{}",
+            logs.join("\n")
+        ))
+    })
 }
 
 fn free_addr() -> SocketAddr {
