@@ -133,12 +133,8 @@ impl Lanes {
             .copied()
             .collect();
         if !lost.is_empty() {
-            self.stop(lost.clone()).await;
-            let dropped = self.pipeline.forget(&lost).await;
-            tracing::debug!(
-                message = "Dropped the windows of handed-over containers.",
-                containers = dropped
-            );
+            // A stopped lane's container windows go with it.
+            self.stop(lost).await;
         }
         if shutdown.is_cancelled() {
             return true;
@@ -173,9 +169,9 @@ impl Lanes {
 
     fn start(&mut self, partition: u32, consumer: PullConsumer, shutdown: &CancellationToken) {
         let stop = shutdown.child_token();
-        let pipeline = self.pipeline.clone();
+        let lane = self.pipeline.lane();
         let task = tokio::spawn(consume::run(consumer, stop.clone(), 1, move |delivery| {
-            pipeline.clone().handle(delivery)
+            lane.clone().handle(delivery)
         }));
         self.running.insert(partition, Lane { stop, task });
     }

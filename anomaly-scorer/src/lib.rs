@@ -18,6 +18,7 @@
 
 pub mod assignment;
 mod config;
+pub mod evaluate;
 pub mod features;
 pub mod grpc;
 mod lanes;
@@ -34,8 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use vigil_bus::{
     ConnectError, Delivery, Disposition, PublishError, Publisher, TraceContext, codec, subject,
     topology,
@@ -53,7 +55,7 @@ use membership::{Membership, MembershipError};
 use scorer::{Output, Scorer, Settings, window_id};
 use store::{ModelStore, StoreError};
 use taint::RuleFindings;
-use window::Windows;
+use window::{ClosedWindow, Windows};
 
 /// The service name: config file section, env prefix, metric prefix.
 pub const SERVICE: &str = "anomaly-scorer";
@@ -92,11 +94,6 @@ pub async fn run(config: Config, health: Health, shutdown: CancellationToken) ->
             source,
         })?;
     run_on(config, listener, health, shutdown).await
-}
-
-struct State {
-    windows: Windows,
-    scorer: Scorer,
 }
 
 /// [`run`] with the gRPC listener already bound (tests bind port 0).
@@ -151,10 +148,9 @@ async fn score(
         tokio::spawn(async move { rule_findings.follow(client, shutdown).await })
     };
     let pipeline = Pipeline {
-        state: Arc::new(Mutex::new(State {
-            windows: Windows::new(config.window_events, config.window_stride),
-            scorer: Scorer::new(settings(config), Some(store), rule_findings),
-        })),
+        scorer: Arc::new(Scorer::new(settings(config), Some(store), rule_findings)),
+        window_events: config.window_events,
+        window_stride: config.window_stride,
         publisher: connected.publisher(),
         shared,
     };
@@ -241,55 +237,106 @@ fn settings(config: &Config) -> Settings {
     }
 }
 
-/// What every partition's consume loop shares: the windows and models,
-/// the publisher and the gRPC view.
+/// What every partition's consume loop shares: the models, the publisher
+/// and the gRPC view. Nothing here is locked across a batch: the scorer
+/// locks its workload map only for in-memory steps.
 #[derive(Clone)]
 pub(crate) struct Pipeline {
-    state: Arc<Mutex<State>>,
+    scorer: Arc<Scorer>,
+    window_events: u32,
+    window_stride: u32,
     publisher: Publisher,
     shared: Arc<Shared>,
 }
 
 impl Pipeline {
-    pub(crate) async fn handle(self, delivery: Delivery) -> Disposition {
-        handle(self.state, self.publisher, self.shared, delivery).await
-    }
-
-    /// Drops the windows of containers in `lost` partitions, which another
-    /// instance now owns; returns how many containers were dropped.
-    pub(crate) async fn forget(&self, lost: &BTreeSet<u32>) -> usize {
-        let mut state = self.state.lock().await;
-        state
-            .windows
-            .retain(|container| !lost.contains(&subject::event_partition(container)))
+    /// The handler of one partition's lane, with the lane's own container
+    /// windows: a container's events all travel on its partition, so no
+    /// other lane touches them, and they go with the lane when the
+    /// partition is handed to another instance.
+    pub(crate) fn lane(&self) -> LaneHandler {
+        LaneHandler {
+            pipeline: self.clone(),
+            windows: Arc::new(std::sync::Mutex::new(Windows::new(
+                self.window_events,
+                self.window_stride,
+            ))),
+        }
     }
 }
 
-/// decode → window → learn or score → publish → ack.
-async fn handle(
-    state: Arc<Mutex<State>>,
-    publisher: Publisher,
-    shared: Arc<Shared>,
-    delivery: Delivery,
-) -> Disposition {
-    let batch = match codec::decode::<EventBatch>(
-        &delivery.payload,
-        &delivery.subject,
-        delivery.stream_sequence,
-    ) {
-        Ok(batch) => batch,
-        Err(error) => {
-            metrics::error("malformed_payload", "decode");
-            return Disposition::Reject {
-                reason: error.to_string(),
-            };
+/// One partition's handler (its consume loop settles a batch before it
+/// pulls the next, so its windows lock is never contended).
+#[derive(Clone)]
+pub(crate) struct LaneHandler {
+    pipeline: Pipeline,
+    windows: Arc<std::sync::Mutex<Windows>>,
+}
+
+impl LaneHandler {
+    /// decode → window → learn or score → publish → ack, in a span that is
+    /// a child of the batch's trace.
+    pub(crate) async fn handle(self, delivery: Delivery) -> Disposition {
+        let span = tracing::info_span!("score", messaging.source = %delivery.subject);
+        let trace = vigil_bus::trace::continue_trace(&span, &delivery.trace);
+        self.score(delivery, trace).instrument(span).await
+    }
+
+    /// What the scores and findings of a batch are published with: `trace`.
+    async fn score(self, delivery: Delivery, trace: TraceContext) -> Disposition {
+        let batch = match vigil_proto::batch::decode(&delivery.payload) {
+            Ok(decoded) => {
+                for missing in &decoded.skipped {
+                    metrics::error("missing_context", "decode");
+                    tracing::warn!(message = "Event skipped.", subject = %delivery.subject, stream_sequence = delivery.stream_sequence, %missing);
+                }
+                decoded.batch
+            }
+            Err(error) => {
+                metrics::error(error.reason(), "decode");
+                return Disposition::Reject {
+                    reason: error.to_string(),
+                };
+            }
+        };
+        let closed = self.window(&batch, &delivery);
+        let mut outputs = Vec::with_capacity(closed.len());
+        for window in closed {
+            match self.pipeline.scorer.process(window).await {
+                Ok(output) => outputs.push(output),
+                Err(error) => {
+                    metrics::error("score_failed", "score");
+                    tracing::warn!(message = "Window not scored.", %error);
+                }
+            }
         }
-    };
-    let outputs = {
-        let mut state = state.lock().await;
+        match publish(&self.pipeline.publisher, &outputs, &trace).await {
+            Ok(()) => {
+                for output in &outputs {
+                    self.pipeline.shared.record(&output.score);
+                }
+                Disposition::Ack
+            }
+            Err(error) => {
+                metrics::error("publish_failed", "publish");
+                Disposition::Retry {
+                    reason: error.to_string(),
+                    delay: RETRY_DELAY,
+                }
+            }
+        }
+    }
+
+    /// Places a batch's events in their containers' windows; returns the
+    /// windows they closed.
+    fn window(&self, batch: &EventBatch, delivery: &Delivery) -> Vec<ClosedWindow> {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut closed = Vec::new();
         for (index, event) in batch.events.iter().enumerate() {
-            match state.windows.push(index, event) {
+            match windows.push(index, event) {
                 Ok(window) => closed.extend(window),
                 Err(error) => {
                     metrics::error("missing_field", "window");
@@ -303,32 +350,7 @@ async fn handle(
             }
         }
         ::metrics::counter!(metrics::EVENTS).increment(batch.events.len() as u64);
-        let mut outputs = Vec::with_capacity(closed.len());
-        for window in closed {
-            match state.scorer.process(window).await {
-                Ok(output) => outputs.push(output),
-                Err(error) => {
-                    metrics::error("score_failed", "score");
-                    tracing::warn!(message = "Window not scored.", %error);
-                }
-            }
-        }
-        outputs
-    };
-    match publish(&publisher, &outputs, &delivery.trace).await {
-        Ok(()) => {
-            for output in &outputs {
-                shared.record(&output.score);
-            }
-            Disposition::Ack
-        }
-        Err(error) => {
-            metrics::error("publish_failed", "publish");
-            Disposition::Retry {
-                reason: error.to_string(),
-                delay: RETRY_DELAY,
-            }
-        }
+        closed
     }
 }
 
@@ -349,18 +371,13 @@ async fn publish(
         );
         let subject = subject::scores(&score.namespace);
         let ack = publisher
-            .send(subject.clone(), &id, &trace.child(), codec::encode(score))
+            .send(subject.clone(), &id, trace, codec::encode(score))
             .await?;
         pending.push((subject, id, ack, false));
         if let Some(finding) = &output.finding {
             let subject = subject::findings(Priority::Warning, &finding.namespace);
             let ack = publisher
-                .send(
-                    subject.clone(),
-                    &finding.id,
-                    &trace.child(),
-                    codec::encode(finding),
-                )
+                .send(subject.clone(), &finding.id, trace, codec::encode(finding))
                 .await?;
             pending.push((subject, finding.id.clone(), ack, true));
         }

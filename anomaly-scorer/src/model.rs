@@ -210,11 +210,17 @@ impl WorkloadModel {
 
     /// Keeps an accepted window (the oldest go first past the anchor count).
     pub fn accept(&mut self, window: WindowObs) {
-        if self.accepted.len() >= self.anchors.len() {
-            self.accepted.remove(0);
-        }
-        self.accepted.push(window);
+        push_accepted(&mut self.accepted, self.anchors.len(), window);
     }
+}
+
+/// Adds an accepted window, dropping the oldest past `anchors` windows, so
+/// accepted windows never outnumber the anchors in a refit.
+pub fn push_accepted(accepted: &mut Vec<WindowObs>, anchors: usize, window: WindowObs) {
+    if accepted.len() >= anchors {
+        accepted.remove(0);
+    }
+    accepted.push(window);
 }
 
 /// `q`-quantile of sorted values, interpolated linearly between ranks (as

@@ -1,9 +1,16 @@
 //! Per-workload state: learning, then scoring, with a retraining policy;
 //! turns a closed window into an `AnomalyScore` and, above the thresholds,
 //! an anomaly `Finding`.
+//!
+//! Every partition lane calls [`Scorer::process`] on its own. The map of
+//! workloads sits behind a lock that is only held for in-memory steps
+//! (look up, push, swap): never across an object-store round trip, a
+//! window's scoring or a model fit. Fits run on tokio's blocking pool and
+//! the new model is swapped in when done; lanes scoring the same workload
+//! meanwhile use the model they found.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -11,7 +18,7 @@ use vigil_proto::v1::{AnomalyScore, FeatureContribution, Finding, FindingSource,
 
 use crate::features::{FeatureSpec, WindowObs};
 use crate::metrics;
-use crate::model::{ModelError, WindowScore, WorkloadModel};
+use crate::model::{ModelError, WindowScore, WorkloadModel, push_accepted};
 use crate::store::{ModelStore, StoreError};
 use crate::taint::RuleFindings;
 use crate::window::ClosedWindow;
@@ -37,11 +44,40 @@ pub struct Settings {
 }
 
 enum Workload {
-    Learning(Vec<WindowObs>),
-    Scoring {
-        model: Box<WorkloadModel>,
-        accepted_since_fit: usize,
+    /// Gathering normal windows; `fitting` once they are handed to a fit
+    /// (windows arriving meanwhile are not kept).
+    Learning {
+        windows: Vec<WindowObs>,
+        fitting: bool,
     },
+    Scoring(Scoring),
+}
+
+struct Scoring {
+    model: Arc<WorkloadModel>,
+    /// Windows accepted since the model was stored (see [`WorkloadModel::accepts`]).
+    accepted: Vec<WindowObs>,
+    accepted_since_fit: usize,
+    /// A refit is running; no second one starts.
+    refitting: bool,
+}
+
+impl Workload {
+    fn learning() -> Self {
+        Workload::Learning {
+            windows: Vec::new(),
+            fitting: false,
+        }
+    }
+
+    fn scoring(model: WorkloadModel) -> Self {
+        Workload::Scoring(Scoring {
+            accepted: model.accepted.clone(),
+            model: Arc::new(model),
+            accepted_since_fit: 0,
+            refitting: false,
+        })
+    }
 }
 
 /// What one window produced.
@@ -58,8 +94,19 @@ pub enum ScoreError {
         #[source]
         source: ModelError,
     },
-    #[error("workload {workload:?} has no model to score with")]
-    NoModel { workload: String },
+}
+
+/// What a window leads to, decided under the lock, done outside it.
+enum Step {
+    /// Learning; with the windows to fit when learning is complete.
+    Learn(Option<Vec<WindowObs>>),
+    Score(Arc<WorkloadModel>),
+}
+
+/// Inputs of a refit: the model's anchors and the accepted windows.
+struct Refit {
+    model: Arc<WorkloadModel>,
+    accepted: Vec<WindowObs>,
 }
 
 pub struct Scorer {
@@ -67,7 +114,7 @@ pub struct Scorer {
     spec: FeatureSpec,
     store: Option<ModelStore>,
     rule_findings: Arc<RuleFindings>,
-    workloads: HashMap<String, Workload>,
+    workloads: Mutex<HashMap<String, Workload>>,
 }
 
 impl Scorer {
@@ -81,39 +128,76 @@ impl Scorer {
             spec: FeatureSpec::service(),
             store,
             rule_findings,
-            workloads: HashMap::new(),
+            workloads: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The workloads; held only for in-memory steps. A panic elsewhere
+    /// while it was held leaves consistent entries (each step is one
+    /// assignment), so a poisoned lock is used as is.
+    fn workloads(&self) -> MutexGuard<'_, HashMap<String, Workload>> {
+        self.workloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Learns from or scores one window.
-    pub async fn process(&mut self, window: ClosedWindow) -> Result<Output, ScoreError> {
+    pub async fn process(&self, window: ClosedWindow) -> Result<Output, ScoreError> {
         let key = window.meta.workload.clone();
-        if !self.workloads.contains_key(&key) {
-            let state = match self.load(&key).await {
-                Some(model) => Workload::Scoring {
-                    model: Box::new(model),
-                    accepted_since_fit: 0,
-                },
-                None => Workload::Learning(Vec::new()),
-            };
-            self.workloads.insert(key.clone(), state);
+        let first_sight = {
+            let mut workloads = self.workloads();
+            let new = !workloads.contains_key(&key);
+            if new {
+                workloads.insert(key.clone(), Workload::learning());
+            }
+            new
+        };
+        if first_sight && let Some(model) = self.load(&key).await {
+            let mut workloads = self.workloads();
+            if let Some(entry @ Workload::Learning { fitting: false, .. }) = workloads.get_mut(&key)
+            {
+                *entry = Workload::scoring(model);
+            }
         }
-        let learning = matches!(self.workloads.get(&key), Some(Workload::Learning(_)));
         // A container the rules flagged never trains its workload's baseline.
         let trusted = !self.rule_findings.holds(&window.meta.container_id);
-        if learning {
-            if trusted {
-                self.learn(&key, window.obs.clone()).await;
-            } else {
-                ::metrics::counter!(metrics::UNTRUSTED_WINDOWS).increment(1);
+        match self.step(&key, &window.obs, trusted) {
+            Step::Score(model) => self.score(&key, &model, window, trusted).await,
+            Step::Learn(complete) => {
+                if let Some(windows) = complete {
+                    self.learn(&key, windows).await;
+                }
+                ::metrics::counter!(metrics::WINDOWS, "phase" => "learning").increment(1);
+                Ok(Output {
+                    score: anomaly_score(&window, None, true, Vec::new()),
+                    finding: None,
+                })
             }
-            ::metrics::counter!(metrics::WINDOWS, "phase" => "learning").increment(1);
-            return Ok(Output {
-                score: anomaly_score(&window, None, true, Vec::new()),
-                finding: None,
-            });
         }
-        self.score(&key, window, trusted).await
+    }
+
+    /// Takes a learning window in, or hands out the model to score with.
+    fn step(&self, key: &str, obs: &WindowObs, trusted: bool) -> Step {
+        let mut workloads = self.workloads();
+        let workload = workloads
+            .entry(key.to_owned())
+            .or_insert_with(Workload::learning);
+        match workload {
+            Workload::Scoring(scoring) => Step::Score(scoring.model.clone()),
+            Workload::Learning { .. } if !trusted => {
+                ::metrics::counter!(metrics::UNTRUSTED_WINDOWS).increment(1);
+                Step::Learn(None)
+            }
+            Workload::Learning { fitting: true, .. } => Step::Learn(None),
+            Workload::Learning { windows, fitting } => {
+                windows.push(obs.clone());
+                if windows.len() < self.settings.learning_windows {
+                    return Step::Learn(None);
+                }
+                *fitting = true;
+                Step::Learn(Some(std::mem::take(windows)))
+            }
+        }
     }
 
     /// The model of a workload from the store; a model that does not load
@@ -139,39 +223,41 @@ impl Scorer {
         }
     }
 
-    async fn learn(&mut self, key: &str, obs: WindowObs) {
-        let Some(Workload::Learning(windows)) = self.workloads.get_mut(key) else {
-            return;
-        };
-        windows.push(obs);
-        if windows.len() < self.settings.learning_windows {
-            return;
-        }
-        let windows = std::mem::take(windows);
-        // Another instance may have finished learning this workload first.
+    /// Fits the first model of a workload from its learning windows (or
+    /// takes the one another instance stored meanwhile) and switches the
+    /// workload to scoring; on failure it learns on from scratch.
+    async fn learn(&self, key: &str, windows: Vec<WindowObs>) {
         let model = match self.load(key).await {
-            Some(model) => model,
-            None => match WorkloadModel::fit(&self.spec, windows, Vec::new(), SEED) {
-                Ok(model) => {
-                    ::metrics::counter!(metrics::MODELS, "outcome" => "fitted").increment(1);
-                    tracing::info!(message = "Learnt workload baseline.", workload = %key, windows = model.anchors.len());
-                    self.save(key, &model).await;
-                    model
-                }
-                Err(error) => {
-                    metrics::error("fit_failed", "learn");
-                    tracing::warn!(message = "Cannot fit model; learning on.", workload = %key, %error);
-                    return;
-                }
-            },
+            Some(model) => Ok(model),
+            None => self.fit(windows, Vec::new()).await,
         };
-        self.workloads.insert(
-            key.to_owned(),
-            Workload::Scoring {
-                model: Box::new(model),
-                accepted_since_fit: 0,
-            },
-        );
+        let next = match model {
+            Ok(model) => {
+                ::metrics::counter!(metrics::MODELS, "outcome" => "fitted").increment(1);
+                tracing::info!(message = "Learnt workload baseline.", workload = %key, windows = model.anchors.len());
+                self.save(key, &model).await;
+                Workload::scoring(model)
+            }
+            Err(error) => {
+                metrics::error("fit_failed", "learn");
+                tracing::warn!(message = "Cannot fit model; learning on.", workload = %key, %error);
+                Workload::learning()
+            }
+        };
+        self.workloads().insert(key.to_owned(), next);
+    }
+
+    /// Fits a model on tokio's blocking pool.
+    async fn fit(
+        &self,
+        anchors: Vec<WindowObs>,
+        accepted: Vec<WindowObs>,
+    ) -> Result<WorkloadModel, FitError> {
+        let spec = self.spec.clone();
+        tokio::task::spawn_blocking(move || WorkloadModel::fit(&spec, anchors, accepted, SEED))
+            .await
+            .map_err(|error| FitError::Task(error.to_string()))?
+            .map_err(FitError::Model)
     }
 
     async fn save(&self, key: &str, model: &WorkloadModel) {
@@ -185,20 +271,12 @@ impl Scorer {
     }
 
     async fn score(
-        &mut self,
+        &self,
         key: &str,
+        model: &WorkloadModel,
         window: ClosedWindow,
         trusted: bool,
     ) -> Result<Output, ScoreError> {
-        let Some(Workload::Scoring {
-            model,
-            accepted_since_fit,
-        }) = self.workloads.get_mut(key)
-        else {
-            return Err(ScoreError::NoModel {
-                workload: key.to_owned(),
-            });
-        };
         let started = Instant::now();
         let scored = model
             .score(&window.obs, self.settings.explain_top)
@@ -221,51 +299,81 @@ impl Scorer {
             .collect();
         let score = anomaly_score(&window, Some(&scored), false, explanation);
         let finding = anomalous.then(|| finding(&window, &score, model));
-        let mut refit = None;
-        if trusted && !anomalous && model.accepts(&scored) {
-            model.accept(window.obs);
-            *accepted_since_fit += 1;
-            if self.settings.retrain_every > 0 && *accepted_since_fit >= self.settings.retrain_every
-            {
-                *accepted_since_fit = 0;
-                refit = Some((model.anchors.clone(), model.accepted.clone()));
-            }
-        }
-        if let Some((anchors, accepted)) = refit {
-            self.refit(key, anchors, accepted).await;
+        if trusted
+            && !anomalous
+            && model.accepts(&scored)
+            && let Some(refit) = self.accept(key, window.obs)
+        {
+            self.refit(key, refit).await;
         }
         Ok(Output { score, finding })
     }
 
-    async fn refit(&mut self, key: &str, anchors: Vec<WindowObs>, accepted: Vec<WindowObs>) {
-        match WorkloadModel::fit(&self.spec, anchors, accepted, SEED) {
+    /// Keeps a clearly normal window for the next refit; returns the refit's
+    /// inputs when one is due.
+    fn accept(&self, key: &str, window: WindowObs) -> Option<Refit> {
+        let mut workloads = self.workloads();
+        let Some(Workload::Scoring(scoring)) = workloads.get_mut(key) else {
+            return None;
+        };
+        push_accepted(&mut scoring.accepted, scoring.model.anchors.len(), window);
+        scoring.accepted_since_fit += 1;
+        let due = self.settings.retrain_every > 0
+            && scoring.accepted_since_fit >= self.settings.retrain_every
+            && !scoring.refitting;
+        if !due {
+            return None;
+        }
+        scoring.accepted_since_fit = 0;
+        scoring.refitting = true;
+        Some(Refit {
+            model: scoring.model.clone(),
+            accepted: scoring.accepted.clone(),
+        })
+    }
+
+    /// Refits on the anchors and accepted windows, stores the new model and
+    /// swaps it in; windows accepted during the fit are kept.
+    async fn refit(&self, key: &str, refit: Refit) {
+        let fitted = self.fit(refit.model.anchors.clone(), refit.accepted).await;
+        let model = match fitted {
             Ok(model) => {
                 ::metrics::counter!(metrics::MODELS, "outcome" => "refitted").increment(1);
                 self.save(key, &model).await;
-                self.workloads.insert(
-                    key.to_owned(),
-                    Workload::Scoring {
-                        model: Box::new(model),
-                        accepted_since_fit: 0,
-                    },
-                );
+                Some(Arc::new(model))
             }
             Err(error) => {
                 metrics::error("fit_failed", "refit");
                 tracing::warn!(message = "Cannot refit model; keeping the old one.", workload = %key, %error);
+                None
+            }
+        };
+        let mut workloads = self.workloads();
+        if let Some(Workload::Scoring(scoring)) = workloads.get_mut(key) {
+            scoring.refitting = false;
+            if let Some(model) = model {
+                scoring.model = model;
             }
         }
     }
 
     /// Workloads known, and how many are still learning.
     pub fn workload_counts(&self) -> (usize, usize) {
-        let learning = self
-            .workloads
+        let workloads = self.workloads();
+        let learning = workloads
             .values()
-            .filter(|w| matches!(w, Workload::Learning(_)))
+            .filter(|w| matches!(w, Workload::Learning { .. }))
             .count();
-        (self.workloads.len(), learning)
+        (workloads.len(), learning)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FitError {
+    #[error(transparent)]
+    Model(ModelError),
+    #[error("fit task failed: {0}")]
+    Task(String),
 }
 
 fn anomaly_score(
