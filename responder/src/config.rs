@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use vigil_grpc_auth::{Roles, TlsConfig, Transport};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 
 use crate::policy::{Policy, PolicyError};
@@ -58,6 +59,15 @@ pub struct Config {
     /// `unified/`, the v1 freezer at `freezer/`).
     pub cgroup_root: PathBuf,
     pub grpc: GrpcConfig,
+    /// The control API's mutual TLS (cert, key, CA); required when
+    /// `grpc.listen` is reachable from other hosts, unless `grpc_plaintext`.
+    pub grpc_tls: Option<TlsConfig>,
+    /// Serve the control API without TLS or identities (dev only): every
+    /// caller may quarantine, and `requested_by` is what it says.
+    pub grpc_plaintext: bool,
+    /// Which client certificate identities may act (quarantine, release)
+    /// and which may only list.
+    pub grpc_roles: Roles,
     pub kube: KubeConfig,
     pub nats: NatsConfig,
     pub admin: AdminConfig,
@@ -105,6 +115,9 @@ impl Default for Config {
             freeze_timeout_ms: DEFAULT_FREEZE_TIMEOUT_MS,
             cgroup_root: PathBuf::from(DEFAULT_CGROUP_ROOT),
             grpc: GrpcConfig::default(),
+            grpc_tls: None,
+            grpc_plaintext: false,
+            grpc_roles: Roles::default(),
             kube: KubeConfig::default(),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),
@@ -123,6 +136,21 @@ impl Config {
         };
         let vigil = self.own_namespace.iter().chain(&self.vigil_namespaces);
         Ok(policy.protecting_vigil(vigil.map(String::as_str)))
+    }
+
+    /// How the control API talks to callers, when it is served; problems
+    /// (plaintext off loopback without `grpc_plaintext`, unreadable TLS
+    /// files) are reported under `grpc_tls` / `grpc_plaintext`.
+    pub fn grpc_transport(&self, problems: &mut Problems) -> Option<Transport> {
+        let listen = self.grpc.listen?;
+        Transport::from_config(
+            "grpc_",
+            listen,
+            self.grpc_tls.as_ref(),
+            self.grpc_plaintext,
+            &self.grpc_roles,
+            problems,
+        )
     }
 
     pub fn freeze_timeout(&self) -> Duration {
@@ -153,6 +181,7 @@ impl Validate for Config {
         if let Err(error) = self.policy() {
             problems.add("policy_file", error);
         }
+        self.grpc_transport(problems);
     }
 }
 

@@ -2,12 +2,21 @@
 //! pods by hand, list what is quarantined. Used by the console gateway and
 //! `vigil-responder-cli`. Every call leaves action records like automatic
 //! responses do, with `requested_by` naming who asked.
+//!
+//! With TLS (`grpc_tls`) a caller needs a client certificate from the CA (or
+//! the handshake fails) and a role for its identity (`grpc_roles`):
+//! operators (the console) may quarantine and release, readers (the CLIs)
+//! may list; anything else is PERMISSION_DENIED, counted in
+//! `vigil_responder_grpc_denied_total`. `requested_by` is then the identity
+//! and the console user it vouches for, never the request body's word
+//! (`vigil_grpc_auth::Caller::requested_by`).
 
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
+use vigil_grpc_auth::{Authorizer, Permission, Transport};
 use vigil_proto::v1::{
     ListQuarantinedReply, ListQuarantinedRequest, PodRef, QuarantineReply, QuarantineRequest,
     ReleaseReply, ReleaseRequest,
@@ -31,12 +40,48 @@ impl Serving {
     }
 }
 
-/// Binds `address` (port 0 picks one) and serves until `shutdown`.
+/// Serves the control API as `config` says: nothing without `grpc.listen`;
+/// an invalid transport (the configuration was not validated) is an error.
+pub async fn serve_configured(
+    config: &crate::Config,
+    responder: Arc<Responder>,
+    shutdown: CancellationToken,
+) -> Result<Option<Serving>, Error> {
+    let Some(address) = config.grpc.listen else {
+        return Ok(None);
+    };
+    let mut problems = vigil_service::Problems::default();
+    let Some(transport) = config.grpc_transport(&mut problems) else {
+        return Err(Error::Grpc {
+            address,
+            source: std::io::Error::other(format!("{problems:?}")),
+        });
+    };
+    serve(address, transport, responder, shutdown)
+        .await
+        .map(Some)
+}
+
+/// Binds `address` (port 0 picks one) and serves until `shutdown`, over
+/// `transport` (mutual TLS, or plaintext where configured).
 pub async fn serve(
     address: SocketAddr,
+    transport: Transport,
     responder: Arc<Responder>,
     shutdown: CancellationToken,
 ) -> Result<Serving, Error> {
+    let setup_error = |error: vigil_grpc_auth::TlsError| Error::Grpc {
+        address,
+        source: std::io::Error::other(error),
+    };
+    let tls = transport.server_tls().map_err(setup_error)?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|error| setup_error(error.into()))?;
+    }
+    let authorizer = Authorizer::new(crate::SERVICE, &transport);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| Error::Grpc { address, source })?;
@@ -50,8 +95,11 @@ pub async fn serve(
             address,
             source: std::io::Error::other(error),
         })?;
-    let router = tonic::transport::Server::builder()
-        .add_service(ResponderServer::new(Api { responder }))
+    let router = builder
+        .add_service(ResponderServer::new(Api {
+            responder,
+            authorizer,
+        }))
         .add_service(reflection);
     let task = tokio::spawn(async move {
         let incoming = TcpIncoming::from(listener);
@@ -62,7 +110,8 @@ pub async fn serve(
             tracing::error!(message = "gRPC server stopped.", %error);
         }
     });
-    tracing::info!(message = "Serving the control API.", address = %bound);
+    let tls = matches!(transport, Transport::Tls { .. });
+    tracing::info!(message = "Serving the control API.", address = %bound, tls);
     Ok(Serving {
         address: bound,
         task,
@@ -71,6 +120,7 @@ pub async fn serve(
 
 struct Api {
     responder: Arc<Responder>,
+    authorizer: Authorizer,
 }
 
 fn target(target: Option<&PodRef>) -> Result<(&str, &str), Status> {
@@ -82,15 +132,6 @@ fn target(target: Option<&PodRef>) -> Result<(&str, &str), Status> {
             "target: namespace and pod are both required",
         )),
     }
-}
-
-fn requester(requested_by: &str) -> Result<&str, Status> {
-    if requested_by.trim().is_empty() {
-        return Err(Status::invalid_argument(
-            "requested_by: say who asks, it goes into the audit records",
-        ));
-    }
-    Ok(requested_by)
 }
 
 /// The caller's answer for a manual request that was not carried out.
@@ -117,15 +158,18 @@ impl ResponderApi for Api {
         &self,
         request: Request<QuarantineRequest>,
     ) -> Result<Response<QuarantineReply>, Status> {
-        let request = request.into_inner();
+        let caller = self
+            .authorizer
+            .authorize(&request, "Quarantine", Permission::Act)?;
+        let (metadata, _, request) = request.into_parts();
         let (namespace, pod) = target(request.target.as_ref())?;
-        let by = requester(&request.requested_by)?;
+        let by = caller.requested_by(&metadata, &request.requested_by)?;
         let actions = self
             .responder
             .quarantine(
                 namespace,
                 pod,
-                by,
+                &by,
                 &request.reason,
                 &request.finding_id,
                 request.dry_run,
@@ -139,13 +183,16 @@ impl ResponderApi for Api {
         &self,
         request: Request<ReleaseRequest>,
     ) -> Result<Response<ReleaseReply>, Status> {
-        let request = request.into_inner();
+        let caller = self
+            .authorizer
+            .authorize(&request, "Release", Permission::Act)?;
+        let (metadata, _, request) = request.into_parts();
         let (namespace, pod) = target(request.target.as_ref())?;
-        let by = requester(&request.requested_by)?;
+        let by = caller.requested_by(&metadata, &request.requested_by)?;
         let key = state::pod_key(namespace, pod, "", "");
         let actions = self
             .responder
-            .release(&key, by, request.dry_run)
+            .release(&key, &by, request.dry_run)
             .await
             .map_err(manual_status)?;
         if actions.is_empty() {
@@ -158,8 +205,10 @@ impl ResponderApi for Api {
 
     async fn list_quarantined(
         &self,
-        _request: Request<ListQuarantinedRequest>,
+        request: Request<ListQuarantinedRequest>,
     ) -> Result<Response<ListQuarantinedReply>, Status> {
+        self.authorizer
+            .authorize(&request, "ListQuarantined", Permission::Read)?;
         let pods = self.responder.list().await.map_err(|error| {
             error.count();
             respond_status(&error)

@@ -122,10 +122,7 @@ async fn respond(config: &Config, policy: Policy, connected: Connected) -> Resul
         connected.publisher(),
         kube,
     ));
-    let grpc = match config.grpc.listen {
-        Some(address) => Some(grpc::serve(address, responder.clone(), shutdown.clone()).await?),
-        None => None,
-    };
+    let grpc = grpc::serve_configured(config, responder.clone(), shutdown.clone()).await?;
     let consumer = topology::ensure_consumer(&bus.jetstream, &spec, replicas).await?;
 
     connected.ready();

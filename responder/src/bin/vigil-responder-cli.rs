@@ -5,12 +5,20 @@
 //! vigil-responder-cli --server http://127.0.0.1:7070 quarantine shop/web-1 --by alice --reason "reverse shell"
 //! vigil-responder-cli release shop/web-1 --by alice --reason "false positive"
 //! vigil-responder-cli list
+//! vigil-responder-cli --server https://vigil-responder.vigil.svc:50061 \
+//!     --tls-cert responder-cli.pem --tls-key responder-cli-key.pem --tls-ca ca.pem list
 //! ```
+//!
+//! With TLS the responder knows the caller by its certificate: the CLI's
+//! identity (`spiffe://vigil/responder-cli`) may list; quarantine and release
+//! need an operator identity, and `--by` is then recorded as a claim.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use tonic::transport::Channel;
+use vigil_grpc_auth::TlsConfig;
 use vigil_proto::v1::{
     ActionRecord, ListQuarantinedRequest, PodRef, QuarantineRequest, ReleaseRequest,
     responder_client::ResponderClient,
@@ -30,6 +38,18 @@ struct Args {
         default_value = "http://127.0.0.1:7070"
     )]
     server: String,
+    /// Client certificate (PEM) for mutual TLS; with --tls-key and --tls-ca.
+    #[arg(long, env = "VIGIL_RESPONDER_CLI_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "VIGIL_RESPONDER_CLI_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA that signed the responder's certificate.
+    #[arg(long, env = "VIGIL_RESPONDER_CLI_TLS_CA", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// The name to check the responder's certificate against (default: the
+    /// server URL's host).
+    #[arg(long)]
+    tls_server_name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,10 +121,29 @@ fn print(records: &[ActionRecord]) {
     }
 }
 
+/// A channel to the responder: mutual TLS when a certificate is given.
+async fn channel(args: &Args) -> anyhow::Result<Channel> {
+    let unreachable = || format!("cannot connect to the responder at {}", args.server);
+    match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let tls = TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            };
+            let channel = tls.channel(&args.server, args.tls_server_name.as_deref())?;
+            Ok(channel)
+        }
+        _ => Ok(Channel::from_shared(args.server.clone())
+            .with_context(unreachable)?
+            .connect()
+            .await
+            .with_context(unreachable)?),
+    }
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut client = ResponderClient::connect(args.server.clone())
-        .await
-        .with_context(|| format!("cannot connect to the responder at {}", args.server))?;
+    let mut client = ResponderClient::new(channel(&args).await?);
     match args.command {
         Command::Quarantine {
             target,
