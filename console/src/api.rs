@@ -135,6 +135,8 @@ pub fn router(app: Arc<App>, web_dir: &std::path::Path) -> Router {
         .route("/api/session", get(session))
         .route("/api/users", get(users))
         .route("/api/findings", get(findings))
+        .route("/api/findings/{id}", get(finding))
+        .route("/api/export/{format}", get(export))
         .route("/api/incidents", get(incidents))
         .route("/api/incidents/{id}", get(incident))
         .route("/api/incidents/{id}/{step}", post(step))
@@ -277,12 +279,12 @@ async fn users(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiEr
     Ok(Json(&app.user_names).into_response())
 }
 
-async fn findings(
-    State(app): Shared,
-    headers: HeaderMap,
-    query: Result<Query<FindingFilter>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    app.authenticate(&headers).await?;
+/// Longest free-text query accepted (a search, not a document).
+const MAX_QUERY: usize = 256;
+
+/// Checks a findings query: the priority must name a level, the free text
+/// must be short.
+fn parse_filter(query: Result<Query<FindingFilter>, QueryRejection>) -> Result<Filter, ApiError> {
     let Query(raw) = query?;
     let min_severity = match &raw.priority {
         None => 0,
@@ -290,8 +292,67 @@ async fn findings(
             .map_err(|e| ApiError::bad_request(format!("priority: {e}")))?
             as i32,
     };
-    let list = app.read().findings(&Filter { min_severity, raw });
+    if let Some(q) = &raw.q
+        && q.len() > MAX_QUERY
+    {
+        return Err(ApiError::bad_request(format!(
+            "q: {} bytes, at most {MAX_QUERY}",
+            q.len()
+        )));
+    }
+    Ok(Filter::new(min_severity, raw))
+}
+
+async fn findings(
+    State(app): Shared,
+    headers: HeaderMap,
+    query: Result<Query<FindingFilter>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    app.authenticate(&headers).await?;
+    let filter = parse_filter(query)?;
+    let list = app.read().findings(&filter);
     Ok(Json(list).into_response())
+}
+
+/// One finding with its triggering events as they arrived.
+async fn finding(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    app.authenticate(&headers).await?;
+    let found = app.read().finding(&id).ok_or_else(|| ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no finding {id:?} (unknown, or older than the findings kept in memory)"),
+        retry_after: None,
+    })?;
+    let raw_events = found.raw_events_text();
+    Ok(Json(json!({ "finding": found, "raw_events": raw_events })).into_response())
+}
+
+/// The findings a query selects, as a file: `csv` or `json`.
+async fn export(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(format): Path<String>,
+    query: Result<Query<FindingFilter>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    app.authenticate(&headers).await?;
+    let format = crate::export::Format::parse(&format).map_err(ApiError::bad_request)?;
+    let filter = parse_filter(query)?;
+    let list = app.read().findings(&filter);
+    let (content_type, body) = crate::export::render(format, &list);
+    let disposition = format!(
+        "attachment; filename=\"vigil-findings.{}\"",
+        format.extension()
+    );
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }
 
 async fn incidents(State(app): Shared, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -12,14 +12,14 @@ use vigil_proto::v1::{ActionRecord, AnomalyScore, Event, Finding, IncidentCommen
 
 use crate::{
     store::{Containment, MinuteCount, Store, process_tree},
-    views::{ActionView, FindingView, MalformedView, ScoreView, StateView},
+    views::{ActionView, FeatureView, FindingView, MalformedView, ScoreView, StateView},
 };
 
 const TYPES_TS: &str = include_str!("../web/src/types.ts");
 
 /// Interfaces built in `api.rs` with `json!` rather than from a view type;
 /// their fields are not checked here.
-const BUILT_IN_API: [&str; 2] = ["IncidentDetail", "Session"];
+const BUILT_IN_API: [&str; 3] = ["FindingDetail", "IncidentDetail", "Session"];
 
 /// Field names of each `export interface` in `source`.
 fn interfaces(source: &str) -> BTreeMap<String, BTreeSet<String>> {
@@ -93,6 +93,14 @@ fn samples() -> BTreeMap<&'static str, BTreeSet<String>> {
     BTreeMap::from([
         ("Process", keys(&process)),
         ("Finding", keys(&finding)),
+        (
+            "Feature",
+            keys(&FeatureView {
+                feature: "execve".into(),
+                value: 1.0,
+                weight: 0.5,
+            }),
+        ),
         ("Action", keys(&ActionView::new(&ActionRecord::default()))),
         ("Score", keys(&ScoreView::new(&AnomalyScore::default()))),
         ("Comment", keys(&comment)),

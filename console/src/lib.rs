@@ -17,6 +17,7 @@ pub mod auth;
 mod config;
 #[cfg(test)]
 mod contract;
+mod export;
 mod feed;
 mod metrics;
 mod proposal;

@@ -84,7 +84,9 @@ mod tests {
             severity: 4,
             tags: vec![],
             tactics: vec![],
+            techniques: vec![],
             output: String::new(),
+            output_fields: Default::default(),
             namespace: "shop".into(),
             pod: "web-1".into(),
             node: "n1".into(),
@@ -98,6 +100,8 @@ mod tests {
                 cmdline: vec![],
             }),
             ancestors: vec![],
+            explanation: vec![],
+            raw_events: vec![],
         };
         let incident = IncidentSummary {
             id: "shop.web-1".into(),

@@ -97,7 +97,11 @@ pub struct FindingFilter {
     pub rule: Option<String>,
     pub tag: Option<String>,
     pub tactic: Option<String>,
+    /// An ATT&CK technique id (`T1059.004`).
+    pub technique: Option<String>,
     pub incident: Option<String>,
+    /// Free text, case-insensitive, anywhere an analyst would look.
+    pub q: Option<String>,
     pub since_ms: Option<f64>,
     pub until_ms: Option<f64>,
     pub limit: Option<usize>,
@@ -106,10 +110,25 @@ pub struct FindingFilter {
 /// A filter after its priority name was parsed.
 pub struct Filter {
     pub min_severity: i32,
+    /// `raw.q` in lower case; none when empty.
+    pub needle: Option<String>,
     pub raw: FindingFilter,
 }
 
 impl Filter {
+    pub fn new(min_severity: i32, raw: FindingFilter) -> Self {
+        let needle = raw
+            .q
+            .as_deref()
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty());
+        Self {
+            min_severity,
+            needle,
+            raw,
+        }
+    }
+
     fn matches(&self, f: &FindingView) -> bool {
         let r = &self.raw;
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
@@ -120,8 +139,12 @@ impl Filter {
             && eq(&r.incident, &f.incident_id)
             && r.tag.as_ref().is_none_or(|t| f.tags.contains(t))
             && r.tactic.as_ref().is_none_or(|t| f.tactics.contains(t))
+            && r.technique
+                .as_ref()
+                .is_none_or(|t| f.techniques.contains(t))
             && r.since_ms.is_none_or(|s| f.time_ms >= s)
             && r.until_ms.is_none_or(|u| f.time_ms <= u)
+            && self.needle.as_deref().is_none_or(|n| f.contains_text(n))
     }
 }
 
@@ -313,6 +336,13 @@ impl Store {
             .collect()
     }
 
+    pub fn finding(&self, id: &str) -> Option<Arc<FindingView>> {
+        if !self.finding_ids.contains(id) {
+            return None;
+        }
+        self.findings.iter().rev().find(|f| f.id == id).cloned()
+    }
+
     #[cfg(test)]
     pub fn finding_count(&self) -> usize {
         self.findings.len()
@@ -435,7 +465,9 @@ mod tests {
             severity,
             tags: vec!["mitre_execution".into()],
             tactics: vec!["execution".into()],
+            techniques: vec!["T1059".into()],
             output: String::new(),
+            output_fields: BTreeMap::new(),
             namespace: "shop".into(),
             pod: pod.into(),
             node: "n1".into(),
@@ -444,6 +476,8 @@ mod tests {
             score: 0.0,
             process: Some(process),
             ancestors,
+            explanation: Vec::new(),
+            raw_events: Vec::new(),
         }
     }
 
@@ -499,7 +533,7 @@ mod tests {
         let mut store = Store::new(10, 10);
         store.add_finding(finding("a", "web", 4, proc(3, "sh"), vec![]));
         store.add_finding(finding("b", "db", 6, proc(3, "sh"), vec![]));
-        let filter = |raw: FindingFilter, min_severity| Filter { min_severity, raw };
+        let filter = |raw: FindingFilter, min_severity| Filter::new(min_severity, raw);
         let high = store.findings(&filter(FindingFilter::default(), 5));
         assert_eq!(high.len(), 1);
         assert_eq!(high[0].id, "b");
@@ -514,6 +548,28 @@ mod tests {
             ..Default::default()
         };
         assert!(store.findings(&filter(none, 0)).is_empty());
+        let searched = |q: &str, technique: Option<&str>| {
+            let raw = FindingFilter {
+                q: Some(q.into()),
+                technique: technique.map(Into::into),
+                ..Default::default()
+            };
+            let ids: Vec<String> = store
+                .findings(&filter(raw, 0))
+                .iter()
+                .map(|f| f.id.clone())
+                .collect();
+            ids
+        };
+        assert_eq!(searched("  RULE-A ", None), ["a"]);
+        assert_eq!(
+            searched("", Some("T1059")),
+            ["b", "a"],
+            "blank q: no filter"
+        );
+        assert!(searched("sh", Some("T1611")).is_empty());
+        assert_eq!(store.finding("b").map(|f| f.pod.clone()), Some("db".into()));
+        assert!(store.finding("zz").is_none());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! wire messages. Times are milliseconds since the Unix epoch (JavaScript
 //! numbers cannot hold nanoseconds exactly).
 
+use std::collections::BTreeMap;
+
+use prost::Message;
 use serde::Serialize;
 use vigil_bus::subject;
 use vigil_proto::v1::{
@@ -49,7 +52,11 @@ pub struct FindingView {
     pub tags: Vec<String>,
     /// MITRE ATT&CK tactics from `mitre_*` tags.
     pub tactics: Vec<String>,
+    /// MITRE ATT&CK technique ids from tags such as `T1059.004`.
+    pub techniques: Vec<String>,
     pub output: String,
+    /// The rule's output fields by name (`proc.name`, `fd.name`, ...).
+    pub output_fields: BTreeMap<String, String>,
     pub namespace: String,
     pub pod: String,
     pub node: String,
@@ -59,6 +66,20 @@ pub struct FindingView {
     /// The acting process and its ancestors, parent first.
     pub process: Option<ProcessView>,
     pub ancestors: Vec<ProcessView>,
+    /// For anomaly findings: the features that contributed most, largest first.
+    pub explanation: Vec<FeatureView>,
+    /// The triggering events as they arrived (protobuf), shown only in the
+    /// finding's detail: a few hundred bytes each, never sent in lists.
+    #[serde(skip)]
+    pub raw_events: Vec<Vec<u8>>,
+}
+
+/// One feature's share of an anomaly.
+#[derive(Clone, Debug, Serialize)]
+pub struct FeatureView {
+    pub feature: String,
+    pub value: f64,
+    pub weight: f64,
 }
 
 impl FindingView {
@@ -74,7 +95,13 @@ impl FindingView {
             severity: priority as i32,
             tags: finding.tags.clone(),
             tactics: tactics(&finding.tags),
+            techniques: techniques(&finding.tags),
             output: finding.output.clone(),
+            output_fields: finding
+                .output_fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             namespace: finding.namespace.clone(),
             pod: finding.pod.clone(),
             node: finding.node.clone(),
@@ -88,7 +115,47 @@ impl FindingView {
             score: finding.score,
             process: event.map(process_of),
             ancestors: event.map(ancestors_of).unwrap_or_default(),
+            explanation: finding
+                .explanation
+                .iter()
+                .map(|c| FeatureView {
+                    feature: c.feature.clone(),
+                    value: c.value,
+                    weight: c.weight,
+                })
+                .collect(),
+            raw_events: finding.events.iter().map(Message::encode_to_vec).collect(),
         }
+    }
+
+    /// The triggering events, decoded and printed field by field.
+    pub fn raw_events_text(&self) -> Vec<String> {
+        self.raw_events
+            .iter()
+            .map(|bytes| match Event::decode(bytes.as_slice()) {
+                Ok(event) => format!("{event:#?}"),
+                Err(error) => format!("undecodable event: {error}"),
+            })
+            .collect()
+    }
+
+    /// Whether `needle` (lower case) occurs in any text an analyst would
+    /// search: rule, output, where, tags, process, output field values.
+    pub fn contains_text(&self, needle: &str) -> bool {
+        let has = |text: &str| text.to_lowercase().contains(needle);
+        let process = self.process.iter().chain(&self.ancestors);
+        has(&self.rule)
+            || has(&self.output)
+            || has(&self.id)
+            || has(&self.namespace)
+            || has(&self.pod)
+            || has(&self.node)
+            || has(&self.container_id)
+            || self.tags.iter().any(|t| has(t))
+            || self.output_fields.values().any(|v| has(v))
+            || process
+                .into_iter()
+                .any(|p| has(&p.comm) || has(&p.exe) || has(&p.cmdline.join(" ")))
     }
 }
 
@@ -119,6 +186,23 @@ fn tactics(tags: &[String]) -> Vec<String> {
         .filter_map(|t| t.strip_prefix("mitre_"))
         .map(str::to_owned)
         .collect()
+}
+
+/// ATT&CK technique ids (`T1059`, `T1059.004`) among `tags`.
+fn techniques(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter(|t| is_technique(t))
+        .map(|t| t.to_ascii_uppercase())
+        .collect()
+}
+
+fn is_technique(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix(['T', 't']) else {
+        return false;
+    };
+    let (id, sub) = rest.split_once('.').unwrap_or((rest, "000"));
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    digits(id, 4) && digits(sub, 3)
 }
 
 fn source_label(source: i32) -> &'static str {
@@ -311,5 +395,33 @@ mod tests {
         let tags = vec!["mitre_credential_access".into(), "T1555".into()];
         assert_eq!(tactics(&tags), vec!["credential_access".to_owned()]);
         assert_eq!(kind_label(ActionKind::NetworkCut as i32), "network_cut");
+    }
+
+    #[test]
+    fn techniques_are_attack_ids_among_the_tags() {
+        let tags: Vec<String> = ["T1555", "t1059.004", "T15", "T1059.4", "Tools", "mitre_x"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(techniques(&tags), ["T1555", "T1059.004"]);
+    }
+
+    #[test]
+    fn free_text_search_covers_process_fields_and_output_fields() {
+        let finding = Finding {
+            name: "Shell in container".into(),
+            output_fields: [("fd.name".to_owned(), "/etc/Shadow".to_owned())].into(),
+            events: vec![Event {
+                comm: "bash".into(),
+                cmdline: vec!["bash".into(), "-i".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let view = FindingView::new(&finding);
+        for needle in ["shell in", "/etc/shadow", "bash -i", "bash"] {
+            assert!(view.contains_text(needle), "{needle}");
+        }
+        assert!(!view.contains_text("nginx"));
+        assert!(view.raw_events_text()[0].contains("comm: \"bash\""));
     }
 }

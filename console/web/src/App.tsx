@@ -1,28 +1,54 @@
-import { useEffect, useMemo, useState } from "react";
+// The console's shell: login, the live model, navigation, and a route for
+// every view, incident, finding and filter (links can be shared: a logged-out
+// visitor logs in and lands on the same URL).
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from "react";
+import { Navigate, NavLink, Route, Routes, useNavigate, useParams } from "react-router";
 import { currentSession, get, post, setCsrf } from "./api";
+import { Attack } from "./Attack";
 import { Counters, ScoreCharts } from "./Charts";
 import { containmentState } from "./containment";
 import { Feed } from "./Feed";
+import { FindingDetail } from "./FindingDetail";
 import { IncidentList, IncidentView } from "./Incidents";
 import { useLive } from "./live";
 import { Login } from "./Login";
-import type { Session } from "./types";
+import { NotFound } from "./NotFound";
+import { useCriticalNotifications } from "./notify";
+import type { Finding, Incident, Session } from "./types";
 
-type Tab = "feed" | "incidents" | "scores" | "containment";
+// The chart library is most of the bundle: loaded when the charts are opened.
+const FindingCharts = lazy(() => import("./FindingCharts").then((m) => ({ default: m.FindingCharts })));
+
+const TABS: [string, string][] = [
+  ["findings", "/findings"],
+  ["incidents", "/incidents"],
+  ["attack", "/attack"],
+  ["charts", "/charts"],
+  ["scores", "/scores"],
+  ["containment", "/containment"],
+];
 
 export function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
-  const [tab, setTab] = useState<Tab>("feed");
-  const [selected, setSelected] = useState<string | null>(null);
-  const [users, setUsers] = useState<string[]>([]);
-  const model = useLive(!!session);
-
   useEffect(() => {
     currentSession().then(setSession).catch(() => setSession(null));
   }, []);
+  if (session === undefined) return <p>Loading…</p>;
+  if (session === null) return <Login onLogin={setSession} />;
+  return <Console session={session} onLogout={() => setSession(null)} />;
+}
+
+function Console(props: { session: Session; onLogout: () => void }) {
+  const { session } = props;
+  const navigate = useNavigate();
+  const [users, setUsers] = useState<string[]>([]);
+  const openFinding = useCallback((f: Finding) => navigate(`/findings/${encodeURIComponent(f.id)}`), [navigate]);
+  const notifications = useCriticalNotifications(openFinding);
+  const model = useLive(true, notifications.onLive);
+
   useEffect(() => {
-    if (session) get<string[]>("/api/users").then(setUsers).catch(() => setUsers([]));
-  }, [session]);
+    get<string[]>("/api/users").then(setUsers).catch(() => setUsers([]));
+  }, []);
 
   const incidents = useMemo(
     () =>
@@ -36,28 +62,20 @@ export function App() {
     [model.incidents],
   );
 
-  if (session === undefined) return <p>Loading…</p>;
-  if (session === null) return <Login onLogin={setSession} />;
-
-  const open = (id: string) => {
-    setSelected(id);
-    setTab("incidents");
-  };
   const logout = async () => {
     await post("/api/logout").catch(() => undefined);
     setCsrf(null);
-    setSession(null);
+    props.onLogout();
   };
-  const contained = incidents.filter((i) => i.containment);
 
   return (
     <div className="app">
       <header>
         <b>Vigil</b>
-        {(["feed", "incidents", "scores", "containment"] as Tab[]).map((t) => (
-          <button key={t} className={tab === t ? "tab active" : "tab"} data-testid={`tab-${t}`} onClick={() => setTab(t)}>
-            {t}
-          </button>
+        {TABS.map(([name, path]) => (
+          <NavLink key={name} to={path} className={({ isActive }) => (isActive ? "tab active" : "tab")} data-testid={`tab-${name}`}>
+            {name}
+          </NavLink>
         ))}
         <span className={model.connected ? "live on" : "live off"} data-testid="live-status">
           {model.connected ? "live" : "connecting"}
@@ -67,38 +85,29 @@ export function App() {
             {model.malformedTotal} unparseable
           </span>
         )}
+        <NotifyButton permission={notifications.permission} ask={notifications.ask} />
         <span className="who">
           {session.user} ({session.role}) <button onClick={logout}>log out</button>
         </span>
       </header>
       <Counters minutes={model.minutes} />
-      {tab === "feed" && <Feed findings={model.findings} onOpen={open} />}
-      {tab === "incidents" && (
-        <div className="split">
-          <IncidentList incidents={incidents} selected={selected} onSelect={setSelected} />
-          {selected && <IncidentView id={selected} session={session} users={users} summary={model.incidents.get(selected)} />}
-        </div>
-      )}
-      {tab === "scores" && <ScoreCharts scores={model.scores} />}
-      {tab === "containment" && (
-        <table className="containment" data-testid="containment-table">
-          <thead>
-            <tr><th>pod</th><th>state</th><th>last action</th><th>by</th><th>when</th></tr>
-          </thead>
-          <tbody>
-            {contained.map((i) => (
-              <tr key={i.id} onClick={() => open(i.id)}>
-                <td>{i.namespace}/{i.pod}</td>
-                <td>{containmentState(i.containment!)}</td>
-                <td>{i.containment!.kind} ({i.containment!.outcome})</td>
-                <td>{i.containment!.requested_by || "policy"}</td>
-                <td>{new Date(i.containment!.time_ms).toLocaleTimeString()}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {tab === "feed" && model.malformed.length > 0 && (
+      <Routes>
+        <Route path="/" element={<Navigate to="/findings" replace />} />
+        <Route path="/findings" element={<Feed findings={model.findings} />} />
+        <Route path="/findings/:id" element={<FindingDetail />} />
+        <Route path="/incidents" element={<Incidents incidents={incidents} session={session} users={users} />} />
+        <Route path="/incidents/:id" element={<Incidents incidents={incidents} session={session} users={users} />} />
+        <Route path="/attack" element={<Attack findings={model.findings} />} />
+        <Route path="/charts" element={
+            <Suspense fallback={<p className="pad">Loading charts…</p>}>
+              <FindingCharts findings={model.findings} />
+            </Suspense>
+          } />
+        <Route path="/scores" element={<ScoreCharts scores={model.scores} />} />
+        <Route path="/containment" element={<ContainmentTable incidents={incidents} />} />
+        <Route path="*" element={<NotFound what="this page" detail="The console has no view at this address." />} />
+      </Routes>
+      {model.malformed.length > 0 && (
         <details className="malformed">
           <summary>{model.malformedTotal} payloads could not be parsed</summary>
           <ul>
@@ -109,5 +118,65 @@ export function App() {
         </details>
       )}
     </div>
+  );
+}
+
+function NotifyButton(props: { permission: string; ask: () => void }) {
+  if (props.permission === "unsupported") return null;
+  if (props.permission === "granted") {
+    return (
+      <span className="muted" data-testid="notify-on">
+        notifying on critical
+      </span>
+    );
+  }
+  return (
+    <button data-testid="notify-button" disabled={props.permission === "denied"} onClick={props.ask}
+      title={props.permission === "denied" ? "Notifications are blocked in this browser's site settings" : ""}>
+      {props.permission === "denied" ? "notifications blocked" : "notify on critical"}
+    </button>
+  );
+}
+
+function Incidents(props: { incidents: Incident[]; session: Session; users: string[] }) {
+  const selected = useParams().id ?? null;
+  const navigate = useNavigate();
+  const known = props.incidents.find((i) => i.id === selected);
+  return (
+    <div className="split">
+      <IncidentList
+        incidents={props.incidents}
+        selected={selected}
+        onSelect={(id) => navigate(`/incidents/${encodeURIComponent(id)}`)}
+      />
+      {selected ? (
+        <IncidentView key={selected} id={selected} session={props.session} users={props.users} summary={known} />
+      ) : (
+        <p className="muted">Choose an incident.</p>
+      )}
+    </div>
+  );
+}
+
+function ContainmentTable(props: { incidents: Incident[] }) {
+  const navigate = useNavigate();
+  const contained = props.incidents.filter((i) => i.containment);
+  return (
+    <table className="containment" data-testid="containment-table">
+      <thead>
+        <tr><th>pod</th><th>state</th><th>last action</th><th>by</th><th>when</th></tr>
+      </thead>
+      <tbody>
+        {contained.map((i) => (
+          <tr key={i.id} onClick={() => navigate(`/incidents/${encodeURIComponent(i.id)}`)}>
+            <td>{i.namespace}/{i.pod}</td>
+            <td>{containmentState(i.containment!)}</td>
+            <td>{i.containment!.kind} ({i.containment!.outcome})</td>
+            <td>{i.containment!.requested_by || "policy"}</td>
+            <td>{new Date(i.containment!.time_ms).toLocaleTimeString()}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

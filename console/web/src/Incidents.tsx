@@ -1,8 +1,10 @@
 // Incidents (a pod's findings): list, and the selected one with its state,
 // workflow buttons, timeline, process tree and actions.
 import { useEffect, useState } from "react";
+import { Link } from "react-router";
 import { ApiError, get, post } from "./api";
 import { containmentText } from "./containment";
+import { NotFound } from "./NotFound";
 import type { Incident, IncidentDetail, Session, TreeNode } from "./types";
 
 export function IncidentList(props: {
@@ -57,6 +59,7 @@ function Tree(props: { nodes: TreeNode[] }) {
 export function IncidentView(props: { id: string; session: Session; users: string[]; summary?: Incident }) {
   const [detail, setDetail] = useState<IncidentDetail | null>(null);
   const [error, setError] = useState<string>("");
+  const [missing, setMissing] = useState<string>("");
   const [notice, setNotice] = useState<string>("");
   const [text, setText] = useState("");
   const [assignee, setAssignee] = useState("");
@@ -66,8 +69,14 @@ export function IncidentView(props: { id: string; session: Session; users: strin
 
   useEffect(() => {
     get<IncidentDetail>(`/api/incidents/${encodeURIComponent(id)}`)
-      .then(setDetail)
-      .catch((e) => setError(String(e.message ?? e)));
+      .then((d) => {
+        setDetail(d);
+        setMissing("");
+      })
+      .catch((e) => {
+        if (e instanceof ApiError && e.status === 404) setMissing(e.message);
+        else setError(String(e.message ?? e));
+      });
     // Re-read when the live summary changes (new finding, state, containment).
   }, [id, summary]);
 
@@ -87,7 +96,16 @@ export function IncidentView(props: { id: string; session: Session; users: strin
     }
   };
 
-  if (!detail) return <section className="incident">{error || "Loading…"}</section>;
+  if (missing) {
+    return (
+      <NotFound
+        what={`incident ${id}`}
+        detail={`${missing}. Incidents are a pod's findings; an incident whose findings are older than those kept in memory is no longer listed.`}
+        back={{ to: "/incidents", label: "the incidents" }}
+      />
+    );
+  }
+  if (!detail || detail.incident.id !== id) return <section className="incident">{error || "Loading…"}</section>;
   const incident = summary ?? detail.incident;
   const state = incident.state;
   return (
@@ -174,7 +192,8 @@ export function IncidentView(props: { id: string; session: Session; users: strin
         {detail.timeline.map((f) => (
           <li key={f.id}>
             <span className="muted">{new Date(f.time_ms).toLocaleTimeString()}</span>{" "}
-            <span className={`badge sev-${f.priority}`}>{f.priority}</span> {f.rule}: {f.output}
+            <span className={`badge sev-${f.priority}`}>{f.priority}</span>{" "}
+            <Link to={`/findings/${encodeURIComponent(f.id)}`}>{f.rule}</Link>: {f.output}
           </li>
         ))}
       </ol>

@@ -51,8 +51,11 @@ function mergeFindings(existing: Finding[], incoming: Finding[], seen: Set<strin
   return merged;
 }
 
-export function useLive(enabled: boolean): Model {
+/** `onLiveFinding` sees each finding the live stream delivers (not the snapshot's). */
+export function useLive(enabled: boolean, onLiveFinding?: (finding: Finding) => void): Model {
   const [model, setModel] = useState<Model>(empty);
+  const liveFinding = useRef(onLiveFinding);
+  liveFinding.current = onLiveFinding;
   const pending = useRef<Message[]>([]);
   const seen = useRef(new Set<string>());
   const frame = useRef<number | null>(null);
@@ -71,7 +74,11 @@ export function useLive(enabled: boolean): Model {
     };
     const source = new EventSource("/api/stream");
     const on = (kind: Message["kind"]) =>
-      source.addEventListener(kind, (e) => queue({ kind, value: JSON.parse((e as MessageEvent).data) } as Message));
+      source.addEventListener(kind, (e) => {
+        const message = { kind, value: JSON.parse((e as MessageEvent).data) } as Message;
+        if (message.kind === "finding") liveFinding.current?.(message.value);
+        queue(message);
+      });
     (["finding", "action", "score", "incident", "malformed"] as const).forEach(on);
     const snapshot = async () => {
       const [findings, incidents, actions, scores, malformed, minutes] = await Promise.all([

@@ -16,7 +16,9 @@ export interface Finding {
   severity: number;
   tags: string[];
   tactics: string[];
+  techniques: string[];
   output: string;
+  output_fields: Record<string, string>;
   namespace: string;
   pod: string;
   node: string;
@@ -25,6 +27,18 @@ export interface Finding {
   score: number;
   process: Process | null;
   ancestors: Process[];
+  explanation: Feature[];
+}
+
+export interface Feature {
+  feature: string;
+  value: number;
+  weight: number;
+}
+
+export interface FindingDetail {
+  finding: Finding;
+  raw_events: string[];
 }
 
 export interface Action {
