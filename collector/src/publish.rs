@@ -226,6 +226,8 @@ struct Outgoing {
     events: usize,
     /// Tries so far, the one in flight included.
     attempt: u32,
+    /// The batch's trace root: open until JetStream confirms the batch.
+    span: tracing::Span,
 }
 
 /// Why a try of a batch failed.
@@ -382,13 +384,23 @@ async fn drain(bus: &Bus, window: &mut Window) {
 }
 
 fn outgoing(Sealed { partition, batch }: Sealed) -> Outgoing {
+    let subject = subject::events(&batch.node, partition);
+    // One trace per batch: every finding and action it causes joins it.
+    let span = tracing::info_span!(
+        parent: None,
+        "publish_batch",
+        messaging.destination = %subject,
+        vigil.batch_sequence = batch.sequence,
+        vigil.events = batch.events.len(),
+    );
     Outgoing {
-        subject: subject::events(&batch.node, partition),
+        trace: vigil_bus::trace::start_trace(&span),
+        subject,
         message_id: format!("{}:{}", batch.run_id, batch.sequence),
-        trace: TraceContext::new_root(),
         events: batch.events.len(),
         payload: codec::encode(&batch),
         attempt: 1,
+        span,
     }
 }
 
@@ -431,11 +443,14 @@ fn settle(bus: &Bus, window: &mut Window, outgoing: Outgoing, result: Result<Pub
             // Every try of a long outage fails: the first and then every
             // tenth are enough to follow it.
             if outgoing.attempt % 10 == 1 {
-                tracing::warn!(
-                    message = "JetStream did not take a batch; it is kept and sent again.",
-                    message_id = %outgoing.message_id, events = outgoing.events,
-                    attempt = outgoing.attempt, %failure
-                );
+                // In the batch's span, so the trace shows the retries too.
+                outgoing.span.in_scope(|| {
+                    tracing::warn!(
+                        message = "JetStream did not take a batch; it is kept and sent again.",
+                        message_id = %outgoing.message_id, events = outgoing.events,
+                        attempt = outgoing.attempt, %failure
+                    );
+                });
             }
             retry(bus, window, outgoing);
         }

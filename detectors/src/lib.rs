@@ -25,6 +25,7 @@ pub mod reload;
 use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use vigil_bus::{ConnectError, Delivery, Disposition, Publisher, codec, consume, topology};
 use vigil_proto::v1::EventBatch;
 use vigil_service::{
@@ -111,9 +112,15 @@ async fn evaluate_batches(
 async fn handle(engine: Arc<Engine>, publisher: Publisher, delivery: Delivery) -> Disposition {
     let gauge = ::metrics::gauge!(metrics::IN_FLIGHT);
     gauge.increment(1.0);
-    let disposition = match evaluate(&engine, &delivery) {
+    // A child of the batch's trace; the findings carry this span's context.
+    let span = tracing::info_span!("detect", messaging.source = %delivery.subject);
+    let trace = vigil_bus::trace::continue_trace(&span, &delivery.trace);
+    let disposition = match span.in_scope(|| evaluate(&engine, &delivery)) {
         Err(reason) => Disposition::Reject { reason },
-        Ok(raised) => match publish::publish_findings(&publisher, &raised, &delivery.trace).await {
+        Ok(raised) => match publish::publish_findings(&publisher, &raised, &trace)
+            .instrument(span)
+            .await
+        {
             Ok(()) => Disposition::Ack,
             Err(error) => {
                 metrics::error("publish_failed", "publish");

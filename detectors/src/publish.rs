@@ -29,7 +29,7 @@ pub async fn publish_findings(
                 .send_with_headers(
                     subject.clone(),
                     &finding.id,
-                    &trace.child(),
+                    trace,
                     payload,
                     &[(FALCO_JSON, falco_json.as_str())],
                 )

@@ -27,6 +27,7 @@ pub mod syslog;
 use std::{sync::Arc, time::Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use vigil_bus::{
     ConnectError, Delivery, Disposition, codec, consume, publish::FALCO_JSON, topology,
 };
@@ -147,8 +148,11 @@ async fn deliver(output: Arc<Output>, delivery: Delivery) -> Disposition {
     if delivery.delivered > 1 {
         ::metrics::counter!(metrics::RETRIES, "output" => name.clone()).increment(1);
     }
+    // The delivery joins the trace of the batch that raised the finding.
+    let span = tracing::info_span!("forward", vigil.output = %name, vigil.finding = %finding.id);
+    vigil_bus::trace::continue_trace(&span, &delivery.trace);
     let started = Instant::now();
-    match output.sender.send(&alert).await {
+    match output.sender.send(&alert).instrument(span).await {
         Ok(()) => {
             ::metrics::counter!(metrics::DELIVERED, "output" => name.clone()).increment(1);
             ::metrics::histogram!(metrics::SEND_SECONDS, "output" => name.clone())

@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+use tracing::Instrument as _;
 use vigil_bus::{Delivery, Disposition, Publisher, TraceContext, codec};
 use vigil_cgroup::Hierarchies;
 use vigil_proto::v1::{ActionOutcome, ActionRecord, Finding, QuarantineState};
@@ -219,7 +220,15 @@ impl Responder {
                 };
             }
         };
-        match self.respond(&finding, &delivery.trace, received_ns).await {
+        // The action span: a child of the span that raised the finding.
+        let span =
+            tracing::info_span!("respond", vigil.finding = %finding.id, vigil.rule = %finding.name);
+        let trace = vigil_bus::trace::continue_trace(&span, &delivery.trace);
+        match self
+            .respond(&finding, &trace, received_ns)
+            .instrument(span)
+            .await
+        {
             Ok(()) => Disposition::Ack,
             Err(error) => {
                 error.count();
@@ -275,7 +284,7 @@ impl Responder {
                 &plan.actions,
                 &context,
                 &plan.key,
-                &trace.child(),
+                trace,
             )
             .await?;
         let ids: Vec<String> = records.into_iter().map(|r| r.id).collect();
@@ -388,7 +397,7 @@ impl Responder {
             };
             results.push(self.act(finding, &plan.cgroup, &waiting).await);
         }
-        self.publish_all(finding, results, context, &trace.child())
+        self.publish_all(finding, results, context, trace)
             .await
             .map(drop)
     }

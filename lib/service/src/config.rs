@@ -286,6 +286,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter, such as `info` or `info,vigil_collector=debug`.
     pub filter: String,
+    /// `[log.otlp]`: where spans are exported.
+    pub otlp: OtlpConfig,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -300,6 +302,7 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Text,
             filter: "info".to_owned(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -309,6 +312,81 @@ impl Validate for LogConfig {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.filter) {
             problems.add("log.filter", error);
         }
+        self.otlp.validate(problems);
+    }
+}
+
+/// OpenTelemetry's own variables for the OTLP endpoint, the traces-only one first.
+pub const OTEL_ENDPOINT_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+];
+
+/// `[log.otlp]`: spans exported over OTLP/gRPC. Nothing is exported unless
+/// an endpoint is set here or in OpenTelemetry's own variables.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/gRPC address, `http://host:4317`. Empty: the
+    /// first of [`OTEL_ENDPOINT_VARIABLES`] that is set, else no export.
+    pub endpoint: String,
+    /// How long one export may take before it is given up (and counted).
+    pub timeout_ms: u64,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Validate for OtlpConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if let Err(problem) = check_endpoint(&self.endpoint) {
+            problems.add("log.otlp.endpoint", problem);
+        }
+        problems.positive("log.otlp.timeout_ms", self.timeout_ms);
+    }
+}
+
+impl OtlpConfig {
+    /// The endpoint to export to: the configured one, else the first of
+    /// OpenTelemetry's variables in `env` that is set; `None` exports
+    /// nothing. An unusable variable is an error that names it.
+    pub fn resolve_endpoint(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Option<String>, String> {
+        if !self.endpoint.trim().is_empty() {
+            return Ok(Some(self.endpoint.trim().to_owned()));
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        for variable in OTEL_ENDPOINT_VARIABLES {
+            let set = env
+                .iter()
+                .find(|(name, value)| name == variable && !value.trim().is_empty());
+            if let Some((_, value)) = set {
+                check_endpoint(value).map_err(|problem| format!("{variable}: {problem}"))?;
+                return Ok(Some(value.trim().to_owned()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// An endpoint is empty (no export) or a plain `http://host:port` gRPC
+/// address: TLS to the collector is not built in.
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let endpoint = endpoint.trim();
+    match endpoint.strip_prefix("http://") {
+        _ if endpoint.is_empty() => Ok(()),
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(format!(
+            "{endpoint:?} is not an OTLP/gRPC address like http://otel-collector:4317"
+        )),
     }
 }
 
@@ -425,6 +503,64 @@ mod tests {
             assert!(problem.contains(&origin), "{origin} missing from {problem}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn otlp_endpoint_from_config_then_opentelemetry_variables_else_none() {
+        let configured: Sample = load(
+            "sample-svc",
+            None,
+            env(&[
+                (
+                    "VIGIL_SAMPLE_SVC__LOG__OTLP__ENDPOINT",
+                    "http://collector:4317",
+                ),
+                ("VIGIL_SAMPLE_SVC__BATCH_MAX_EVENTS", "1"),
+            ]),
+        )
+        .unwrap();
+        let standard = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+        ]);
+        assert_eq!(
+            configured.log.otlp.resolve_endpoint(standard.clone()),
+            Ok(Some("http://collector:4317".to_owned()))
+        );
+        let plain = OtlpConfig::default();
+        assert_eq!(
+            plain.resolve_endpoint(standard),
+            Ok(Some("http://traces:4317".to_owned()))
+        );
+        assert_eq!(
+            plain.resolve_endpoint(env(&[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://general:4317"
+            )])),
+            Ok(Some("http://general:4317".to_owned()))
+        );
+        assert_eq!(plain.resolve_endpoint(env(&[])), Ok(None));
+        let bad = plain
+            .resolve_endpoint(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]))
+            .unwrap_err();
+        assert!(bad.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT: "), "{bad}");
+    }
+
+    #[test]
+    fn a_bad_otlp_section_is_named() {
+        let text = load::<Sample>(
+            "sample-svc",
+            None,
+            env(&[
+                ("VIGIL_SAMPLE_SVC__LOG__OTLP__ENDPOINT", "grpc://x"),
+                ("VIGIL_SAMPLE_SVC__LOG__OTLP__TIMEOUT_MS", "0"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for key in ["log.otlp.endpoint", "log.otlp.timeout_ms"] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
     }
 
     #[test]

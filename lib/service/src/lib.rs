@@ -23,4 +23,6 @@ pub use admin::{AdminServer, Health};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/specs/service.md")]
 pub struct ServiceSpec;
-pub use config::{AdminConfig, ConfigError, LogConfig, NatsConfig, Problems, Validate};
+pub use config::{
+    AdminConfig, ConfigError, LogConfig, NatsConfig, OtlpConfig, Problems, Validate,
+};

@@ -39,12 +39,30 @@ where
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    telemetry::init_logging(config.log());
+    let endpoint = match config.log().otlp.resolve_endpoint(process_env()) {
+        Ok(endpoint) => endpoint,
+        Err(problem) => {
+            eprintln!("vigil-{service}: invalid configuration for {service}: {problem}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
+        Err(error) => {
+            telemetry::init_logging(config.log());
+            return fail(service, &error);
+        }
+    };
+    // The span exporter's gRPC channel lives on this runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        telemetry::init(service, config.log(), endpoint.as_deref())
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
         Err(error) => return fail(service, &error),
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let shutdown = match shutdown::on_signal() {
             Ok(token) => token,
             Err(error) => return fail(service, &error),
@@ -57,7 +75,10 @@ where
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(service, &error),
         }
-    })
+    });
+    // Off the runtime's threads, which keep driving the exporter's channel.
+    telemetry.shutdown();
+    code
 }
 
 fn fail(service: &str, error: &dyn std::error::Error) -> ExitCode {
