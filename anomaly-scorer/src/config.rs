@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use vigil_bus::subject::EVENT_PARTITIONS;
+use vigil_grpc_auth::{Roles, TlsConfig, Transport};
 use vigil_service::{AdminConfig, LogConfig, NatsConfig, Problems, Validate};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -30,8 +31,16 @@ pub struct Config {
     /// How long after a rule finding a container's windows are kept out of
     /// learning and retraining.
     pub rule_finding_hold_seconds: u64,
-    /// gRPC listener (`AnomalyScorer`, health, reflection).
+    /// gRPC listener (`AnomalyScorer`, health, reflection); loopback by
+    /// default: off this host it needs `grpc_tls` (or `grpc_plaintext`).
     pub grpc_listen: SocketAddr,
+    /// Mutual TLS for gRPC (cert, key, CA).
+    pub grpc_tls: Option<TlsConfig>,
+    /// Serve gRPC without TLS off loopback (dev only).
+    pub grpc_plaintext: bool,
+    /// Which client certificate identities may query (operators and readers
+    /// both may; nothing here writes).
+    pub grpc_roles: Roles,
     pub nats: NatsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
@@ -49,7 +58,10 @@ impl Default for Config {
             finding_min_score: crate::scorer::DEFAULT_MIN_SCORE,
             explain_top: 5,
             rule_finding_hold_seconds: 24 * 3600,
-            grpc_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            grpc_tls: None,
+            grpc_plaintext: false,
+            grpc_roles: Roles::default(),
             nats: NatsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
@@ -57,8 +69,24 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// How gRPC talks to callers; problems go under `grpc_tls` /
+    /// `grpc_plaintext`.
+    pub fn grpc_transport(&self, problems: &mut Problems) -> Option<Transport> {
+        Transport::from_config(
+            "grpc_",
+            self.grpc_listen,
+            self.grpc_tls.as_ref(),
+            self.grpc_plaintext,
+            &self.grpc_roles,
+            problems,
+        )
+    }
+}
+
 impl Validate for Config {
     fn validate(&self, problems: &mut Problems) {
+        self.grpc_transport(problems);
         vigil_service::config::validate_common(&self.node_name, &self.nats, &self.log, problems);
         if let Some(p) = self.partitions.iter().find(|&&p| p >= EVENT_PARTITIONS) {
             problems.add(

@@ -1,5 +1,12 @@
 //! The `AnomalyScorer` gRPC service, with health and server reflection (so
 //! `grpcurl` works without the .proto files).
+//!
+//! With TLS (`grpc_tls`) a caller needs a client certificate from the CA (or
+//! the handshake fails) and an identity with a role in `grpc_roles` (the
+//! CLIs and the console): every query only reads, and an identity without a
+//! role is PERMISSION_DENIED, counted in
+//! `vigil_anomaly_scorer_grpc_denied_total`. Health stays open to any caller
+//! that completes the handshake.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -11,6 +18,7 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use vigil_grpc_auth::{Authorizer, Permission, Transport};
 use vigil_proto::v1::anomaly_scorer_server::{AnomalyScorer, AnomalyScorerServer};
 use vigil_proto::v1::{
     AnomalyScore, GetScoreRequest, StreamScoresRequest, TopAnomalousReply, TopAnomalousRequest,
@@ -98,6 +106,7 @@ impl Shared {
 
 pub struct ScorerService {
     shared: Arc<Shared>,
+    authorizer: Authorizer,
 }
 
 type ScoreStream = Pin<Box<dyn Stream<Item = Result<AnomalyScore, Status>> + Send>>;
@@ -108,6 +117,8 @@ impl AnomalyScorer for ScorerService {
         &self,
         request: Request<GetScoreRequest>,
     ) -> Result<Response<AnomalyScore>, Status> {
+        self.authorizer
+            .authorize(&request, "GetScore", Permission::Read)?;
         self.shared.find(request.get_ref()).map(Response::new)
     }
 
@@ -115,6 +126,8 @@ impl AnomalyScorer for ScorerService {
         &self,
         request: Request<TopAnomalousRequest>,
     ) -> Result<Response<TopAnomalousReply>, Status> {
+        self.authorizer
+            .authorize(&request, "TopAnomalous", Permission::Read)?;
         let limit = match request.get_ref().limit {
             0 => DEFAULT_TOP,
             n => n as usize,
@@ -130,6 +143,8 @@ impl AnomalyScorer for ScorerService {
         &self,
         request: Request<StreamScoresRequest>,
     ) -> Result<Response<Self::StreamScoresStream>, Status> {
+        self.authorizer
+            .authorize(&request, "StreamScores", Permission::Read)?;
         let min = request.get_ref().min_score;
         if !min.is_finite() {
             return Err(Status::invalid_argument("min_score must be a number"));
@@ -156,11 +171,26 @@ pub enum GrpcError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("gRPC TLS: {0}")]
+    Tls(#[from] vigil_grpc_auth::TlsError),
+    #[error("gRPC configuration: {0}")]
+    Config(String),
 }
 
-/// Serves until `shutdown`.
+/// The transport `config` asks for; an error if it is invalid (a
+/// configuration built without validation).
+pub fn transport(config: &crate::Config) -> Result<Transport, GrpcError> {
+    let mut problems = vigil_service::Problems::default();
+    config
+        .grpc_transport(&mut problems)
+        .ok_or_else(|| GrpcError::Config(format!("{problems:?}")))
+}
+
+/// Serves until `shutdown` over `transport` (mutual TLS with roles, or
+/// plaintext); `Config::grpc_transport` says which.
 pub async fn serve(
     listener: TcpListener,
+    transport: Transport,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
@@ -171,10 +201,18 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = transport.server_tls()? {
+        builder = builder.tls_config(tls)?;
+    }
+    let authorizer = Authorizer::new("anomaly-scorer", &transport);
+    builder
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AnomalyScorerServer::new(ScorerService { shared }))
+        .add_service(AnomalyScorerServer::new(ScorerService {
+            shared,
+            authorizer,
+        }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())

@@ -138,7 +138,12 @@ async fn score(
     let (bus, replicas, shutdown) = (&connected.bus, connected.replicas, &connected.shutdown);
     let store = ModelStore::open(&bus.jetstream, replicas).await?;
     let shared = Arc::new(Shared::default());
-    let grpc = tokio::spawn(grpc::serve(listener, shared.clone(), shutdown.clone()));
+    let grpc = tokio::spawn(grpc::serve(
+        listener,
+        grpc::transport(config)?,
+        shared.clone(),
+        shutdown.clone(),
+    ));
     let rule_findings = Arc::new(RuleFindings::new(Duration::from_secs(
         config.rule_finding_hold_seconds,
     )));
