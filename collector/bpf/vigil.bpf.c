@@ -47,6 +47,8 @@ const volatile struct {
 	enum vigil_drop_reason drop_reasons[0];
 	enum vigil_fd_kind fd_kinds[0];
 	enum vigil_spec_flag spec_flags[0];
+	enum vigil_resolve_flag resolve_flags[0];
+	enum vigil_open_nr open_nrs[0];
 	/* The kernel's BTF check rejects a variable of size zero. */
 	__u32 nonzero;
 } vigil_abi_anchor = {};
@@ -236,6 +238,142 @@ static __always_inline int is_compat(struct task_struct *task)
 	return task->thread_info.status & TS_COMPAT;
 }
 
+/* === kernel-resolved paths === */
+
+/* The struct mount a vfsmount is embedded in (the kernel's real_mount). */
+static __always_inline struct mount *mount_of(struct vfsmount *vfsmnt)
+{
+	return (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+static __always_inline struct vfsmount *vfsmount_of(struct mount *mnt)
+{
+	return (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
+}
+
+/* The state of one path walk, carried between the bpf_loop steps. */
+struct walk {
+	struct vigil_resolved_path *out;
+	struct dentry *root;
+	struct vfsmount *root_mnt;
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	__u32 off;
+	__u16 flags;
+	__u16 count;
+};
+
+/* Appends the walk's dentry name to out->names; 0 when it did not fit or
+ * the read failed (the reason is in walk->flags). */
+static __always_inline int append_name(struct walk *walk)
+{
+	struct dentry *dentry = walk->dentry;
+	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+	__u32 at = walk->off;
+	long copied;
+
+	if (at >= VIGIL_NAMES_START) {
+		walk->flags |= VIGIL_RESOLVE_TRUNCATED;
+		return 0;
+	}
+	/* Keeps clang from dropping the mask the verifier needs. */
+	barrier_var(at);
+	copied = bpf_probe_read_kernel_str(&walk->out->names[at & (VIGIL_NAMES_START - 1)],
+					   VIGIL_NAME_SLOT, name);
+	if (copied <= 0) {
+		walk->flags |= VIGIL_RESOLVE_READ_FAILED;
+		return 0;
+	}
+	walk->off = at + copied;
+	walk->count++;
+	return 1;
+}
+
+/* One step up: the task's root ends the walk; a mount's root moves to the
+ * mountpoint it is mounted on; any other dentry adds its name and moves to
+ * its parent. Returns 1 to stop (bpf_loop's convention). */
+static long walk_step(__u64 index, void *ctx)
+{
+	struct walk *walk = ctx;
+	/* Copied out first: CO-RE reads must start from a kernel type. */
+	struct dentry *dentry = walk->dentry;
+	struct vfsmount *vfsmnt = walk->vfsmnt;
+	struct mount *mnt = mount_of(vfsmnt);
+	struct dentry *parent;
+	struct mount *up;
+
+	if (dentry == walk->root && vfsmnt == walk->root_mnt) {
+		walk->flags |= VIGIL_RESOLVE_COMPLETE;
+		return 1;
+	}
+	if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
+		up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt) {
+			walk->flags |= VIGIL_RESOLVE_OUTSIDE_ROOT;
+			return 1;
+		}
+		walk->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		walk->vfsmnt = vfsmount_of(up);
+		return 0;
+	}
+	parent = BPF_CORE_READ(dentry, d_parent);
+	/* A filesystem root that is not its mount's root: a tree no mount
+	 * shows (a detached mount). */
+	if (dentry == parent) {
+		walk->flags |= VIGIL_RESOLVE_OUTSIDE_ROOT;
+		return 1;
+	}
+	if (!append_name(walk))
+		return 1;
+	walk->dentry = parent;
+	return 0;
+}
+
+/* The path of `file` as the kernel's d_path gives it for the current task:
+ * dentry names up to the task's root, crossing mounts. Where the walk
+ * cannot finish, out->flags says why; it never guesses. bpf_loop keeps the
+ * verifier to one pass over the step instead of one per iteration. */
+static __always_inline void resolve_file(struct vigil_resolved_path *out, struct file *file)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+	struct walk walk = {
+		.out = out,
+		.root = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.dentry = dentry,
+		.vfsmnt = BPF_CORE_READ(file, f_path.mnt),
+	};
+	long steps;
+
+	out->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	out->ino = BPF_CORE_READ(inode, i_ino);
+	if (!BPF_CORE_READ(dentry, d_hash.pprev) && BPF_CORE_READ(dentry, d_parent) != dentry)
+		walk.flags |= VIGIL_RESOLVE_DELETED;
+	steps = bpf_loop(VIGIL_PATH_DEPTH, walk_step, &walk, 0);
+	if (steps == VIGIL_PATH_DEPTH && !(walk.flags & VIGIL_RESOLVE_COMPLETE))
+		walk.flags |= VIGIL_RESOLVE_DEPTH_LIMIT;
+	out->names_len = walk.off;
+	out->flags = walk.flags;
+	out->count = walk.count;
+}
+
+static __always_inline void no_resolved_path(struct vigil_resolved_path *out)
+{
+	out->dev = 0;
+	out->ino = 0;
+	out->names_len = 0;
+	out->flags = 0;
+	out->count = 0;
+}
+
+static __always_inline int is_open(__u32 nr)
+{
+	return nr == VIGIL_NR_OPEN || nr == VIGIL_NR_CREAT || nr == VIGIL_NR_OPENAT ||
+	       nr == VIGIL_NR_OPENAT2;
+}
+
 /* === exit: syscall records === */
 
 static __always_inline int is_memfd(struct file *file)
@@ -407,6 +545,13 @@ static __always_inline void emit_syscall(const struct vigil_syscall_spec *spec,
 	deref = (const void *)arg_at(call, spec->deref_arg);
 	if (deref && bpf_probe_read_user(rec->sys.deref, sizeof(rec->sys.deref), deref) < 0)
 		rec->hdr.flags |= VIGIL_FLAG_READ_FAILED;
+	no_resolved_path(&rec->sys.resolved);
+	if (ret >= 0 && is_open(call->nr)) {
+		struct file *file = file_of(ret);
+
+		if (file)
+			resolve_file(&rec->sys.resolved, file);
+	}
 	submit(rec);
 }
 
@@ -461,6 +606,7 @@ static __always_inline void emit_failed_exec(const struct vigil_syscall_spec *sp
 					 (const char *)arg_at(call, spec->str_args[0]));
 	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
 	read_user_argv(rec, (const char *const *)arg_at(call, spec->argv_arg));
+	no_resolved_path(&rec->exec.resolved);
 	submit(rec);
 }
 
@@ -546,6 +692,7 @@ int vigil_exec(__u64 *ctx)
 					   BPF_CORE_READ(bprm, filename));
 	rec->exec.filename_len = str_len(copied, VIGIL_PATH_LEN, &rec->hdr.flags);
 	read_argv(rec, (struct task_struct *)task);
+	resolve_file(&rec->exec.resolved, BPF_CORE_READ(bprm, file));
 	submit(rec);
 	return 0;
 }

@@ -23,6 +23,14 @@
 #define VIGIL_STR3_LEN 32
 #define VIGIL_DEREF_LEN 24
 #define VIGIL_LOCAL_SOCKADDR_LEN 28 /* sizeof(struct sockaddr_in6) */
+/* A resolved path's names: each starts in the first VIGIL_NAMES_START
+ * bytes and may run VIGIL_NAME_SLOT (NAME_MAX + 1), which keeps every copy
+ * in bounds for the verifier. */
+#define VIGIL_NAME_SLOT 256
+#define VIGIL_NAMES_START 512
+#define VIGIL_RESOLVED_LEN (VIGIL_NAMES_START + VIGIL_NAME_SLOT)
+/* Dentries and mount crossings the kernel walk follows at most. */
+#define VIGIL_PATH_DEPTH 32
 /* Slots of the syscall_specs map: syscall numbers below 500, then the
  * two process events that are not syscalls. */
 #define VIGIL_SYSCALL_SLOTS 512
@@ -47,6 +55,33 @@ enum vigil_flag {
 	/* A user-memory read failed (page not present, bad pointer); the
 	 * affected buffer is empty. */
 	VIGIL_FLAG_READ_FAILED = 1 << 2,
+};
+
+/* Bits of vigil_resolved_path.flags. */
+enum vigil_resolve_flag {
+	/* The walk reached the task's root: names is the whole path. Without
+	 * it names is only a tail and user space does not use it as a path. */
+	VIGIL_RESOLVE_COMPLETE = 1 << 0,
+	/* names is full (the path is longer than it holds). */
+	VIGIL_RESOLVE_TRUNCATED = 1 << 1,
+	/* More than VIGIL_PATH_DEPTH dentries and mounts. */
+	VIGIL_RESOLVE_DEPTH_LIMIT = 1 << 2,
+	/* The walk reached a root that is not the task's: a mount outside its
+	 * root (a descriptor passed in, a detached mount). */
+	VIGIL_RESOLVE_OUTSIDE_ROOT = 1 << 3,
+	/* The file is unlinked (d_unlinked): deleted while open. */
+	VIGIL_RESOLVE_DELETED = 1 << 4,
+	/* A kernel read failed during the walk. */
+	VIGIL_RESOLVE_READ_FAILED = 1 << 5,
+};
+
+/* x86-64 numbers of the open family, whose return value is a descriptor
+ * whose file the kernel walk resolves (abi.rs checks them against libc). */
+enum vigil_open_nr {
+	VIGIL_NR_OPEN = 2,
+	VIGIL_NR_CREAT = 85,
+	VIGIL_NR_OPENAT = 257,
+	VIGIL_NR_OPENAT2 = 437,
 };
 
 /* Indexes of the per-CPU drop counters (map "drops"). */
@@ -130,6 +165,19 @@ struct vigil_header {
 	__u32 reserved2;
 };
 
+/* The path of a file as the kernel resolved it (the file behind an open's
+ * new descriptor, an exec's image): the names of its dentries from the
+ * file up to the task's root, crossing mounts, each NUL-terminated, the
+ * file's own name first. User space reverses and joins them. */
+struct vigil_resolved_path {
+	__u64 dev;        /* inode->i_sb->s_dev, kernel encoding (MKDEV) */
+	__u64 ino;        /* inode->i_ino */
+	__u32 names_len;  /* bytes in names */
+	__u16 flags;      /* enum vigil_resolve_flag bits; 0: not resolved */
+	__u16 count;      /* names in names */
+	char names[VIGIL_RESOLVED_LEN];
+};
+
 /* An exec: successful (the new image, argv from the new mm) or failed
  * (the path and argv that were asked for, hdr.ret < 0). */
 struct vigil_exec_body {
@@ -138,6 +186,8 @@ struct vigil_exec_body {
 	char filename[VIGIL_PATH_LEN];
 	/* The arguments, each NUL-terminated. */
 	char argv[VIGIL_ARGV_LEN];
+	/* The image (bprm->file) of a successful exec. */
+	struct vigil_resolved_path resolved;
 };
 
 /* Any other syscall: its raw arguments plus what the spec said to read.
@@ -156,6 +206,8 @@ struct vigil_syscall_body {
 	char path2[VIGIL_PATH_LEN];
 	__u32 local_sockaddr_len; /* bytes in local_sockaddr */
 	__u8 local_sockaddr[VIGIL_LOCAL_SOCKADDR_LEN]; /* VIGIL_SPEC_SOCK_LOCAL */
+	/* The file a successful open family call returned. */
+	struct vigil_resolved_path resolved;
 };
 
 struct vigil_exit_body {
@@ -180,8 +232,9 @@ struct vigil_exit_record {
 
 _Static_assert(sizeof(struct vigil_header) == 80, "vigil_header layout changed");
 _Static_assert(sizeof(struct vigil_syscall_spec) == 12, "vigil_syscall_spec layout changed");
-_Static_assert(sizeof(struct vigil_exec_record) == 856, "vigil_exec_record layout changed");
-_Static_assert(sizeof(struct vigil_syscall_record) == 856, "vigil_syscall_record layout changed");
+_Static_assert(sizeof(struct vigil_resolved_path) == 792, "vigil_resolved_path layout changed");
+_Static_assert(sizeof(struct vigil_exec_record) == 1648, "vigil_exec_record layout changed");
+_Static_assert(sizeof(struct vigil_syscall_record) == 1648, "vigil_syscall_record layout changed");
 _Static_assert(sizeof(struct vigil_exit_record) == 88, "vigil_exit_record layout changed");
 
 #endif /* VIGIL_EVENT_H */

@@ -83,20 +83,49 @@ struct files_struct {
 	struct fdtable *fdt;
 };
 
+struct super_block {
+	__u32 s_dev; /* dev_t */
+};
+
 struct inode {
 	unsigned short i_mode;
+	unsigned long i_ino;
+	struct super_block *i_sb;
 };
 
 struct qstr {
 	const unsigned char *name;
 };
 
+struct hlist_bl_node {
+	struct hlist_bl_node **pprev; /* NULL: unhashed */
+};
+
 struct dentry {
 	struct qstr d_name;
+	struct dentry *d_parent; /* itself at a filesystem's root */
+	struct hlist_bl_node d_hash;
+	struct inode *d_inode;
+};
+
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+
+/* The vfsmount is embedded in it: see mount_of in vigil.bpf.c. */
+struct mount {
+	struct mount *mnt_parent; /* itself at the root of a namespace */
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
 };
 
 struct path {
+	struct vfsmount *mnt;
 	struct dentry *dentry;
+};
+
+struct fs_struct {
+	struct path root;
 };
 
 struct file {
@@ -151,6 +180,7 @@ struct task_struct {
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 	struct files_struct *files;
+	struct fs_struct *fs;
 	struct signal_struct *signal;
 	kuid_t loginuid; /* only with CONFIG_AUDIT: checked with bpf_core_field_exists */
 	struct nsproxy *nsproxy;
@@ -161,6 +191,7 @@ struct task_struct {
 
 struct linux_binprm {
 	const char *filename;
+	struct file *file;
 };
 
 /* x86_64 only: the registers syscall arguments arrive in. */

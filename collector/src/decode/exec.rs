@@ -5,7 +5,7 @@ use std::mem::offset_of;
 
 use vigil_proto::v1::Args;
 
-use super::{DecodeError, Decoded, Record, until_nul};
+use super::{DecodeError, Decoded, Record, resolved, until_nul};
 use crate::kernel::{
     abi::{self, ExecRecord},
     syscalls,
@@ -29,11 +29,21 @@ pub(super) fn decode(record: &Record<'_>, decoded: &mut Decoded) -> Result<(), D
     let nr = record.u16(offset_of!(ExecRecord, hdr.syscall))?;
     // A successful exec whose syscall enter was not seen is an execve.
     decoded.event.syscall = syscalls::by_nr(nr).map_or("execve", |s| s.name).to_owned();
-    decoded.event.args = Some(Args {
+    let mut args = Args {
         path: until_nul(filename),
         argv: split_argv(argv),
         ..Args::default()
-    });
+    };
+    if !args.path.is_empty() {
+        let resolved = resolved::read(record, offset_of!(ExecRecord, exec.resolved))?;
+        resolved::apply(
+            &mut args,
+            resolved,
+            std::str::from_utf8(filename).is_ok(),
+            decoded.flags & abi::FLAG_PATH_TRUNCATED != 0,
+        );
+    }
+    decoded.event.args = Some(args);
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 pub(crate) mod args;
 mod exec;
 mod exit;
+mod resolved;
 pub(crate) mod sockaddr;
 mod syscall;
 

@@ -3,7 +3,7 @@
 
 use std::mem::offset_of;
 
-use super::{DecodeError, Decoded, Record, args::RawSyscall, until_nul};
+use super::{DecodeError, Decoded, Record, args::RawSyscall, resolved, until_nul};
 use crate::kernel::{
     abi::{self, SyscallRecord},
     syscalls::{self, Base},
@@ -21,7 +21,24 @@ pub(super) fn decode(record: &Record<'_>, decoded: &mut Decoded) -> Result<(), D
     decoded.event.syscall = syscall.name.to_owned();
     decoded.dirfd = Some(base_fd(syscall.base, &raw));
     decoded.target_dirfd = Some(base_fd(syscall.target_base, &raw));
-    decoded.event.args = Some((syscall.args)(&raw));
+    let mut args = (syscall.args)(&raw);
+    if !args.path.is_empty() {
+        let raw_len = record.u32(offset_of!(SyscallRecord, sys.path_len))?;
+        let raw_bytes = record.bytes(
+            offset_of!(SyscallRecord, sys.path),
+            abi::PATH_LEN,
+            raw_len,
+            "path_len",
+        )?;
+        let resolved = resolved::read(record, offset_of!(SyscallRecord, sys.resolved))?;
+        resolved::apply(
+            &mut args,
+            resolved,
+            std::str::from_utf8(raw_bytes).is_ok(),
+            decoded.flags & abi::FLAG_PATH_TRUNCATED != 0,
+        );
+    }
+    decoded.event.args = Some(args);
     Ok(())
 }
 

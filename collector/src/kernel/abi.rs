@@ -16,6 +16,10 @@ pub const SOCKADDR_LEN: usize = 112;
 pub const STR3_LEN: usize = 32;
 pub const DEREF_LEN: usize = 24;
 pub const LOCAL_SOCKADDR_LEN: usize = 28;
+pub const NAME_SLOT: usize = 256;
+pub const NAMES_START: usize = 512;
+pub const RESOLVED_LEN: usize = NAMES_START + NAME_SLOT;
+pub const PATH_DEPTH: usize = 32;
 /// Entries of the `syscall_specs` map: syscall numbers, then two slots for
 /// the process events that are not syscalls.
 pub const SYSCALL_SLOTS: u32 = 512;
@@ -41,6 +45,23 @@ pub const SPEC_PROT_EXEC: u8 = 1 << 2;
 pub const SPEC_MAP_ANON: u8 = 1 << 3;
 pub const SPEC_ANON_VMA: u8 = 1 << 4;
 pub const SPEC_SOCK_LOCAL: u8 = 1 << 5;
+
+/// `enum vigil_resolve_flag`, bits of `ResolvedPath::flags`.
+pub const RESOLVE_COMPLETE: u16 = 1 << 0;
+pub const RESOLVE_TRUNCATED: u16 = 1 << 1;
+pub const RESOLVE_DEPTH_LIMIT: u16 = 1 << 2;
+pub const RESOLVE_OUTSIDE_ROOT: u16 = 1 << 3;
+pub const RESOLVE_DELETED: u16 = 1 << 4;
+pub const RESOLVE_READ_FAILED: u16 = 1 << 5;
+
+/// `enum vigil_open_nr`: the open family, whose returned descriptor the
+/// kernel resolves (checked against `libc::SYS_*` in the tests).
+pub const OPEN_NRS: [(&str, i64); 4] = [
+    ("VIGIL_NR_OPEN", 2),
+    ("VIGIL_NR_CREAT", 85),
+    ("VIGIL_NR_OPENAT", 257),
+    ("VIGIL_NR_OPENAT2", 437),
+];
 
 /// `enum vigil_drop_reason`: indexes of the per-CPU `drops` map, with the
 /// label each one gets in metrics.
@@ -129,6 +150,17 @@ pub struct Header {
     pub reserved2: u32,
 }
 
+/// `struct vigil_resolved_path`.
+#[repr(C)]
+pub struct ResolvedPath {
+    pub dev: u64,
+    pub ino: u64,
+    pub names_len: u32,
+    pub flags: u16,
+    pub count: u16,
+    pub names: [u8; RESOLVED_LEN],
+}
+
 /// `struct vigil_exec_body`.
 #[repr(C)]
 pub struct ExecBody {
@@ -136,6 +168,7 @@ pub struct ExecBody {
     pub argv_len: u32,
     pub filename: [u8; PATH_LEN],
     pub argv: [u8; ARGV_LEN],
+    pub resolved: ResolvedPath,
 }
 
 /// `struct vigil_syscall_body`.
@@ -154,6 +187,7 @@ pub struct SyscallBody {
     pub path2: [u8; PATH_LEN],
     pub local_sockaddr_len: u32,
     pub local_sockaddr: [u8; LOCAL_SOCKADDR_LEN],
+    pub resolved: ResolvedPath,
 }
 
 /// `struct vigil_exit_body`.
@@ -231,7 +265,12 @@ pub fn layouts() -> Vec<StructLayout> {
         layout!(
             ExecBody,
             "vigil_exec_body",
-            [filename_len, argv_len, filename, argv]
+            [filename_len, argv_len, filename, argv, resolved]
+        ),
+        layout!(
+            ResolvedPath,
+            "vigil_resolved_path",
+            [dev, ino, names_len, flags, count, names]
         ),
         layout!(
             SyscallBody,
@@ -250,6 +289,7 @@ pub fn layouts() -> Vec<StructLayout> {
                 path2,
                 local_sockaddr_len,
                 local_sockaddr,
+                resolved,
             ]
         ),
         layout!(ExitBody, "vigil_exit_body", [exit_code, reserved]),
@@ -322,6 +362,22 @@ pub fn constants() -> Vec<(&'static str, &'static str, i64)> {
             DROP_REASONS.len() as i64,
         ),
     ];
+    constants.extend(
+        [
+            ("VIGIL_RESOLVE_COMPLETE", RESOLVE_COMPLETE),
+            ("VIGIL_RESOLVE_TRUNCATED", RESOLVE_TRUNCATED),
+            ("VIGIL_RESOLVE_DEPTH_LIMIT", RESOLVE_DEPTH_LIMIT),
+            ("VIGIL_RESOLVE_OUTSIDE_ROOT", RESOLVE_OUTSIDE_ROOT),
+            ("VIGIL_RESOLVE_DELETED", RESOLVE_DELETED),
+            ("VIGIL_RESOLVE_READ_FAILED", RESOLVE_READ_FAILED),
+        ]
+        .map(|(name, value)| ("vigil_resolve_flag", name, i64::from(value))),
+    );
+    constants.extend(
+        OPEN_NRS
+            .iter()
+            .map(|(name, nr)| ("vigil_open_nr", *name, *nr)),
+    );
     constants.extend(
         FD_KINDS
             .iter()
@@ -496,6 +552,21 @@ mod tests {
             .map(|kind| (kind.as_str_name().to_owned(), i64::from(kind as i32)))
             .collect();
         assert_eq!(from_c, proto, "FD_KINDS (C names) against vigil.v1.FdKind");
+    }
+
+    /// The kernel side knows the open family by number: the numbers must
+    /// be this architecture's.
+    #[test]
+    fn open_numbers_are_the_architectures() {
+        let libc_nrs = [
+            libc::SYS_open,
+            libc::SYS_creat,
+            libc::SYS_openat,
+            libc::SYS_openat2,
+        ];
+        for ((name, nr), libc_nr) in OPEN_NRS.iter().zip(libc_nrs) {
+            assert_eq!(*nr, libc_nr, "{name}");
+        }
     }
 
     #[test]
