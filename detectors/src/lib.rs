@@ -3,7 +3,7 @@
 //! batches and publishes a finding for every match.
 //!
 //! ```text
-//! VIGIL_EVENTS ──(consumer "detectors", shared by all instances)──▶ decode EventBatch
+//! VIGIL_EVENTS ──(consumer "detectors", shared by all instances)──▶ decode the batch
 //!   ──▶ RuleSet (rules bucketed by evt.type) ──▶ Finding per (event, rule)
 //!   ──▶ vigil.findings.<priority>.<namespace> (+ header Vigil-Falco-Json) ──▶ ack
 //! ```
@@ -26,8 +26,8 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
-use vigil_bus::{ConnectError, Delivery, Disposition, Publisher, codec, consume, topology};
-use vigil_proto::v1::EventBatch;
+use vigil_bus::{ConnectError, Delivery, Disposition, Publisher, consume, topology};
+use vigil_proto::batch;
 use vigil_service::{
     Health, clock,
     runner::{self, Connected, Wiring},
@@ -137,15 +137,22 @@ async fn handle(engine: Arc<Engine>, publisher: Publisher, delivery: Delivery) -
 
 /// The findings a batch raises, or why it cannot be read.
 fn evaluate(engine: &Engine, delivery: &Delivery) -> Result<Vec<finding::Raised>, String> {
-    let batch = codec::decode::<EventBatch>(
-        &delivery.payload,
-        &delivery.subject,
-        delivery.stream_sequence,
-    )
-    .map_err(|error| {
-        metrics::error("malformed_payload", "decode");
+    // Refused batches are logged with subject and sequence by the consume
+    // loop; the reason names the format version when that is the cause.
+    let decoded = batch::decode(&delivery.payload).map_err(|error| {
+        metrics::error(error.reason(), "decode");
         error.to_string()
     })?;
+    for missing in &decoded.skipped {
+        metrics::error("missing_context", "decode");
+        tracing::warn!(
+            message = "Event skipped.",
+            subject = %delivery.subject,
+            stream_sequence = delivery.stream_sequence,
+            %missing
+        );
+    }
+    let batch = decoded.batch;
     ::metrics::counter!(metrics::BATCHES).increment(1);
     ::metrics::counter!(metrics::EVENTS).increment(batch.events.len() as u64);
     Ok(finding::evaluate(

@@ -308,6 +308,7 @@ impl Strings<'_> {
         whole.args = match own.args {
             Some(mut args) => {
                 args.path = self.get(own.path_ref)?;
+                args.path_raw = self.get(own.path_raw_ref)?;
                 args.target_path = self.get(own.target_path_ref)?;
                 args.argv = self.all(&own.argv_refs)?;
                 Some(args)
@@ -433,14 +434,17 @@ impl CompactEncoder {
         let base_offset = base_wall.wrapping_sub(base_kernel);
         let offset = wall_time_ns.wrapping_sub(kernel_time_ns);
         let syscall_ref = self.intern(syscall);
-        let (args, path_ref, target_path_ref, argv_refs) = match args {
+        let (args, refs) = match args {
             Some(mut args) => {
-                let path = self.intern(std::mem::take(&mut args.path));
-                let target = self.intern(std::mem::take(&mut args.target_path));
-                let argv = self.intern_all(std::mem::take(&mut args.argv));
-                (Some(args), path, target, argv)
+                let refs = ArgsRefs {
+                    path: self.intern(std::mem::take(&mut args.path)),
+                    path_raw: self.intern(std::mem::take(&mut args.path_raw)),
+                    target_path: self.intern(std::mem::take(&mut args.target_path)),
+                    argv: self.intern_all(std::mem::take(&mut args.argv)),
+                };
+                (Some(args), refs)
             }
-            None => (None, 0, 0, Vec::new()),
+            None => (None, ArgsRefs::default()),
         };
         self.events.push(CompactEvent {
             process,
@@ -451,9 +455,10 @@ impl CompactEncoder {
             return_value,
             syscall_ref,
             args,
-            path_ref,
-            target_path_ref,
-            argv_refs,
+            path_ref: refs.path,
+            path_raw_ref: refs.path_raw,
+            target_path_ref: refs.target_path,
+            argv_refs: refs.argv,
         });
     }
 
@@ -651,6 +656,15 @@ impl CompactEncoder {
                     && self.strings_equal(&e.cmdline_refs, &a.cmdline)
             })
     }
+}
+
+/// Where an event's argument strings went in the string table.
+#[derive(Default)]
+struct ArgsRefs {
+    path: u32,
+    path_raw: u32,
+    target_path: u32,
+    argv: Vec<u32>,
 }
 
 /// An event's container fields, taken out of it.

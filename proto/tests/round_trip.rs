@@ -221,7 +221,7 @@ fn shared_context_batch() -> impl Strategy<Value = EventBatch> {
             (
                 any::<prop::sample::Index>(),
                 (any::<u64>(), any::<u64>(), any::<u32>(), enum_value()),
-                (any::<i64>(), proptest::option::of(args()), text()),
+                (any::<i64>(), proptest::option::of((args(), text())), text()),
             ),
             0..12,
         ),
@@ -243,7 +243,7 @@ fn shared_context_batch() -> impl Strategy<Value = EventBatch> {
                                 tid,
                                 r#type,
                                 return_value,
-                                args,
+                                args: args.map(|(args, path_raw)| Args { path_raw, ..args }),
                                 syscall,
                                 ..pick.get(&templates).clone()
                             }
