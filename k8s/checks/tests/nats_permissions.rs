@@ -3,7 +3,9 @@
 //! can do what it does (ensure its streams and consumers, publish with
 //! JetStream acks, pull and ack), and the server refuses what it must not
 //! (the collector reading events or writing actions, the responder writing
-//! findings, detectors forging events, ...).
+//! findings, detectors forging events, the console deleting or acking the
+//! responder's consumer, a service updating a stream, ...). The nkey
+//! logins of clusters: nats_least_privilege.rs.
 #![allow(clippy::unwrap_used, reason = "test assertions")]
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use tokio::sync::mpsc;
 use vigil_bus::topology::{self, ConsumerSpec};
+use vigil_k8s_checks::nats_creds;
 use vigil_k8s_checks::render::{k8s_dir, render};
 use vigil_testkit::NatsServer;
 
@@ -260,6 +263,9 @@ async fn every_service_can_do_its_job_and_nothing_else() {
     detectors
         .refused_publish("$JS.API.CONSUMER.CREATE.VIGIL_FINDINGS.responder-node-1")
         .await;
+    detectors
+        .refused_publish("$JS.API.STREAM.UPDATE.VIGIL_FINDINGS")
+        .await;
 
     let mut scorer = User::connect(&server, &passwords, "anomaly-scorer").await;
     scorer.ensure_stream(&topology::SCORES).await;
@@ -291,6 +297,9 @@ async fn every_service_can_do_its_job_and_nothing_else() {
         .refused_publish("vigil.actions.node-1.succeeded")
         .await;
     scorer.refused_publish("vigil.events.node-1.0").await;
+    scorer
+        .refused_publish("$JS.API.CONSUMER.CREATE.VIGIL_EVENTS.detectors.vigil.events.node-9.>")
+        .await;
     scorer
         .refused_publish("$KV.VIGIL_QUARANTINE.shop.web")
         .await;
@@ -335,18 +344,31 @@ async fn every_service_can_do_its_job_and_nothing_else() {
         .refused_publish("$KV.VIGIL_SCORER_MEMBERS.scorer-0.00000001")
         .await;
 
+    // The console reads through ordered consumers (no durable, no acks).
     let mut console = User::connect(&server, &passwords, "console").await;
-    let audit_spec = ConsumerSpec {
-        durable_name: "console".to_owned(),
-        filter_subject: vigil_bus::subject::ACTIONS_ALL.to_owned(),
-        stream: &topology::ACTIONS,
-        ..topology::detectors_consumer()
-    };
-    let actions = console.ensure_consumer(&audit_spec).await;
-    assert_eq!(
-        console.take_one(&actions).await,
-        "vigil.actions.node-1.succeeded"
-    );
+    let actions = console.js.get_stream(topology::ACTIONS.name).await.unwrap();
+    let mut feed = actions
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("console cannot read actions: {e}"))
+        .messages()
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(WAIT, feed.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.subject.as_str(), "vigil.actions.node-1.succeeded");
+    console
+        .refused_publish("$JS.API.CONSUMER.DELETE.VIGIL_FINDINGS.responder-node-1")
+        .await;
+    console
+        .refused_publish("$JS.ACK.VIGIL_FINDINGS.responder-node-1.1.1.1.0.0")
+        .await;
+    console
+        .refused_publish("$JS.API.STREAM.UPDATE.VIGIL_FINDINGS")
+        .await;
     console.ensure_stream(&topology::AUDIT).await;
     let incidents = topology::ensure_bucket(&console.js, &topology::INCIDENTS_BUCKET, 1)
         .await
@@ -479,6 +501,18 @@ async fn the_forwarder_takes_findings_only_through_its_own_durable() {
     }
     forwarder.refused_subscribe("vigil.findings.>").await;
     forwarder.refused_subscribe("vigil.events.>").await;
+}
+
+/// The dev overlay's users are generated from `vigil_bus::access`, the same
+/// grants `vigil-nats-creds` gives nkey users: the file cannot drift.
+#[test]
+fn the_dev_auth_conf_is_what_vigil_nats_creds_generates() {
+    let committed = std::fs::read_to_string(k8s_dir().join("base/nats/auth.conf")).unwrap();
+    let generated = nats_creds::password_authorization(&["falcosidekick".to_owned()]);
+    assert!(
+        committed == generated,
+        "k8s/base/nats/auth.conf is not what the grants give: run scripts/nats-creds --passwords > k8s/base/nats/auth.conf"
+    );
 }
 
 #[tokio::test]

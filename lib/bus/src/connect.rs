@@ -1,6 +1,9 @@
 //! Connecting to NATS: retry with back-off until it answers, then refuse a
-//! server too old for the JetStream features Vigil relies on.
+//! server too old for the JetStream features Vigil relies on. A service
+//! logs in with its nkey (or a password in the URL) and, where the server
+//! requires it, over TLS with the cluster's CA and its own certificate.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -23,6 +26,31 @@ pub struct ConnectOptions {
     pub client_name: String,
 }
 
+/// How a client proves who it is and protects the connection (`[nats]`
+/// settings of every service; all optional: no nkey and no TLS is the
+/// plaintext, password-in-URL or anonymous login of dev and tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// File holding this service's nkey seed (`SU...`, from
+    /// `scripts/nats-creds`): the client signs the server's challenge with
+    /// it; the seed never leaves the process.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// TLS to the server; required when set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS to NATS.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The CA that signed the server's certificate.
+    pub ca_file: PathBuf,
+    /// This client's certificate and key, where the server verifies clients.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
 /// A connected client and its JetStream context.
 #[derive(Clone, Debug)]
 pub struct BusConnection {
@@ -38,27 +66,53 @@ pub enum ConnectError {
     ServerTooOld { url: String, version: String },
     #[error("nats-server at {url} has JetStream disabled (start it with -js)")]
     NoJetStream { url: String },
+    #[error("nkey seed file {path}: {reason}")]
+    NkeySeed { path: PathBuf, reason: String },
+    #[error("TLS file {path}: {reason}")]
+    TlsFile { path: PathBuf, reason: String },
+    #[error("TLS to NATS: cert_file and key_file go together (one is set, not the other)")]
+    TlsClientCertificateHalf,
 }
 
 /// Connects, retrying with exponential back-off (logging each failure) until
-/// the server answers or `shutdown` fires.
+/// the server answers or `shutdown` fires. Anonymous or with the login of
+/// the URL, without TLS: [`connect_secured`] with no [`Security`].
 pub async fn connect(
     options: &ConnectOptions,
     shutdown: &CancellationToken,
 ) -> Result<BusConnection, ConnectError> {
+    connect_secured(options, &Security::default(), shutdown).await
+}
+
+/// [`connect`] with an nkey and TLS as `security` says. A missing or
+/// malformed seed or TLS file is an error at once, not a retry.
+pub async fn connect_secured(
+    options: &ConnectOptions,
+    security: &Security,
+    shutdown: &CancellationToken,
+) -> Result<BusConnection, ConnectError> {
+    let seed = security
+        .nkey_seed_file
+        .as_deref()
+        .map(read_nkey_seed)
+        .transpose()?;
+    if let Some(tls) = &security.tls {
+        check_tls_files(tls)?;
+    }
     let target = Target::parse(&options.url);
     let url = target.servers.as_str();
     let mut delay = FIRST_RETRY;
     let mut attempt: u32 = 0;
     let client = loop {
         attempt += 1;
-        let login = match &target.credentials {
-            Some((user, password)) => {
+        let login = match (&seed, &target.credentials) {
+            (Some(seed), _) => async_nats::ConnectOptions::with_nkey(seed.clone()),
+            (None, Some((user, password))) => {
                 async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
             }
-            None => async_nats::ConnectOptions::new(),
+            (None, None) => async_nats::ConnectOptions::new(),
         };
-        let connecting = login
+        let connecting = with_tls(login, security.tls.as_ref())
             .name(&options.client_name)
             .connection_timeout(Duration::from_secs(2))
             .max_reconnects(None)
@@ -101,6 +155,60 @@ pub async fn connect(
     }
     tracing::info!(message = "Connected to NATS.", url, server_version = %info.version, attempts = attempt);
     Ok(BusConnection { client, jetstream })
+}
+
+/// The seed in `path`: one line starting `SU` (a user's nkey seed).
+fn read_nkey_seed(path: &Path) -> Result<String, ConnectError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConnectError::NkeySeed {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    })?;
+    let seed = text.trim();
+    if !seed.starts_with("SU") || seed.contains(char::is_whitespace) {
+        return Err(ConnectError::NkeySeed {
+            path: path.to_owned(),
+            reason: "not a user nkey seed (one line starting with SU)".to_owned(),
+        });
+    }
+    Ok(seed.to_owned())
+}
+
+/// Every TLS file exists and is readable, and a client certificate comes
+/// with its key, so a typo is reported once instead of retried forever.
+fn check_tls_files(tls: &TlsFiles) -> Result<(), ConnectError> {
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err(ConnectError::TlsClientCertificateHalf);
+    }
+    for path in [
+        Some(&tls.ca_file),
+        tls.cert_file.as_ref(),
+        tls.key_file.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        std::fs::File::open(path).map_err(|error| ConnectError::TlsFile {
+            path: path.clone(),
+            reason: error.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn with_tls(
+    options: async_nats::ConnectOptions,
+    tls: Option<&TlsFiles>,
+) -> async_nats::ConnectOptions {
+    let Some(tls) = tls else {
+        return options;
+    };
+    let options = options
+        .require_tls(true)
+        .add_root_certificates(tls.ca_file.clone());
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => options.add_client_certificate(cert.clone(), key.clone()),
+        _ => options,
+    }
 }
 
 /// The servers of a `nats.url` and the login written into it. async-nats
@@ -209,6 +317,32 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
+    }
+
+    #[test]
+    fn bad_credential_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed");
+        std::fs::write(&seed, "not a seed\n").unwrap();
+        let error = read_nkey_seed(&seed).unwrap_err().to_string();
+        assert!(error.contains("seed") && error.contains("SU"), "{error}");
+        std::fs::write(&seed, "SUAB\n").unwrap();
+        assert_eq!(read_nkey_seed(&seed).unwrap(), "SUAB");
+        let missing = dir.path().join("missing.pem");
+        let error = check_tls_files(&TlsFiles {
+            ca_file: missing.clone(),
+            cert_file: None,
+            key_file: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains(&missing.display().to_string()), "{error}");
+        let half = check_tls_files(&TlsFiles {
+            ca_file: seed.clone(),
+            cert_file: Some(seed),
+            key_file: None,
+        });
+        assert!(matches!(half, Err(ConnectError::TlsClientCertificateHalf)));
     }
 
     #[test]

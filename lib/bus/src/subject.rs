@@ -75,6 +75,38 @@ pub fn findings(priority: Priority, namespace: &str) -> String {
     format!("vigil.findings.{}.{}", priority.label(), token(namespace))
 }
 
+/// Filter subject for findings of every priority in one namespace token
+/// (`vigil.findings.*._`: those that name no namespace).
+pub fn findings_of_namespace(namespace: &str) -> String {
+    format!("vigil.findings.*.{}", token(namespace))
+}
+
+/// Filter subject for findings of one priority in every namespace.
+pub fn findings_of_priority(priority: Priority) -> String {
+    format!("vigil.findings.{}.>", priority.label())
+}
+
+/// The namespace token of a findings subject (`shop` of
+/// `vigil.findings.critical.shop`), or `None` when `subject` is not one.
+/// Who may publish on a subject is decided by its tokens (the NATS users'
+/// permissions), so the responder compares this token, not the payload's
+/// claim, with the namespace it would act in.
+pub fn namespace_of_finding_subject(subject: &str) -> Option<&str> {
+    let mut tokens = subject.split('.');
+    match (
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+    ) {
+        (Some("vigil"), Some("findings"), Some(_priority), Some(namespace), None) => {
+            Some(namespace)
+        }
+        _ => None,
+    }
+}
+
 /// Subject for an action record about `node` with `outcome`.
 pub fn actions(node: &str, outcome: ActionOutcome) -> String {
     format!("vigil.actions.{}.{}", token(node), outcome_label(outcome))
@@ -120,6 +152,30 @@ mod tests {
             "vigil.findings.critical.shop"
         );
         assert_eq!(findings(Priority::Warning, ""), "vigil.findings.warning._");
+    }
+
+    #[test]
+    fn a_findings_subject_names_its_namespace_token() {
+        let subject = findings(Priority::Critical, "shop");
+        assert_eq!(namespace_of_finding_subject(&subject), Some("shop"));
+        assert_eq!(
+            namespace_of_finding_subject(&findings(Priority::Warning, "")),
+            Some(NONE_TOKEN)
+        );
+        assert_eq!(
+            namespace_of_finding_subject("vigil.findings.critical"),
+            None
+        );
+        assert_eq!(namespace_of_finding_subject("vigil.findings.a.b.c"), None);
+        assert_eq!(
+            namespace_of_finding_subject("vigil.actions.n1.failed"),
+            None
+        );
+        assert_eq!(findings_of_namespace(""), "vigil.findings.*._");
+        assert_eq!(
+            findings_of_priority(Priority::Warning),
+            "vigil.findings.warning.>"
+        );
     }
 
     #[test]

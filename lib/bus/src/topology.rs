@@ -90,6 +90,15 @@ pub const INCIDENTS_BUCKET: BucketSpec = BucketSpec {
     max_age: Duration::from_secs(90 * DAY.as_secs()),
 };
 
+/// Console login sessions (by SHA-256 of the session token), shared by
+/// every console replica; the console sets `max_age` to its configured
+/// session lifetime.
+pub const CONSOLE_SESSIONS_BUCKET: BucketSpec = BucketSpec {
+    name: "VIGIL_CONSOLE_SESSIONS",
+    description: "Console login sessions, by SHA-256 of the session token, shared by every console.",
+    max_age: Duration::from_secs(8 * 3600),
+};
+
 /// A durable pull consumer definition.
 #[derive(Clone, Debug)]
 pub struct ConsumerSpec {
@@ -183,7 +192,9 @@ pub const SCORER_MODELS_BUCKET: &str = "VIGIL_SCORER_MODELS";
 /// Stream or consumer creation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("cannot create or update stream {stream}: {source}")]
+    #[error(
+        "cannot create or update stream {stream} (updating one is the admin credential's install step): {source}"
+    )]
     Stream {
         stream: &'static str,
         #[source]
@@ -210,14 +221,47 @@ pub enum TopologyError {
     },
 }
 
-/// Creates the stream, or updates it to this definition; `replicas` is 1 on
-/// a single server and 3 on a JetStream cluster.
+/// Creates the stream if it is missing, and updates it when it differs from
+/// this definition; `replicas` is 1 on a single server and 3 on a
+/// JetStream cluster. A stream that matches is only looked up: services'
+/// NATS credentials may create a missing stream but never update one
+/// (`vigil_bus::access`), so a service meeting a stream an older version
+/// defined fails here until the admin credential updated it
+/// ([`ensure_all`], `vigil-admin streams ensure`).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     spec: &StreamSpec,
     replicas: usize,
 ) -> Result<(), TopologyError> {
-    let config = jetstream::stream::Config {
+    let config = stream_config(spec, replicas);
+    let stream_error = |source| TopologyError::Stream {
+        stream: spec.name,
+        source,
+    };
+    match js.get_stream(spec.name).await {
+        Ok(stream) => {
+            if same_definition(&stream.cached_info().config, &config) {
+                return Ok(());
+            }
+            js.update_stream(config)
+                .await
+                .map(|_| ())
+                .map_err(stream_error)
+        }
+        Err(error) if is_stream_not_found(&error) => js
+            .create_stream(config)
+            .await
+            .map(|_| ())
+            .map_err(stream_error),
+        Err(source) => Err(TopologyError::GetStream {
+            stream: spec.name,
+            source,
+        }),
+    }
+}
+
+fn stream_config(spec: &StreamSpec, replicas: usize) -> jetstream::stream::Config {
+    jetstream::stream::Config {
         name: spec.name.to_owned(),
         subjects: vec![spec.subjects.to_owned()],
         description: Some(spec.description.to_owned()),
@@ -229,14 +273,48 @@ pub async fn ensure_stream(
         duplicate_window: spec.duplicate_window,
         num_replicas: replicas.max(1),
         ..Default::default()
-    };
-    js.create_or_update_stream(config)
-        .await
-        .map(|_| ())
-        .map_err(|source| TopologyError::Stream {
-            stream: spec.name,
-            source,
-        })
+    }
+}
+
+/// True when the server's stream has every setting Vigil defines.
+fn same_definition(found: &jetstream::stream::Config, wanted: &jetstream::stream::Config) -> bool {
+    found.subjects == wanted.subjects
+        && found.description == wanted.description
+        && found.retention == wanted.retention
+        && found.discard == wanted.discard
+        && found.storage == wanted.storage
+        && found.max_age == wanted.max_age
+        && found.max_bytes == wanted.max_bytes
+        && found.duplicate_window == wanted.duplicate_window
+        && found.num_replicas == wanted.num_replicas
+}
+
+fn is_stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(inner)
+            if inner.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+/// Every stream and key-value bucket of Vigil, created or updated to this
+/// version's definitions: the install step run with the admin credential
+/// (`vigil-admin streams ensure`), the only one allowed to update them.
+pub async fn ensure_all(js: &jetstream::Context, replicas: usize) -> Result<(), TopologyError> {
+    for spec in [&EVENTS, &FINDINGS, &ACTIONS, &SCORES, &AUDIT] {
+        ensure_stream(js, spec, replicas).await?;
+    }
+    for bucket in [
+        &INCIDENTS_BUCKET,
+        &CONSOLE_SESSIONS_BUCKET,
+        &RESPONDER_FINDINGS_BUCKET,
+        &QUARANTINE_BUCKET,
+        &RESPONDER_LIMITS_BUCKET,
+        &SCORER_MEMBERS_BUCKET,
+    ] {
+        ensure_bucket(js, bucket, replicas).await?;
+    }
+    Ok(())
 }
 
 /// Ensures the consumer's stream and the consumer itself, and returns it.
