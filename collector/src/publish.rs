@@ -1,4 +1,5 @@
-//! Events → size- and time-bounded `EventBatch`es → JetStream.
+//! Events → size- and time-bounded compact batches (`CompactBatch`, format 2
+//! of `vigil/v1/batch.proto`) → JetStream.
 //!
 //! Any source can feed this: it only reads a channel of finished events and
 //! a [`DropCounts`] to report what was lost on the way. Acks are awaited in
@@ -37,7 +38,10 @@ use vigil_bus::{
     },
     codec, subject,
 };
-use vigil_proto::v1::{Event, EventBatch};
+use vigil_proto::{
+    batch::{CompactEncoder, Header},
+    v1::{CompactBatch, Event},
+};
 
 use crate::{kernel::KernelDrops, metrics, source::recording::RecordingWriter};
 
@@ -117,13 +121,18 @@ impl DropTally {
 /// increasing sequences with gaps. Drops are node-wide: they ride on the
 /// next batch sealed, whatever its partition, and a batch that only reports
 /// drops goes to partition 0.
+///
+/// Each partition's batch is encoded as its events arrive: an event's
+/// process, container and pod context joins the batch's tables only when
+/// the batch does not hold it yet, so a batch is encoded once and the
+/// context of a busy process costs a lookup, not a copy.
 #[derive(Debug)]
 pub struct Batcher {
     node: String,
     run_id: String,
     next_sequence: u64,
     max_events: usize,
-    partitions: Vec<Vec<Event>>,
+    partitions: Vec<CompactEncoder>,
     drops: DropCounts,
     tally: DropTally,
 }
@@ -132,7 +141,7 @@ pub struct Batcher {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sealed {
     pub partition: u32,
-    pub batch: EventBatch,
+    pub batch: CompactBatch,
 }
 
 impl Batcher {
@@ -143,7 +152,9 @@ impl Batcher {
             run_id: uuid::Uuid::new_v4().to_string(),
             next_sequence: 1,
             max_events: max_events.max(1),
-            partitions: vec![Vec::new(); subject::EVENT_PARTITIONS as usize],
+            partitions: (0..subject::EVENT_PARTITIONS)
+                .map(|_| CompactEncoder::default())
+                .collect(),
             drops,
             tally: DropTally::default(),
         }
@@ -156,12 +167,9 @@ impl Batcher {
     /// Adds an event; returns its partition's batch once that is full.
     pub fn push(&mut self, event: Event) -> Option<Sealed> {
         let partition = subject::event_partition(&event.container_id);
-        let events = self.partitions.get_mut(partition as usize)?;
-        if events.capacity() == 0 {
-            events.reserve_exact(self.max_events);
-        }
-        events.push(event);
-        (events.len() >= self.max_events).then(|| self.seal(partition))
+        let encoder = self.partitions.get_mut(partition as usize)?;
+        encoder.push(event);
+        (encoder.len() >= self.max_events).then(|| self.seal(partition))
     }
 
     /// Every partition's batch so far, and a batch reporting drops when
@@ -178,41 +186,37 @@ impl Batcher {
         if sealed.is_empty() {
             let (kernel, userspace) = self.tally.since_last(&self.drops);
             if kernel != 0 || userspace != 0 {
-                sealed.push(self.batch(0, Vec::new(), kernel, userspace));
+                let batch = CompactEncoder::default().finish(self.header(kernel, userspace));
+                sealed.push(Sealed {
+                    partition: 0,
+                    batch,
+                });
             }
         }
         sealed
     }
 
     fn seal(&mut self, partition: u32) -> Sealed {
-        let events = self
+        let (kernel, userspace) = self.tally.since_last(&self.drops);
+        let header = self.header(kernel, userspace);
+        let batch = self
             .partitions
             .get_mut(partition as usize)
-            .map(std::mem::take)
+            .map(|encoder| encoder.finish(header))
             .unwrap_or_default();
-        let (kernel, userspace) = self.tally.since_last(&self.drops);
-        self.batch(partition, events, kernel, userspace)
+        Sealed { partition, batch }
     }
 
-    fn batch(
-        &mut self,
-        partition: u32,
-        events: Vec<Event>,
-        kernel_drops: u64,
-        userspace_drops: u64,
-    ) -> Sealed {
+    /// The next batch's header; takes its sequence number.
+    fn header(&mut self, kernel_drops: u64, userspace_drops: u64) -> Header {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        Sealed {
-            partition,
-            batch: EventBatch {
-                node: self.node.clone(),
-                sequence,
-                events,
-                kernel_drops,
-                userspace_drops,
-                run_id: self.run_id.clone(),
-            },
+        Header {
+            node: self.node.clone(),
+            sequence,
+            run_id: self.run_id.clone(),
+            kernel_drops,
+            userspace_drops,
         }
     }
 }
@@ -514,7 +518,8 @@ mod tests {
         let first = batcher.push(event(3, &a)).unwrap();
         assert_eq!(first.partition, subject::event_partition(&a));
         assert_eq!((first.batch.sequence, first.batch.events.len()), (1, 2));
-        assert!(first.batch.events.iter().all(|e| e.container_id == a));
+        let whole = vigil_proto::batch::expand(first.batch.clone()).batch;
+        assert!(whole.events.iter().all(|e| e.container_id == a));
         assert_eq!(first.batch.node, "n1");
         let rest = batcher.flush();
         assert_eq!(rest.len(), 1);
@@ -523,6 +528,29 @@ mod tests {
         assert_eq!(first.batch.run_id, rest[0].batch.run_id);
         assert_eq!(first.batch.run_id, batcher.run_id());
         assert!(batcher.flush().is_empty(), "nothing to report");
+    }
+
+    #[test]
+    fn a_sealed_batch_holds_each_process_once_and_reads_back_whole() {
+        let mut batcher = Batcher::new("n1", 4, DropCounts::default());
+        let pushed: Vec<Event> = [1, 2, 1, 1]
+            .into_iter()
+            .map(|pid| Event {
+                comm: format!("worker-{pid}"),
+                cmdline: vec!["worker".into(), "--serve".into()],
+                ..event(pid, "container-a")
+            })
+            .collect();
+        let sealed = pushed
+            .iter()
+            .cloned()
+            .find_map(|e| batcher.push(e))
+            .unwrap();
+        assert_eq!(sealed.batch.processes.len(), 2);
+        assert_eq!(sealed.batch.containers.len(), 1);
+        let decoded = vigil_proto::batch::decode(&codec::encode(&sealed.batch)).unwrap();
+        assert_eq!(decoded.batch.events, pushed);
+        assert!(decoded.skipped.is_empty());
     }
 
     #[test]

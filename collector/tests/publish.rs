@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use prost::Message;
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
     ConnectOptions, async_nats::jetstream::consumer::pull, connect::connect, subject,
@@ -110,7 +109,9 @@ async fn find_event(nats: &NatsServer, matches: impl Fn(&Event) -> bool) -> (Eve
             .expect("the event within 20 s")
             .expect("the consumer stays open")
             .expect("a message");
-        let batch = EventBatch::decode(message.payload.as_ref()).expect("an EventBatch");
+        let batch = vigil_proto::batch::decode(message.payload.as_ref())
+            .expect("a batch")
+            .batch;
         let headers = message.headers.as_ref().expect("headers");
         let message_id = headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
         assert_eq!(

@@ -111,10 +111,13 @@ pub async fn read_stream(
             .info()
             .map(|i| i.stream_sequence)
             .unwrap_or(u64::MAX);
-        match vigil_bus::codec::decode::<EventBatch>(&message.payload, &message.subject, sequence) {
-            Ok(batch) => add_batch(&mut observation, &batch, selector),
+        match vigil_proto::batch::decode(&message.payload) {
+            Ok(decoded) => add_batch(&mut observation, &decoded.batch, selector),
             // Named, never fatal: one bad batch must not stop learning.
-            Err(e) => eprintln!("vigil-profile: skipping a malformed batch: {e}"),
+            Err(e) => eprintln!(
+                "vigil-profile: skipping batch {sequence} on {}: {e}",
+                message.subject
+            ),
         }
         if sequence >= last {
             break;
