@@ -298,7 +298,8 @@ impl Scorer {
             })
             .collect();
         let score = anomaly_score(&window, Some(&scored), false, explanation);
-        let finding = anomalous.then(|| finding(&window, &score, model));
+        let threshold = model.finding_threshold(self.settings.finding_min_score);
+        let finding = anomalous.then(|| finding(&window, &score, threshold));
         if trusted
             && !anomalous
             && model.accepts(&scored)
@@ -404,7 +405,9 @@ pub fn window_id(kind: &str, container_id: &str, window_end_ns: u64, events: u32
     hex::encode(&digest[..16])
 }
 
-fn finding(window: &ClosedWindow, score: &AnomalyScore, model: &WorkloadModel) -> Finding {
+/// The anomaly finding of a window; `threshold` is the score threshold it
+/// was held to.
+fn finding(window: &ClosedWindow, score: &AnomalyScore, threshold: f64) -> Finding {
     let top: Vec<String> = score
         .explanation
         .iter()
@@ -417,7 +420,7 @@ fn finding(window: &ClosedWindow, score: &AnomalyScore, model: &WorkloadModel) -
         meta.container_id,
         meta.workload,
         score.score,
-        model.finding_threshold(0.0),
+        threshold,
         score.novelty,
         top.join(", ")
     );

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use vigil_proto::v1::{Event, EventType, SocketAddress};
+use vigil_proto::v1::{Event, EventType, PodMeta, SocketAddress};
 
 use crate::features::WindowObs;
 
@@ -69,6 +69,9 @@ struct Reduced {
 
 struct Container {
     meta: ContainerMeta,
+    /// The pod metadata `meta` was built from: an event carrying the same
+    /// needs no rebuild (every event may carry it).
+    pod: Option<PodMeta>,
     events: VecDeque<Reduced>,
     since_window: u32,
 }
@@ -120,10 +123,10 @@ fn peer(address: Option<&SocketAddress>) -> Option<String> {
 /// Checks an event and reduces it; `index` is its position in the batch.
 fn reduce(index: usize, event: &Event) -> Result<Reduced, EventError> {
     let event_type = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
-    let name = if !event.syscall.is_empty() {
-        event.syscall.clone()
+    let name: std::borrow::Cow<'_, str> = if !event.syscall.is_empty() {
+        event.syscall.as_str().into()
     } else if event_type != EventType::Unspecified {
-        event_type.as_str_name().to_ascii_lowercase()
+        event_type.as_str_name().to_ascii_lowercase().into()
     } else {
         return Err(EventError::NoSyscall {
             index,
@@ -141,7 +144,7 @@ fn reduce(index: usize, event: &Event) -> Result<Reduced, EventError> {
             return Err(EventError::NoArgs {
                 index,
                 pid: event.pid,
-                syscall: name,
+                syscall: name.into_owned(),
             });
         }
     };
@@ -173,6 +176,16 @@ fn meta(event: &Event) -> ContainerMeta {
     }
 }
 
+impl Container {
+    /// Whether `meta` is what `event` would give.
+    fn described_by(&self, event: &Event) -> bool {
+        self.pod == event.pod
+            && self.meta.node == event.node
+            && self.meta.pod_uid == event.pod_uid
+            && self.meta.cgroup_path == event.cgroup_path
+    }
+}
+
 impl Windows {
     pub fn new(size: u32, stride: u32) -> Self {
         Self {
@@ -193,16 +206,23 @@ impl Windows {
             return Ok(None);
         }
         let reduced = reduce(index, event)?;
-        let container = self
-            .containers
-            .entry(event.container_id.clone())
-            .or_insert_with(|| Container {
+        // Looked up by reference: the id is copied once per container, not per event.
+        if !self.containers.contains_key(&event.container_id) {
+            let container = Container {
                 meta: meta(event),
+                pod: event.pod.clone(),
                 events: VecDeque::with_capacity(self.size),
                 since_window: 0,
-            });
-        if event.pod.is_some() {
+            };
+            self.containers
+                .insert(event.container_id.clone(), container);
+        }
+        let Some(container) = self.containers.get_mut(&event.container_id) else {
+            return Ok(None);
+        };
+        if event.pod.is_some() && !container.described_by(event) {
             container.meta = meta(event);
+            container.pod = event.pod.clone();
         }
         if container.events.len() == self.size {
             container.events.pop_front();
