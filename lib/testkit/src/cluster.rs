@@ -126,7 +126,7 @@ impl NatsCluster {
         Ok(cluster)
     }
 
-    /// Every node's client URL, comma-separated (`nats.url` of a service).
+    /// Every node's client URL, comma-separated.
     pub fn url(&self) -> String {
         self.nodes
             .iter()
@@ -224,7 +224,9 @@ impl ClusterPipeline {
     }
 
     /// Starts one more service process (its own `NODE_NAME` setting, if
-    /// any, overrides the pipeline's node).
+    /// any, overrides the pipeline's node), connected to one node in turn:
+    /// the client learns the other nodes from the cluster and moves to
+    /// them when its node goes away.
     pub fn spawn(&mut self, spec: &ServiceSpec) -> Result<&mut ServiceProcess, String> {
         let spec = spec
             .clone()
@@ -233,7 +235,7 @@ impl ClusterPipeline {
             &self.binaries,
             self.dir.path(),
             &self.node,
-            &self.cluster.url(),
+            &self.seed_url(),
             &spec,
             self.started,
         )?;
@@ -254,13 +256,20 @@ impl ClusterPipeline {
             &self.binaries,
             self.dir.path(),
             &self.node,
-            &self.cluster.url(),
+            &self.seed_url(),
             &spec,
             self.started,
         )?;
         self.started += 1;
         self.services.insert(index, process);
         Ok(())
+    }
+
+    /// The node the next process connects to first. One URL, not the list:
+    /// `vigil_bus::connect` hands a comma-separated `nats.url` to async-nats
+    /// as one address, which never connects (reported on the board).
+    fn seed_url(&self) -> String {
+        self.cluster.node_url(self.started % self.cluster.size())
     }
 
     pub fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
