@@ -3,7 +3,10 @@
 //! pipeline pieces as processes: nats-server, `vigil-responder` (cluster
 //! mode, its gRPC API, a fake Kubernetes API server) and `vigil-console`.
 //!
-//! A finding published on NATS must appear in the live feed; a
+//! A finding published on NATS must appear in the live feed (and raise a
+//! browser notification: it is critical); search, filters and export of the
+//! filtered view, shareable links, the finding's detail, the ATT&CK view with
+//! its drill-down, the charts, and not-found views for unknown links; a
 //! rehearsed (dry-run) quarantine must read as dry-run, never as contained,
 //! in the incident and the list; a click on quarantine must produce an
 //! action record on the actions stream (and the quarantine label on the
@@ -191,12 +194,13 @@ async fn the_console_in_chromium_shows_findings_live_and_quarantines() {
     .await
     .unwrap();
 
+    let mut critical = finding("f-browser", "shop", "web-1", Priority::Critical);
+    critical.tags.push("T1003.008".into());
+    critical
+        .output_fields
+        .insert("fd.name".into(), "/etc/shadow".into());
     let published = Instant::now();
-    publish_finding(
-        &js,
-        &finding("f-browser", "shop", "web-1", Priority::Critical),
-    )
-    .await;
+    publish_finding(&js, &critical).await;
     browser.send("PUBLISHED f-browser");
     let (mut browser, seen) = tokio::task::spawn_blocking(move || {
         let seen = browser.expect("SEEN f-browser", Duration::from_secs(10));
@@ -209,7 +213,7 @@ async fn the_console_in_chromium_shows_findings_live_and_quarantines() {
     assert!(latency < Duration::from_secs(1), "took {latency:?}");
 
     let mut browser = tokio::task::spawn_blocking(move || {
-        browser.expect("QUARANTINED", Duration::from_secs(30));
+        browser.expect("QUARANTINED", Duration::from_secs(60));
         browser
     })
     .await
@@ -240,6 +244,7 @@ async fn the_console_in_chromium_shows_findings_live_and_quarantines() {
     );
 
     let status = tokio::task::spawn_blocking(move || {
+        browser.expect("VIEWS-OK", Duration::from_secs(60));
         browser.expect("READONLY-OK", Duration::from_secs(30));
         browser.child.wait().unwrap()
     })
