@@ -74,6 +74,14 @@ pub enum MalformedFinding {
         at: String,
         priority: i32,
     },
+    /// The subject does not vouch for the namespace the payload names
+    /// (`decide::subject_vouches_for`).
+    #[error("finding {id} on {at} is not believed: {reason}")]
+    NotVouched {
+        id: String,
+        at: String,
+        reason: String,
+    },
 }
 
 /// Why the work on a finding or a manual request stopped before its end.
@@ -214,7 +222,11 @@ impl Responder {
         let finding = match accept(&delivery) {
             Ok(finding) => finding,
             Err(error) => {
-                metrics::error("malformed_payload", "decode");
+                let kind = match error {
+                    MalformedFinding::NotVouched { .. } => "finding_not_vouched",
+                    _ => "malformed_payload",
+                };
+                metrics::error(kind, "decode");
                 return Disposition::Reject {
                     reason: error.to_string(),
                 };
@@ -824,6 +836,13 @@ fn accept(delivery: &Delivery) -> Result<Finding, MalformedFinding> {
             id: finding.id,
             at: at(),
             priority: finding.priority,
+        });
+    }
+    if let Err(reason) = decide::subject_vouches_for(&delivery.subject, &finding) {
+        return Err(MalformedFinding::NotVouched {
+            id: finding.id,
+            at: at(),
+            reason,
         });
     }
     Ok(finding)

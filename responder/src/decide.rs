@@ -93,6 +93,27 @@ pub fn acting_label(actions: &[Planned]) -> &'static str {
     }
 }
 
+/// Whether the subject a finding came on vouches for the namespace its
+/// payload names. Who may publish on a findings subject is fixed by the
+/// NATS users' permissions (`vigil_bus::access`): on a subject that names a
+/// namespace only the detectors (any priority) and the anomaly scorer
+/// (warnings) may; the namespace-less subject (`_`) carries the collector's
+/// drop findings and the consume loops' loss warnings too. A payload naming
+/// another namespace than its subject is believed about nothing: it was
+/// forged, or published by a credential that may not raise findings about
+/// pods. Checked before any decision, so such a finding never acts.
+pub fn subject_vouches_for(subject: &str, finding: &Finding) -> Result<(), String> {
+    let claimed = vigil_bus::subject::token(&finding.namespace);
+    match vigil_bus::subject::namespace_of_finding_subject(subject) {
+        Some(vouched) if vouched == claimed => Ok(()),
+        Some(vouched) => Err(format!(
+            "its subject {subject} is for namespace {vouched}, its payload names {claimed}: \
+             only a producer's subject is believed"
+        )),
+        None => Err(format!("{subject} is not a findings subject")),
+    }
+}
+
 /// Decides what to do about `finding` at wall-clock time `now_ns`.
 pub fn decide<'p>(
     policy: &'p Policy,
@@ -219,6 +240,32 @@ mod tests {
     use crate::policy::KillSignal;
 
     const ID: &str = "3f4a1c2b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
+
+    #[test]
+    fn only_the_subjects_namespace_is_believed() {
+        let mut shop = Finding {
+            namespace: "shop".to_owned(),
+            ..Finding::default()
+        };
+        assert_eq!(
+            subject_vouches_for("vigil.findings.critical.shop", &shop),
+            Ok(())
+        );
+        // A credential that may publish only namespace-less findings (the
+        // collector's drops, the loss warnings) cannot name a pod's namespace.
+        let forged = subject_vouches_for("vigil.findings.critical._", &shop).unwrap_err();
+        assert!(
+            forged.contains("namespace _") && forged.contains("shop"),
+            "{forged}"
+        );
+        assert!(subject_vouches_for("vigil.findings.critical.other", &shop).is_err());
+        assert!(subject_vouches_for("vigil.actions.n1.failed", &shop).is_err());
+        shop.namespace.clear();
+        assert_eq!(
+            subject_vouches_for("vigil.findings.warning._", &shop),
+            Ok(())
+        );
+    }
     const UID: &str = "0f9c2b5e-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
     const NOW: u64 = 1_000_000_000_000;
 
