@@ -196,13 +196,14 @@ impl App {
         reason: &str,
         dry_run: bool,
     ) -> Result<Vec<ActionView>, StepError> {
-        let request = QuarantineRequest {
+        let mut request = tonic::Request::new(QuarantineRequest {
             target: Some(pod_ref(incident)?),
             requested_by: who.user.clone(),
             reason: reason.to_owned(),
             finding_id: incident.latest_finding_id.clone(),
             dry_run,
-        };
+        });
+        vouch_for(who, &mut request)?;
         let reply = self
             .responder
             .clone()
@@ -224,12 +225,13 @@ impl App {
         reason: &str,
         dry_run: bool,
     ) -> Result<Vec<ActionView>, StepError> {
-        let request = ReleaseRequest {
+        let mut request = tonic::Request::new(ReleaseRequest {
             target: Some(pod_ref(incident)?),
             requested_by: who.user.clone(),
             reason: reason.to_owned(),
             dry_run,
-        };
+        });
+        vouch_for(who, &mut request)?;
         let reply = self
             .responder
             .clone()
@@ -324,4 +326,12 @@ fn apply(state: &mut IncidentState, who: &Principal, edit: &Edit, proposal: Opti
     }
     state.updated_ns = now;
     state.updated_by = who.user.clone();
+}
+
+/// Names the signed-in user to the responder, which records it when the
+/// console's certificate identity may vouch (over TLS); the body's
+/// `requested_by` is only a claim there.
+fn vouch_for<T>(who: &Principal, request: &mut tonic::Request<T>) -> Result<(), StepError> {
+    vigil_grpc_auth::vouch(request, &who.user)
+        .map_err(|status| StepError::Responder(status.message().to_owned()))
 }

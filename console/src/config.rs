@@ -63,8 +63,17 @@ pub struct LoginConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponderConfig {
+    /// `https://` with `tls`; `http://` only where the responder serves
+    /// plaintext (dev, loopback).
     pub grpc_url: String,
     pub timeout_ms: u64,
+    /// The console's client certificate (identity `spiffe://vigil/console`,
+    /// which may quarantine and vouch for the signed-in user), key, and the
+    /// CA of the responder's certificate.
+    pub tls: Option<vigil_grpc_auth::TlsConfig>,
+    /// The name the responder's certificate is checked against, when not
+    /// the URL's host.
+    pub tls_server_name: Option<String>,
 }
 
 /// One `[[users]]` entry: a password (argon2 PHC string, from
@@ -129,6 +138,8 @@ impl Default for ResponderConfig {
         Self {
             grpc_url: "http://127.0.0.1:50051".to_owned(),
             timeout_ms: 5_000,
+            tls: None,
+            tls_server_name: None,
         }
     }
 }
@@ -158,11 +169,21 @@ impl Validate for Config {
         );
         problems.positive("http.login.max_addresses", login.max_addresses as u64);
         let url = &self.responder.grpc_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            problems.add(
+        match &self.responder.tls {
+            Some(tls) if url.starts_with("https://") => tls.validate("responder.tls", problems),
+            Some(_) => problems.add(
+                "responder.grpc_url",
+                format!("{url:?}: with responder.tls the URL is https://"),
+            ),
+            None if url.starts_with("https://") => problems.add(
+                "responder.tls",
+                format!("{url:?} needs the console's client certificate (cert, key, ca)"),
+            ),
+            None if url.starts_with("http://") => {}
+            None => problems.add(
                 "responder.grpc_url",
                 format!("{url:?} is not an http:// or https:// URL"),
-            );
+            ),
         }
         for (i, user) in self.users.iter().enumerate() {
             validate_user(i, user, &self.users[..i], problems);

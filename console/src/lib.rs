@@ -254,6 +254,18 @@ fn responder_client(
         })?
         .timeout(config.timeout())
         .connect_timeout(config.timeout());
+    // Mutual TLS: the responder knows the console by its certificate.
+    let endpoint = match &config.tls {
+        Some(tls) => tls
+            .client(config.tls_server_name.as_deref())
+            .map_err(|error| error.to_string())
+            .and_then(|tls| endpoint.tls_config(tls).map_err(|error| error.to_string()))
+            .map_err(|reason| Error::Responder {
+                url: config.grpc_url.clone(),
+                reason,
+            })?,
+        None => endpoint,
+    };
     // Lazy: the console serves reads while the responder is away.
     Ok(ResponderClient::new(endpoint.connect_lazy()))
 }
