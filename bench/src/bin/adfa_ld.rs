@@ -1,6 +1,11 @@
 //! The isolation forest on ADFA-LD, against scikit-learn's IsolationForest
 //! on the identical feature matrices, in the same run.
 //!
+//! Loading, the full scorer's features and decision, STIDE and the detection
+//! figures are `vigil_anomaly_scorer::evaluate`, the code behind
+//! `vigil-scorer-cli evaluate DIR`; this benchmark adds the official split's
+//! checks, the other feature sets and the comparison with scikit-learn.
+//!
 //! Data: `$VIGIL_ADFA_LD`, else `../shared/datasets/adfa-ld` next to the
 //! repository (read in place, never copied). A missing or incomplete
 //! dataset is an error.
@@ -46,7 +51,7 @@
 //! `VIGIL_ADFA_LD_WORK=dir` keeps the matrices (`.npy`) and scikit-learn's
 //! scores there instead of in a temporary folder.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,16 +62,17 @@ use linfa::prelude::*;
 use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vigil_anomaly_scorer::features::{Baseline, FeatureSpec, Featurizer, WindowObs};
-use vigil_anomaly_scorer::model::{Folds, anomaly_ratio, cross_fitted_rows, upper_fence};
-use vigil_anomaly_scorer::scorer::{DEFAULT_MIN_SCORE, MIN_NOVELTY};
+use vigil_anomaly_scorer::evaluate::{
+    self as scorer_eval, Detection, ScorerFeatures, TraceSet, anomaly, mean, midranks, std_dev,
+};
+use vigil_anomaly_scorer::scorer::DEFAULT_MIN_SCORE;
 use vigil_bench::{Report, results_path};
 use vigil_isolation_forest::IsolationForest;
 
 const SEEDS: [u64; 5] = [0, 1, 2, 3, 4];
-const FPRS: [(f64, &str); 3] = [(0.01, "1pct"), (0.05, "5pct"), (0.10, "10pct")];
+/// Labels of the evaluation's `FPRS` (1, 5 and 10 %) in result names.
+const FPR_LABELS: [&str; 3] = ["1pct", "5pct", "10pct"];
 const NOVELTY_K: std::ops::RangeInclusive<usize> = 2..=10;
-const STIDE_K: usize = 6;
 const FOLDS: usize = 5;
 const TREES: usize = 100;
 const PARITY_TREES: usize = 1000;
@@ -95,9 +101,13 @@ fn main() -> Result<()> {
     report.add("adfa_ld.traces.attack", data.attack.len() as f64, "traces");
 
     let started = Instant::now();
-    let (full, full_train_novelty, full_test_novelty) = full_scorer_features(&data);
+    let scorer_features = ScorerFeatures::of(&data.set);
+    let full = FeatureSet {
+        name: "full_scorer",
+        train: scorer_features.train.clone(),
+        test: scorer_features.test.clone(),
+    };
     let sets = [frequency_features(&data), novelty_features(&data), full];
-    let stide = stide_scores(&data);
     eprintln!("features: {:.2} s", started.elapsed().as_secs_f64());
 
     // scikit-learn on the identical matrices, one Python process for all jobs.
@@ -137,20 +147,20 @@ fn main() -> Result<()> {
         jobs.len()
     );
 
-    let labels = &data.family;
+    let labels = &data.set.family;
     let n_normal = data.validation.len();
     let mut summary = Vec::new();
     for set in &sets {
         let ours = fit_and_score(set, TREES, &single)?;
         let theirs = sklearn.job(&job_name(set.name, TREES))?;
-        let ours_eval: Vec<Eval> = ours
+        let ours_eval: Vec<Detection> = ours
             .iter()
-            .map(|run| Eval::of(&anomaly(&run.scores), n_normal, labels))
+            .map(|run| Detection::of(&anomaly(&run.scores), n_normal, labels))
             .collect();
-        let theirs_eval: Vec<Eval> = theirs
+        let theirs_eval: Vec<Detection> = theirs
             .runs
             .iter()
-            .map(|run| Eval::of(&anomaly(&run.scores), n_normal, labels))
+            .map(|run| Detection::of(&anomaly(&run.scores), n_normal, labels))
             .collect();
         report_detection(
             &mut report,
@@ -298,12 +308,12 @@ fn main() -> Result<()> {
         let theirs_big = sklearn.job(&job_name(set.name, PARITY_TREES))?;
         let ours_big_auc: Vec<f64> = ours_big
             .iter()
-            .map(|r| Eval::of(&anomaly(&r.scores), n_normal, labels).auc)
+            .map(|r| Detection::of(&anomaly(&r.scores), n_normal, labels).auc)
             .collect();
         let theirs_big_auc: Vec<f64> = theirs_big
             .runs
             .iter()
-            .map(|r| Eval::of(&anomaly(&r.scores), n_normal, labels).auc)
+            .map(|r| Detection::of(&anomaly(&r.scores), n_normal, labels).auc)
             .collect();
         report.add_with_baseline(
             &format!("adfa_ld.{}.if1000.auc", set.name),
@@ -344,14 +354,18 @@ fn main() -> Result<()> {
         );
     }
 
-    let full = sets.last().context("full scorer set")?;
-    let (decision, points) = full_scorer_decision(
-        full,
-        &full_train_novelty,
-        &full_test_novelty,
-        n_normal,
-        labels,
-    )?;
+    let evaluation =
+        scorer_eval::evaluate_features(&data.set, &scorer_features, &SEEDS, DEFAULT_MIN_SCORE)?;
+    let decision: Vec<Detection> = evaluation
+        .runs
+        .iter()
+        .map(|run| run.detection.clone())
+        .collect();
+    let points: Vec<(f64, f64)> = evaluation
+        .runs
+        .iter()
+        .map(|run| (run.operating_fpr, run.operating_dr))
+        .collect();
     report_detection(&mut report, "adfa_ld.full_scorer.decision", &decision, None);
     let fpr: Vec<f64> = points.iter().map(|p| p.0).collect();
     let dr: Vec<f64> = points.iter().map(|p| p.1).collect();
@@ -374,7 +388,7 @@ fn main() -> Result<()> {
     );
     summary.push(("full scorer: IF or STIDE".into(), decision));
 
-    let stide_eval = Eval::of(&stide, n_normal, labels);
+    let stide_eval = evaluation.stide.clone();
     report_detection(
         &mut report,
         "adfa_ld.stide6",
@@ -389,13 +403,13 @@ fn main() -> Result<()> {
 
 // ---------------------------------------------------------------- data
 
+/// ADFA-LD as the scorer's evaluation reads it, plus the traces as
+/// 10-bit syscall numbers for this benchmark's own k-gram keys.
 struct Dataset {
+    set: TraceSet,
     train: Vec<Vec<u16>>,
     validation: Vec<Vec<u16>>,
     attack: Vec<Vec<u16>>,
-    /// Family of each test row: `None` for the validation normals (first),
-    /// then the attack family of each attack trace.
-    family: Vec<Option<String>>,
 }
 
 fn dataset_dir() -> Result<PathBuf> {
@@ -415,40 +429,14 @@ fn dataset_dir() -> Result<PathBuf> {
 }
 
 impl Dataset {
+    /// Loads with the scorer's loader, then checks the official split.
     fn load(dir: &Path) -> Result<Self> {
-        let train = read_folder(&dir.join(EXPECTED[0].0))?;
-        let validation = read_folder(&dir.join(EXPECTED[1].0))?;
-        let attack_dir = dir.join(EXPECTED[2].0);
-        let mut folders: Vec<PathBuf> = std::fs::read_dir(&attack_dir)
-            .with_context(|| format!("reading {}", attack_dir.display()))?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        folders.retain(|p| p.is_dir());
-        folders.sort();
-        let mut attack = Vec::new();
-        let mut family = vec![None; validation.len()];
-        let mut per_family: BTreeMap<String, usize> = BTreeMap::new();
-        for folder in folders {
-            let name = folder
-                .file_name()
-                .and_then(|n| n.to_str())
-                .context("attack folder name")?;
-            // `Hydra_FTP_3` → `Hydra_FTP`.
-            let name = match name.rsplit_once('_') {
-                Some((stem, run)) if !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit()) => {
-                    stem
-                }
-                _ => bail!("attack folder {name} is not <Family>_<n>"),
-            };
-            let traces = read_folder(&folder)?;
-            *per_family.entry(name.to_owned()).or_default() += traces.len();
-            family.extend(std::iter::repeat_n(Some(name.to_owned()), traces.len()));
-            attack.extend(traces);
-        }
+        let set = TraceSet::load(dir)?;
+        let per_family = set.families();
         for ((folder, expected), got) in
             EXPECTED
                 .iter()
-                .zip([train.len(), validation.len(), attack.len()])
+                .zip([set.training.len(), set.validation.len(), set.attack.len()])
         {
             ensure!(
                 got == *expected,
@@ -463,15 +451,15 @@ impl Dataset {
         eprintln!(
             "ADFA-LD at {}: {} training, {} validation, {} attack traces {per_family:?}",
             dir.display(),
-            train.len(),
-            validation.len(),
-            attack.len()
+            set.training.len(),
+            set.validation.len(),
+            set.attack.len()
         );
         Ok(Self {
-            train,
-            validation,
-            attack,
-            family,
+            train: narrow(&set.training)?,
+            validation: narrow(&set.validation)?,
+            attack: narrow(&set.attack)?,
+            set,
         })
     }
 
@@ -480,29 +468,20 @@ impl Dataset {
     }
 }
 
-/// The traces (`*.txt`) of a folder, in file-name order.
-fn read_folder(dir: &Path) -> Result<Vec<Vec<u16>>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
-    files.sort();
-    files.par_iter().map(|path| read_trace(path)).collect()
-}
-
-fn read_trace(path: &Path) -> Result<Vec<u16>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let calls = text
-        .split_ascii_whitespace()
-        .map(|token| match token.parse::<u16>() {
-            Ok(call) if call < 1024 => Ok(call),
-            _ => bail!("{}: {token:?} is not a syscall number", path.display()),
+/// Traces as 10-bit syscall numbers (the k-gram keys pack 10 bits a call).
+fn narrow(traces: &[Vec<u32>]) -> Result<Vec<Vec<u16>>> {
+    traces
+        .iter()
+        .map(|trace| {
+            trace
+                .iter()
+                .map(|&call| match u16::try_from(call) {
+                    Ok(call) if call < 1024 => Ok(call),
+                    _ => bail!("syscall number {call} does not fit the 10-bit k-gram keys"),
+                })
+                .collect()
         })
-        .collect::<Result<Vec<u16>>>()?;
-    ensure!(!calls.is_empty(), "{} is an empty trace", path.display());
-    Ok(calls)
+        .collect()
 }
 
 // ------------------------------------------------------------ features
@@ -688,111 +667,6 @@ fn novelty_features(data: &Dataset) -> FeatureSet {
     }
 }
 
-/// The anomaly scorer's own feature set (`vigil_anomaly_scorer::features`,
-/// `FeatureSpec::traces()`): novelty and rarity for k = 2…10, the share of
-/// never-seen syscalls, length and the syscall-mix distance, training rows
-/// cross-fitted exactly as the service does when it learns a workload.
-/// Also returns the STIDE novelty of the training rows (cross-fitted) and
-/// of the test rows, the service's second signal.
-fn full_scorer_features(data: &Dataset) -> (FeatureSet, Vec<f64>, Vec<f64>) {
-    let spec = FeatureSpec::traces();
-    let window = |trace: &Vec<u16>| WindowObs {
-        calls: trace.iter().map(|&c| u32::from(c)).collect(),
-        ..WindowObs::default()
-    };
-    let train: Vec<WindowObs> = data.train.iter().map(window).collect();
-    let refs: Vec<&WindowObs> = train.iter().collect();
-    let baseline = Baseline::learn(&spec, refs.iter().copied());
-    let featurizer = Featurizer::new(spec.clone());
-    let (train, train_novelty) = cross_fitted_rows(&spec, &featurizer, &refs, Folds::Interleaved);
-    let test_novelty: Vec<f64> = data
-        .test()
-        .map(|t| baseline.stide(&spec, &window(t).calls))
-        .collect();
-    let test_rows: Vec<Vec<f32>> = data
-        .test()
-        .collect::<Vec<_>>()
-        .par_iter()
-        .map(|t| featurizer.row(&baseline, &window(t)))
-        .collect();
-    let mut test = Array2::<f32>::zeros((test_rows.len(), featurizer.width()));
-    for (i, row) in test_rows.iter().enumerate() {
-        test.row_mut(i).assign(&ndarray::ArrayView1::from(row));
-    }
-    let set = FeatureSet {
-        name: "full_scorer",
-        train,
-        test,
-    };
-    (set, train_novelty, test_novelty)
-}
-
-/// (false-positive rate, detection rate) of one seed.
-type OperatingPoint = (f64, f64);
-
-/// The full scorer as the service decides: the forest's score and the
-/// STIDE novelty, each divided by its threshold (the upper fence Q3 + 3 IQR over
-/// the cross-fitted training rows, floored by the service defaults), the
-/// larger of the two ranking the trace; above 1 the service raises a
-/// finding. Returns the evaluations and, per seed, (false-positive rate,
-/// detection rate) at that operating point.
-fn full_scorer_decision(
-    set: &FeatureSet,
-    train_novelty: &[f64],
-    test_novelty: &[f64],
-    n_normal: usize,
-    labels: &[Option<String>],
-) -> Result<(Vec<Eval>, Vec<OperatingPoint>)> {
-    let threshold = |values: &[f64], floor: f64| {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        upper_fence(&sorted).map_or(floor, |q| q.max(floor))
-    };
-    let novelty_threshold = threshold(train_novelty, MIN_NOVELTY);
-    let mut evals = Vec::new();
-    let mut points = Vec::new();
-    for seed in SEEDS {
-        let model = IsolationForest::params()
-            .seed(seed)
-            .fit(&DatasetBase::from(set.train.view()))?;
-        let train_scores = anomaly(
-            model
-                .score_samples(&set.train)?
-                .as_slice()
-                .context("row-major")?,
-        );
-        let test_scores = anomaly(
-            model
-                .score_samples(&set.test)?
-                .as_slice()
-                .context("row-major")?,
-        );
-        let score_threshold = threshold(&train_scores, DEFAULT_MIN_SCORE);
-        let ratio: Vec<f64> = test_scores
-            .iter()
-            .zip(test_novelty)
-            .map(|(&s, &n)| anomaly_ratio(s, n, score_threshold, novelty_threshold))
-            .collect();
-        let (normal, attack) = ratio.split_at(n_normal);
-        let share = |v: &[f64]| v.iter().filter(|&&r| r > 1.0).count() as f64 / v.len() as f64;
-        points.push((share(normal), share(attack)));
-        evals.push(Eval::of(&ratio, n_normal, labels));
-    }
-    Ok((evals, points))
-}
-
-/// STIDE: share of a test trace's 6-grams never seen in training (higher is
-/// more anomalous).
-fn stide_scores(data: &Dataset) -> Vec<f64> {
-    let all: Vec<&Vec<u16>> = data.train.iter().collect();
-    let baseline = NgramBaseline::learn(&all, STIDE_K);
-    data.test()
-        .collect::<Vec<_>>()
-        .par_iter()
-        .map(|t| baseline.novelty(t, STIDE_K).0)
-        .collect()
-}
-
 // ----------------------------------------------------------- the forests
 
 struct Run {
@@ -829,10 +703,6 @@ fn fit_and_score_pooled(set: &FeatureSet, trees: usize) -> Result<Vec<Run>> {
             })
         })
         .collect()
-}
-
-fn anomaly(score_samples: &[f64]) -> Vec<f64> {
-    score_samples.iter().map(|s| -s).collect()
 }
 
 fn average_scores<'a>(runs: impl Iterator<Item = &'a [f64]>) -> Vec<f64> {
@@ -976,87 +846,6 @@ fn write_npy(path: &Path, m: &Array2<f32>) -> Result<()> {
 
 // ------------------------------------------------------------- metrics
 
-/// Detection quality of one set of test scores (higher = more anomalous).
-#[derive(Clone)]
-struct Eval {
-    auc: f64,
-    /// Detection rate at each of [`FPRS`].
-    dr: [f64; 3],
-    /// Per attack family: AUC against all validation normals, and the
-    /// detection rate at the overall thresholds.
-    family: BTreeMap<String, (f64, [f64; 3])>,
-}
-
-impl Eval {
-    fn of(scores: &[f64], n_normal: usize, families: &[Option<String>]) -> Self {
-        let (normal, attack) = scores.split_at(n_normal);
-        let thresholds = FPRS.map(|(fpr, _)| threshold(normal, fpr));
-        let detected = |attack: &[f64]| {
-            thresholds
-                .map(|t| attack.iter().filter(|&&s| s > t).count() as f64 / attack.len() as f64)
-        };
-        let mut by_family: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for (score, family) in attack.iter().zip(&families[n_normal..]) {
-            if let Some(family) = family {
-                by_family.entry(family.clone()).or_default().push(*score);
-            }
-        }
-        let family = by_family
-            .into_iter()
-            .map(|(name, s)| (name, (auc(normal, &s), detected(&s))))
-            .collect();
-        Self {
-            auc: auc(normal, attack),
-            dr: detected(attack),
-            family,
-        }
-    }
-}
-
-/// ROC AUC (Mann–Whitney, ties counted half).
-fn auc(normal: &[f64], attack: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = normal
-        .iter()
-        .map(|&s| (s, false))
-        .chain(attack.iter().map(|&s| (s, true)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let ranks = midranks(&all.iter().map(|x| x.0).collect::<Vec<_>>());
-    let attack_ranks: f64 = all
-        .iter()
-        .zip(&ranks)
-        .filter(|(x, _)| x.1)
-        .map(|(_, r)| r)
-        .sum();
-    let (na, nn) = (attack.len() as f64, normal.len() as f64);
-    (attack_ranks - na * (na + 1.0) / 2.0) / (na * nn)
-}
-
-/// 1-based ranks of sorted values, ties sharing their mean rank.
-fn midranks(sorted: &[f64]) -> Vec<f64> {
-    let mut ranks = vec![0.0; sorted.len()];
-    let mut i = 0;
-    while i < sorted.len() {
-        let mut j = i;
-        while j + 1 < sorted.len() && sorted[j + 1] == sorted[i] {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        ranks[i..=j].iter_mut().for_each(|r| *r = rank);
-        i = j + 1;
-    }
-    ranks
-}
-
-/// The score above which at most `fpr` of the normals lie: flagging
-/// `score > threshold` keeps the false-positive rate at or below `fpr`.
-fn threshold(normal: &[f64], fpr: f64) -> f64 {
-    let mut sorted = normal.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (fpr * normal.len() as f64).floor() as usize;
-    sorted[allowed.min(sorted.len() - 1)]
-}
-
 fn spearman(a: &[f64], b: &[f64]) -> f64 {
     let rank = |v: &[f64]| {
         let mut order: Vec<usize> = (0..v.len()).collect();
@@ -1077,19 +866,6 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
     cov / (va * vb).sqrt()
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Sample standard deviation (0 for a single value).
-fn std_dev(v: &[f64]) -> f64 {
-    if v.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(v);
-    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -1100,14 +876,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn aucs(evals: &[Eval]) -> Vec<f64> {
+fn aucs(evals: &[Detection]) -> Vec<f64> {
     evals.iter().map(|e| e.auc).collect()
 }
 
 /// Reports AUC (mean, spread) and detection rates, overall and per family;
 /// with scikit-learn's figures as the same-run baseline where given.
-fn report_detection(report: &mut Report, prefix: &str, ours: &[Eval], baseline: Option<&[Eval]>) {
-    let add = |report: &mut Report, name: String, unit: &str, pick: &dyn Fn(&Eval) -> f64| {
+fn report_detection(
+    report: &mut Report,
+    prefix: &str,
+    ours: &[Detection],
+    baseline: Option<&[Detection]>,
+) {
+    let add = |report: &mut Report, name: String, unit: &str, pick: &dyn Fn(&Detection) -> f64| {
         let value = mean(&ours.iter().map(pick).collect::<Vec<_>>());
         match baseline {
             Some(b) => report.add_with_baseline(
@@ -1148,7 +929,7 @@ fn report_detection(report: &mut Report, prefix: &str, ours: &[Eval], baseline: 
             );
         }
     }
-    for (i, (_, label)) in FPRS.iter().enumerate() {
+    for (i, label) in FPR_LABELS.iter().enumerate() {
         add(
             report,
             format!("{prefix}.dr_at_fpr_{label}"),
@@ -1171,7 +952,7 @@ fn report_detection(report: &mut Report, prefix: &str, ours: &[Eval], baseline: 
             "auc",
             &|e| e.family[&family].0,
         );
-        for (i, (_, label)) in FPRS.iter().enumerate() {
+        for (i, label) in FPR_LABELS.iter().enumerate() {
             add(
                 report,
                 format!("{prefix}.family.{family}.dr_at_fpr_{label}"),
@@ -1182,7 +963,7 @@ fn report_detection(report: &mut Report, prefix: &str, ours: &[Eval], baseline: 
     }
 }
 
-fn print_summary(rows: &[(String, Vec<Eval>)]) {
+fn print_summary(rows: &[(String, Vec<Detection>)]) {
     eprintln!(
         "\n{:<30} {:>22} {:>13} {:>13} {:>13}",
         "scorer (seeds 0-4)", "AUC mean ± sd [min-max]", "DR@1%FPR", "DR@5%FPR", "DR@10%FPR"
@@ -1231,27 +1012,6 @@ fn print_summary(rows: &[(String, Vec<Eval>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auc_counts_ties_half() {
-        assert_eq!(auc(&[0.0, 1.0], &[2.0, 3.0]), 1.0);
-        assert_eq!(auc(&[2.0, 3.0], &[0.0, 1.0]), 0.0);
-        assert_eq!(auc(&[1.0, 1.0], &[1.0]), 0.5);
-        assert_eq!(auc(&[0.0, 2.0], &[1.0]), 0.5);
-    }
-
-    #[test]
-    fn threshold_keeps_the_false_positive_rate() {
-        let normal: Vec<f64> = (0..100).map(f64::from).collect();
-        let t = threshold(&normal, 0.05);
-        assert_eq!(normal.iter().filter(|&&s| s > t).count(), 5);
-        // Ties at the threshold are not flagged.
-        let tied = vec![0.0; 100];
-        assert_eq!(
-            tied.iter().filter(|&&s| s > threshold(&tied, 0.1)).count(),
-            0
-        );
-    }
 
     #[test]
     fn spearman_of_monotone_maps_is_one() {

@@ -8,6 +8,14 @@
 //! thread, without NATS. Baseline, same run: decoding the same events from
 //! their protobuf batches, so the ratio reads "scoring costs N decodes".
 //!
+//! Service throughput: the same workload through the service in-process
+//! (its 16 partition lanes, on a two-worker runtime) against a private
+//! nats-server: every batch is stored in the events stream first, then
+//! the service starts and scores them all; windows per second of wall
+//! time, and per CPU-second of this process (the scorer's work; the
+//! nats-server is another process). Baseline, same run: the windows per
+//! second of the one-core figure above.
+//!
 //! Latency: the service in-process against a private nats-server; after
 //! learning, each run publishes the batch that closes a window and waits for
 //! its score on `vigil.scores.>`. Baseline, same run: one JetStream hop
@@ -26,7 +34,9 @@ use vigil_anomaly_scorer::{
     window::Windows,
 };
 use vigil_bench::{Report, quantile, results_path};
-use vigil_bus::{ConnectOptions, Publisher, TraceContext, codec, connect::connect, subject};
+use vigil_bus::{
+    ConnectOptions, Publisher, TraceContext, codec, connect::connect, subject, topology,
+};
 use vigil_proto::v1::{AddressFamily, Args, Event, EventBatch, EventType, PodMeta, SocketAddress};
 use vigil_service::{Health, NatsConfig};
 use vigil_testkit::NatsServer;
@@ -42,8 +52,12 @@ const NODE: &str = "bench-node";
 
 fn main() -> Result<()> {
     let mut report = Report::default();
-    throughput(&mut report)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let one_core = throughput(&mut report)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(service_throughput(&mut report, one_core))?;
     runtime.block_on(latency(&mut report))?;
     report.write(&results_path())?;
     Ok(())
@@ -156,19 +170,20 @@ fn settings() -> Settings {
 
 // ---------------------------------------------------------- throughput
 
-fn throughput(report: &mut Report) -> Result<()> {
+/// Returns the windows per second on one core.
+fn throughput(report: &mut Report) -> Result<f64> {
     // One core: a current-thread runtime, and rayon (the model fit) on one thread.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     pool.install(|| runtime.block_on(throughput_on_one_core(report)))
 }
 
-async fn throughput_on_one_core(report: &mut Report) -> Result<()> {
+async fn throughput_on_one_core(report: &mut Report) -> Result<f64> {
     let mut containers: Vec<Container> = (0..CONTAINERS).map(Container::new).collect();
     let mut windows = Windows::new(WINDOW, STRIDE);
     // No rule findings in this run: nothing is held out of learning.
     let no_findings = std::sync::Arc::new(RuleFindings::new(Duration::ZERO));
-    let mut scorer = Scorer::new(settings(), None, no_findings);
+    let scorer = Scorer::new(settings(), None, no_findings);
     let mut wall_ns = 0;
     // Learning: every workload gets its windows (one container's worth each).
     let per_container = (LEARNING as usize * WORKLOADS).div_ceil(CONTAINERS) + 2;
@@ -254,7 +269,118 @@ async fn throughput_on_one_core(report: &mut Report) -> Result<()> {
         findings as f64 / scored as f64,
         "share",
     );
+    Ok(scored as f64 / score_seconds)
+}
+
+// -------------------------------------------------- service throughput
+
+async fn service_throughput(report: &mut Report, one_core: f64) -> Result<()> {
+    let server = NatsServer::start();
+    let bus = connect(
+        &ConnectOptions {
+            url: server.url(),
+            client_name: "bench".into(),
+        },
+        &CancellationToken::new(),
+    )
+    .await?;
+    topology::ensure_stream(&bus.jetstream, &topology::EVENTS, 1).await?;
+    let windows = fill_events(&Publisher::new(bus.jetstream.clone())).await?;
+    let mut scores = bus.client.subscribe(subject::SCORES_ALL).await?;
+    let config = Config {
+        node_name: "bench".into(),
+        window_events: WINDOW,
+        window_stride: STRIDE,
+        learning_windows: LEARNING,
+        retrain_every: settings().retrain_every as u32,
+        nats: NatsConfig {
+            url: server.url(),
+            ..NatsConfig::default()
+        },
+        ..Config::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let cpu_before = process_cpu_seconds()?;
+    let started = Instant::now();
+    let service = tokio::spawn(run_on(
+        config,
+        listener,
+        Health::default(),
+        shutdown.clone(),
+    ));
+    let mut received = 0;
+    while received < windows {
+        tokio::time::timeout(Duration::from_secs(60), scores.next())
+            .await
+            .with_context(|| format!("{received} of {windows} scores within 60 s"))?
+            .context("score subscription closed")?;
+        received += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds()? - cpu_before;
+    shutdown.cancel();
+    service.await??;
+    report.add(
+        "scorer.service_windows_per_second",
+        windows as f64 / seconds,
+        "windows/s",
+    );
+    report.add_with_baseline(
+        "scorer.service_windows_per_cpu_second",
+        windows as f64 / cpu,
+        "windows/s",
+        one_core,
+    );
+    report.add("scorer.service_cpu_cores_used", cpu / seconds, "cores");
     Ok(())
+}
+
+/// Stores the workload's batches on their containers' partitions (each
+/// batch of a stride closes one window once a container's first window is
+/// full); returns how many windows they close.
+async fn fill_events(publisher: &Publisher) -> Result<usize> {
+    let mut containers: Vec<Container> = (0..CONTAINERS).map(Container::new).collect();
+    let mut wall_ns = 0;
+    let mut pending = Vec::new();
+    let mut sequence = 0u64;
+    let mut windows = 0;
+    let rounds = (SCORED_WINDOWS + LEARNING as usize * WORKLOADS).div_ceil(CONTAINERS);
+    for round in 0..rounds {
+        for container in &mut containers {
+            let count = if round == 0 { WINDOW } else { STRIDE } as usize;
+            sequence += 1;
+            let batch = EventBatch {
+                node: NODE.into(),
+                sequence,
+                events: container.next(count, &mut wall_ns),
+                ..EventBatch::default()
+            };
+            let partition = subject::event_partition(&container.id);
+            let id = format!("fill:{sequence}");
+            let ack = publisher
+                .send(
+                    subject::events(NODE, partition),
+                    &id,
+                    &TraceContext::new_root(),
+                    codec::encode(&batch),
+                )
+                .await?;
+            pending.push((partition, id, ack));
+            windows += 1;
+        }
+        // Acknowledged a round at a time, so the server's pending limit holds.
+        for (partition, id, ack) in pending.drain(..) {
+            Publisher::confirm(ack, subject::events(NODE, partition), &id).await?;
+        }
+    }
+    Ok(windows)
+}
+
+/// CPU time of this process (every thread, those already gone included).
+fn process_cpu_seconds() -> Result<f64> {
+    let time = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)?;
+    Ok(time.tv_sec() as f64 + time.tv_nsec() as f64 * 1e-9)
 }
 
 // -------------------------------------------------------------- latency
