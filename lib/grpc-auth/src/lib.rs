@@ -156,9 +156,10 @@ pub enum Transport {
 impl Transport {
     /// `tls` when configured, else plaintext only if `plaintext` says so, or
     /// the listener is on loopback (nothing off this host reaches it).
-    /// Anything else is a configuration problem under `<section>.tls`.
+    /// Anything else is a configuration problem under `<prefix>tls` (keys
+    /// `<prefix>tls`, `<prefix>plaintext`: `grpc_` gives `grpc_tls.cert`).
     pub fn from_config(
-        section: &str,
+        prefix: &str,
         listen: std::net::SocketAddr,
         tls: Option<&TlsConfig>,
         plaintext: bool,
@@ -168,13 +169,13 @@ impl Transport {
         match (tls, plaintext) {
             (Some(_), true) => {
                 problems.add(
-                    &format!("{section}.plaintext"),
+                    &format!("{prefix}plaintext"),
                     "plaintext and tls are both set: choose one",
                 );
                 None
             }
             (Some(tls), false) => {
-                tls.validate(&format!("{section}.tls"), problems);
+                tls.validate(&format!("{prefix}tls"), problems);
                 Some(Transport::Tls {
                     tls: tls.clone(),
                     roles: roles.clone(),
@@ -184,10 +185,10 @@ impl Transport {
             (None, false) if listen.ip().is_loopback() => Some(Transport::Plaintext),
             (None, false) => {
                 problems.add(
-                    &format!("{section}.tls"),
+                    &format!("{prefix}tls"),
                     format!(
-                        "{listen} is reachable from other hosts: set tls (cert, key, ca) \
-                         or, for development only, plaintext = true"
+                        "{listen} is reachable from other hosts: set {prefix}tls (cert, key, ca) \
+                         or, for development only, {prefix}plaintext = true"
                     ),
                 );
                 None
@@ -479,23 +480,23 @@ mod tests {
         let lo = "127.0.0.1:1".parse().expect("addr");
         let any = "0.0.0.0:1".parse().expect("addr");
         assert!(matches!(
-            Transport::from_config("grpc", lo, None, false, &roles, &mut problems),
+            Transport::from_config("grpc_", lo, None, false, &roles, &mut problems),
             Some(Transport::Plaintext)
         ));
         assert!(matches!(
-            Transport::from_config("grpc", any, None, true, &roles, &mut problems),
+            Transport::from_config("grpc_", any, None, true, &roles, &mut problems),
             Some(Transport::Plaintext)
         ));
         assert!(problems.is_empty());
-        assert!(Transport::from_config("grpc", any, None, false, &roles, &mut problems).is_none());
+        assert!(Transport::from_config("grpc_", any, None, false, &roles, &mut problems).is_none());
         let missing = TlsConfig {
             cert: "/nonexistent/cert.pem".into(),
             key: "/nonexistent/key.pem".into(),
             ca: "/nonexistent/ca.pem".into(),
         };
-        Transport::from_config("grpc", any, Some(&missing), false, &roles, &mut problems);
+        Transport::from_config("grpc_", any, Some(&missing), false, &roles, &mut problems);
         let text = format!("{problems:?}");
-        for key in ["grpc.tls:", "grpc.tls.cert", "grpc.tls.key", "grpc.tls.ca"] {
+        for key in ["grpc_tls:", "grpc_tls.cert", "grpc_tls.key", "grpc_tls.ca"] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
     }
