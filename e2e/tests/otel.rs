@@ -26,7 +26,7 @@ use vigil_bus::{ConnectOptions, connect::connect, topology::ACTIONS};
 use vigil_collector::source::recording::RecordingWriter;
 use vigil_e2e::Tail;
 use vigil_proto::v1::{ActionRecord, EventBatch};
-use vigil_testkit::{Pipeline, ServiceSpec};
+use vigil_testkit::{Pipeline, ServiceSpec, wait_until};
 
 const NODE: &str = "otel-node";
 
@@ -179,6 +179,9 @@ async fn one_batch_is_one_trace_from_collector_through_detectors_to_the_responde
             .with("DRY_RUN", "true"),
     ]
     .map(|spec| spec.with("LOG__OTLP__ENDPOINT", &endpoint));
+    // The scorer reads the same batches with no endpoint set: it must export nothing.
+    let unexported = ServiceSpec::new("vigil-anomaly-scorer");
+    let services: Vec<ServiceSpec> = services.into_iter().chain([unexported]).collect();
     let mut pipeline =
         Pipeline::start(&binaries(), NODE, &services).unwrap_or_else(|e| panic!("{e}"));
 
@@ -203,6 +206,16 @@ async fn one_batch_is_one_trace_from_collector_through_detectors_to_the_responde
         .next_matching(Duration::from_secs(30), |a| !a.trace_id.is_empty())
         .await
         .unwrap_or_else(|| panic!("no action recorded; logs:\n{}", log(&pipeline)));
+
+    let scored = wait_until(Duration::from_secs(30), || {
+        let scorer = pipeline.service("vigil-anomaly-scorer")?;
+        (counter(&scorer.metrics(), SCORER_EVENTS) > 0.0).then_some(())
+    });
+    assert!(
+        scored.is_some(),
+        "the scorer read no event; logs:\n{}",
+        log(&pipeline)
+    );
 
     // Stopping each process must export the spans it still holds.
     for service in &mut pipeline.services {
@@ -259,4 +272,19 @@ async fn one_batch_is_one_trace_from_collector_through_detectors_to_the_responde
         assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
     }
     assert!(batch.start_time_unix_nano <= detect.start_time_unix_nano);
+    let from_scorer = spans
+        .iter()
+        .filter(|r| r.service == "vigil-anomaly-scorer")
+        .count();
+    assert_eq!(from_scorer, 0, "no endpoint configured, nothing exported");
+}
+
+const SCORER_EVENTS: &str = "vigil_anomaly_scorer_events_total";
+
+/// The value of an unlabelled counter in Prometheus text; 0 when absent.
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .sum()
 }
