@@ -101,6 +101,8 @@ pub async fn connect_secured(
     }
     let target = Target::parse(&options.url);
     let url = target.servers.as_str();
+    // Each server its own address: async-nats reads a string as one URL.
+    let servers: Vec<&str> = url.split(',').collect();
     let mut delay = FIRST_RETRY;
     let mut attempt: u32 = 0;
     let client = loop {
@@ -120,7 +122,7 @@ pub async fn connect_secured(
                 metrics::counter!("vigil_bus_connection_events_total", "event" => event_label(&event)).increment(1);
                 tracing::info!(message = "NATS connection event.", %event);
             })
-            .connect(url);
+            .connect(servers.as_slice());
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return Err(ConnectError::Cancelled { url: url.to_owned() }),
             outcome = connecting => outcome,

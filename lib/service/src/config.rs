@@ -233,6 +233,12 @@ pub struct NatsConfig {
     pub url: String,
     /// Stream replicas: 1 on a single server, 3 on a JetStream cluster.
     pub stream_replicas: usize,
+    /// This service's nkey seed file (`scripts/nats-creds`); unset: the
+    /// login in the URL, if any.
+    pub nkey_seed_file: Option<std::path::PathBuf>,
+    /// `[nats.tls]`: CA, and this service's certificate and key where the
+    /// server verifies clients; set, TLS is required.
+    pub tls: Option<vigil_bus::TlsFiles>,
 }
 
 impl Default for NatsConfig {
@@ -240,6 +246,18 @@ impl Default for NatsConfig {
         Self {
             url: "nats://127.0.0.1:4222".to_owned(),
             stream_replicas: 1,
+            nkey_seed_file: None,
+            tls: None,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// The nkey and TLS settings for `vigil_bus::connect::connect_secured`.
+    pub fn security(&self) -> vigil_bus::Security {
+        vigil_bus::Security {
+            nkey_seed_file: self.nkey_seed_file.clone(),
+            tls: self.tls.clone(),
         }
     }
 }
@@ -438,6 +456,32 @@ mod tests {
         .unwrap();
         assert_eq!(config.nats.url, "nats://env:4222");
         assert_eq!(config.batch_max_events, 10);
+        assert_eq!(config.nats.security(), vigil_bus::Security::default());
+    }
+
+    #[test]
+    fn nkey_and_tls_files_are_read_from_the_nats_section() {
+        let config: Sample = load(
+            "sample-svc",
+            None,
+            env(&[
+                (
+                    "VIGIL_SAMPLE_SVC__NATS__NKEY_SEED_FILE",
+                    "/run/nats/seed.nk",
+                ),
+                ("VIGIL_SAMPLE_SVC__NATS__TLS__CA_FILE", "/run/nats/ca.pem"),
+                ("VIGIL_SAMPLE_SVC__BATCH_MAX_EVENTS", "1"),
+            ]),
+        )
+        .unwrap();
+        let security = config.nats.security();
+        assert_eq!(
+            security.nkey_seed_file.as_deref(),
+            Some(Path::new("/run/nats/seed.nk"))
+        );
+        let tls = security.tls.unwrap();
+        assert_eq!(tls.ca_file, Path::new("/run/nats/ca.pem"));
+        assert_eq!(tls.cert_file, None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{future::Future, time::Duration};
 use tokio_util::sync::CancellationToken;
 use vigil_bus::{
     BusConnection, ConnectError, ConnectOptions, Publisher,
-    connect::connect,
+    connect::connect_secured,
     topology::{self, StreamSpec, TopologyError},
 };
 
@@ -83,7 +83,7 @@ where
         url: wiring.nats.url.clone(),
         client_name: format!("vigil-{}@{}", wiring.service, wiring.node),
     };
-    let bus = match connect(&options, &shutdown).await {
+    let bus = match connect_secured(&options, &wiring.nats.security(), &shutdown).await {
         Ok(bus) => bus,
         Err(ConnectError::Cancelled { .. }) => {
             tracing::info!(message = "Stopped before NATS answered.");
