@@ -97,6 +97,9 @@ pub enum Field {
     GroupGid,
     GroupName,
     FdName,
+    FdNameRaw,
+    FdDev,
+    FdIno,
     FdDirectory,
     FdFilename,
     FdTypeChar,
@@ -171,7 +174,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("container.image.digest", "image digest is not carried"),
     ("fd.types", "the fd table is not carried"),
     ("fd.name_changed", "fd renames are not tracked"),
-    ("fd.nameraw", "only resolved paths are carried"),
     ("fd.connected", "socket state is not tracked"),
     ("fd.sip.name", "DNS names are not resolved"),
     ("fd.cip.name", "DNS names are not resolved"),
@@ -502,7 +504,25 @@ pub const FIELDS: &[Spec] = &[
         "fd.name",
         Field::FdName,
         Type::Text,
-        "The file's path (opens and every path-taking syscall), or the connection as `client:port->server:port`.",
+        "The file's path (opens and every path-taking syscall) as resolved: from the kernel's own result for a successful open (symlinks, `..`, `/proc/self/root` already followed), else made absolute and normalised (`.`, `..`, `//`); or the connection as `client:port->server:port`.",
+    ),
+    spec(
+        "fd.nameraw",
+        Field::FdNameRaw,
+        Type::Text,
+        "The path argument exactly as the process passed it, where `fd.name` is a path argument (not a rename's or link's new name).",
+    ),
+    spec(
+        "fd.dev",
+        Field::FdDev,
+        Type::Number,
+        "Device of the file opened or executed, as stat(2) reports `st_dev`; absent when unknown.",
+    ),
+    spec(
+        "fd.ino",
+        Field::FdIno,
+        Type::Number,
+        "Inode of the file opened or executed: the same for every hard link to it; absent when unknown.",
     ),
     spec(
         "fd.directory",
@@ -726,6 +746,8 @@ pub fn is_numeric(field: &Field) -> bool {
             | Field::UserLoginUid
             | Field::GroupGid
             | Field::FdNum
+            | Field::FdDev
+            | Field::FdIno
             | Field::FdPort(_)
     )
 }
@@ -891,6 +913,9 @@ impl Field {
             Field::GroupGid => Value::Num(event.gid.into()),
             Field::GroupName => user_name(event.gid),
             Field::FdName => crate::fd::name(event),
+            Field::FdNameRaw => fd_name_raw(event),
+            Field::FdDev => file_identity(event, |a| a.file_dev),
+            Field::FdIno => file_identity(event, |a| a.file_inode),
             Field::FdDirectory => crate::fd::directory(event),
             Field::FdFilename => crate::fd::filename(event),
             Field::FdTypeChar => crate::fd::kind(event).map_or(Value::Absent, |k| text(k.0)),
@@ -940,6 +965,27 @@ impl Field {
 pub(crate) const O_ACCMODE: u32 = 0o3;
 pub(crate) const O_RDONLY: u32 = 0;
 pub(crate) const O_WRONLY: u32 = 0o1;
+
+/// `fd.nameraw`: the argument behind `fd.name` when `fd.name` is the path
+/// argument; an event from before `path_raw` existed has only the one.
+fn fd_name_raw(event: &Event) -> Value<'_> {
+    let Some(args) = event.args.as_ref() else {
+        return Value::Absent;
+    };
+    match crate::fd::path(event) {
+        Some(path) if path == args.path && !args.path_raw.is_empty() => text(&args.path_raw),
+        Some(path) if path == args.path => text(path),
+        _ => Value::Absent,
+    }
+}
+
+/// `fd.dev`, `fd.ino`: set by the kernel for opens and execs; 0 is unknown.
+fn file_identity(event: &Event, part: impl Fn(&vigil_proto::v1::Args) -> u64) -> Value<'_> {
+    match event.args.as_ref().map(part) {
+        Some(0) | None => Value::Absent,
+        Some(value) => i64::try_from(value).map_or(Value::Absent, Value::Num),
+    }
+}
 
 fn text(s: &str) -> Value<'_> {
     if s.is_empty() {
@@ -1338,6 +1384,51 @@ mod tests {
         assert_eq!(get("k8s.pod.label[tier]", &e), None);
         assert_eq!(split_image("nginx"), ("nginx", ""));
         assert_eq!(split_image("nginx@sha256:ab"), ("nginx", ""));
+    }
+
+    #[test]
+    fn fd_name_is_the_resolved_path_and_nameraw_the_argument() {
+        let open = Event {
+            r#type: EventType::Open as i32,
+            args: Some(Args {
+                path: "/etc/shadow".into(),
+                path_raw: "/proc/self/root/etc//shadow".into(),
+                file_dev: 2049,
+                file_inode: 131,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(get("fd.name", &open).as_deref(), Some("/etc/shadow"));
+        assert_eq!(
+            get("fd.nameraw", &open).as_deref(),
+            Some("/proc/self/root/etc//shadow")
+        );
+        assert_eq!(get("fd.dev", &open).as_deref(), Some("2049"));
+        assert_eq!(get("fd.ino", &open).as_deref(), Some("131"));
+
+        // An event from before path_raw: the one path stands for both.
+        let mut old = open.clone();
+        old.args = Some(Args {
+            path: "/etc/passwd".into(),
+            ..Default::default()
+        });
+        assert_eq!(get("fd.nameraw", &old).as_deref(), Some("/etc/passwd"));
+        assert_eq!(get("fd.ino", &old), None);
+
+        // A rename's fd.name is its new name, which has no raw form here.
+        let rename = Event {
+            r#type: EventType::Rename as i32,
+            args: Some(Args {
+                path: "/tmp/a".into(),
+                path_raw: "a".into(),
+                target_path: "/tmp/b".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(get("fd.name", &rename).as_deref(), Some("/tmp/b"));
+        assert_eq!(get("fd.nameraw", &rename), None);
     }
 
     #[test]
