@@ -11,6 +11,7 @@ use futures::StreamExt;
 use prost::Message;
 use vigil_bus::topology::StreamSpec;
 
+pub mod chaos;
 pub mod scenario;
 
 #[derive(Debug, thiserror::Error)]
