@@ -208,6 +208,10 @@ pub fn grant(role: &Role, nodes: &[String], forwarder_outputs: &[String]) -> Gra
             ]);
             grant.owns_bucket(&topology::INCIDENTS_BUCKET);
             grant.owns_bucket(&topology::CONSOLE_SESSIONS_BUCKET);
+            // The events stream's last sequence, for its event-rate gauge.
+            grant
+                .publish
+                .push(format!("$JS.API.STREAM.INFO.{}", topology::EVENTS.name));
             // Ordered (ephemeral, unacknowledged) consumers of what it
             // shows: the server refuses a durable created on the
             // name-less subject, so these cannot touch another's durable.
