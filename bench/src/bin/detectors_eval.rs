@@ -1,6 +1,7 @@
 //! detectors_eval: how fast the detectors evaluate the whole default rule
 //! pack on a realistic event mix, on one core, against a baseline that only
-//! decodes the same protobuf batches, in the same run; plus the memory the
+//! decodes the same batches (compact, as the collector publishes them), in
+//! the same run; plus the memory the
 //! loaded rule set takes.
 //!
 //! The mix is the collector's synthetic workload (opens 57 %, connects
@@ -13,7 +14,7 @@ use prost::Message;
 use vigil_bench::{Report, results_path};
 use vigil_collector::source::synthetic::{Generator, SyntheticConfig};
 use vigil_detectors::{RulesConfig, engine, finding};
-use vigil_proto::v1::EventBatch;
+use vigil_proto::{batch, v1::EventBatch};
 
 const EVENTS: usize = 262_144;
 const BATCH: usize = 256;
@@ -26,13 +27,13 @@ fn main() -> anyhow::Result<()> {
     let batches = encoded_batches();
     let events: Vec<_> = batches
         .iter()
-        .map(|b| EventBatch::decode(b.as_slice()))
+        .map(|b| batch::decode(b).map(|d| d.batch))
         .collect::<Result<Vec<_>, _>>()?;
 
     let decode = median(|| {
         let mut n = 0;
         for bytes in &batches {
-            n += EventBatch::decode(bytes.as_slice()).map_or(0, |b| b.events.len());
+            n += batch::decode(bytes).map_or(0, |d| d.batch.events.len());
         }
         n
     });
@@ -50,8 +51,8 @@ fn main() -> anyhow::Result<()> {
     let pipeline = median(|| {
         findings = 0;
         for bytes in &batches {
-            if let Ok(batch) = EventBatch::decode(bytes.as_slice()) {
-                findings += finding::evaluate(&rules, &batch, 0).len();
+            if let Ok(decoded) = batch::decode(bytes) {
+                findings += finding::evaluate(&rules, &decoded.batch, 0).len();
             }
         }
         EVENTS
@@ -117,7 +118,8 @@ fn encoded_batches() -> Vec<Vec<u8>> {
                 events: (0..BATCH).map(|_| generator.next_event()).collect(),
                 ..Default::default()
             };
-            batch.encode_to_vec()
+            // As the collector publishes it.
+            batch::compact(batch).encode_to_vec()
         })
         .collect()
 }

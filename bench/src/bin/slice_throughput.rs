@@ -162,7 +162,8 @@ async fn publish_batches(bus: &vigil_bus::BusConnection, batches: u64, size: usi
     let trace = TraceContext::new_root();
     let mut pending = Vec::new();
     for sequence in 1..=batches {
-        let payload = codec::encode(&batch(sequence, size));
+        // In the collector's wire format (compact, format 2).
+        let payload = codec::encode(&vigil_proto::batch::compact(batch(sequence, size)));
         pending.push(
             publisher
                 .send(

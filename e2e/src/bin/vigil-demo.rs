@@ -24,7 +24,7 @@ use vigil_bus::{
 };
 use vigil_e2e::{Tail, scenario};
 use vigil_fake_kube::{FakeKube, Rbac};
-use vigil_proto::v1::{ActionKind, ActionOutcome, ActionRecord, EventBatch, Finding};
+use vigil_proto::v1::{ActionKind, ActionOutcome, ActionRecord, CompactBatch, EventBatch, Finding};
 use vigil_testkit::{Container, Pipeline, PodSandbox, ServiceSpec};
 
 #[derive(Parser)]
@@ -366,15 +366,16 @@ async fn record(
     sandbox: &Target,
     path: &std::path::Path,
 ) -> Result<()> {
-    let mut events = Tail::<EventBatch>::from_start(&bus.jetstream, &EVENTS).await?;
-    let batch = events
+    // The collector publishes compact batches: the container id is among a
+    // batch's strings when its events are in it.
+    let mut events = Tail::<CompactBatch>::from_start(&bus.jetstream, &EVENTS).await?;
+    let compact = events
         .next_matching(Duration::from_secs(20), |b| {
-            b.events
-                .iter()
-                .any(|e| e.container_id == sandbox.container_id())
+            b.strings.iter().any(|s| s == sandbox.container_id())
         })
         .await
         .context("no batch with the sandbox's events")?;
+    let batch = vigil_proto::batch::expand(compact).batch;
     let events = batch
         .events
         .into_iter()
