@@ -265,9 +265,9 @@ impl ClusterPipeline {
         Ok(())
     }
 
-    /// The node the next process connects to first. One URL, not the list:
-    /// `vigil_bus::connect` hands a comma-separated `nats.url` to async-nats
-    /// as one address, which never connects (reported on the board).
+    /// The node the next process connects to first, in turn, so the
+    /// services spread over the nodes and a node's crash moves some of them
+    /// (the client learns the other nodes from the cluster).
     fn seed_url(&self) -> String {
         self.cluster.node_url(self.started % self.cluster.size())
     }
