@@ -47,6 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batches = vec![
         ("shadow-read".to_owned(), small_batch.encode_to_vec()),
         (
+            "shadow-read-compact".to_owned(),
+            vigil_proto::batch::compact(small_batch.clone()).encode_to_vec(),
+        ),
+        (
             "samples".to_owned(),
             EventBatch {
                 node: "node-1".into(),
@@ -182,6 +186,10 @@ fn proto_seeds(batch: &EventBatch) -> Vec<(String, Vec<u8>)> {
         }
     };
     push("EventBatch", batch.encode_to_vec());
+    push(
+        "CompactBatch",
+        vigil_proto::batch::compact(batch.clone()).encode_to_vec(),
+    );
     push("Finding", finding.encode_to_vec());
     push(
         "ActionRecord",

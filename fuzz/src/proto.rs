@@ -62,6 +62,9 @@ payloads!(
     // console: KV VIGIL_INCIDENTS; audit records on vigil.audit.>
     IncidentState,
     AuditRecord,
+    // detectors, anomaly-scorer: vigil.events.> as the collector writes it
+    // (appended, so the selectors of the seeds above keep their types)
+    CompactBatch,
 );
 
 /// The selector of a payload type by name.

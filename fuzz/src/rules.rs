@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use vigil_proto::v1::{Args, Event, EventBatch, EventType, PodMeta};
+use vigil_proto::v1::{Args, Event, EventType, PodMeta};
 use vigil_rules::{RuleSet, condition, output::OutputTemplate};
 
 const FILE: &str = "fuzz_rules.yaml";
@@ -42,8 +42,9 @@ pub fn evaluate(rules: &RuleSet, events: &[Event]) {
     }
 }
 
-/// The detectors' own path for a batch from the bus: decode, then the
-/// default rule pack over every event, findings built.
+/// The detectors' own path for a batch from the bus: decode (either
+/// format, `vigil_proto::batch::decode`), then the default rule pack over
+/// every event, findings built.
 pub fn check_batch(payload: &[u8]) {
     static PACK: LazyLock<RuleSet> =
         LazyLock::new(
@@ -52,9 +53,10 @@ pub fn check_batch(payload: &[u8]) {
                 Err(error) => panic!("the default rule pack does not load: {error}"),
             },
         );
-    let Ok(batch) = vigil_bus::codec::decode::<EventBatch>(payload, "vigil.events.fuzz", 1) else {
+    let Ok(decoded) = vigil_proto::batch::decode(payload) else {
         return;
     };
+    let batch = decoded.batch;
     for raised in vigil_detectors::finding::evaluate(&PACK, &batch, 1) {
         // SIEMs parse this line; whatever the event held, it must be JSON.
         if let Err(error) = serde_json::from_str::<serde_json::Value>(&raised.falco_json) {
