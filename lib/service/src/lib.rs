@@ -23,6 +23,4 @@ pub use admin::{AdminServer, Health};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/specs/service.md")]
 pub struct ServiceSpec;
-pub use config::{
-    AdminConfig, ConfigError, LogConfig, NatsConfig, OtlpConfig, Problems, Validate,
-};
+pub use config::{AdminConfig, ConfigError, LogConfig, NatsConfig, OtlpConfig, Problems, Validate};
