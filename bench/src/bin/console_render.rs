@@ -2,7 +2,8 @@
 //! (headless, playwright-core; console/web/bench/render.mjs): page load until
 //! every finding is counted and rows are drawn, one scroll step to the next
 //! painted frame (quantised by the frame interval), the main-thread work of
-//! one scroll step (Chrome's TaskDuration), and a priority filter change.
+//! one scroll step (Chrome's TaskDuration), a priority filter change, a
+//! free-text search, and opening the ATT&CK view and the charts.
 //!
 //! Baseline, same run: the same measurements with 100 findings, so a ratio
 //! near 1 for scroll says the virtualised list does not grow with the feed.
@@ -33,6 +34,9 @@ struct Timings {
     #[serde(rename = "scrollWork")]
     scroll_work: f64,
     filter: f64,
+    search: f64,
+    attack: f64,
+    charts: f64,
     rows: usize,
 }
 
@@ -73,6 +77,24 @@ async fn main() -> Result<()> {
         loaded.filter,
         "ms",
         baseline.filter,
+    );
+    report.add_with_baseline(
+        "console_feed_search_10k_ms",
+        loaded.search,
+        "ms",
+        baseline.search,
+    );
+    report.add_with_baseline(
+        "console_attack_view_10k_ms",
+        loaded.attack,
+        "ms",
+        baseline.attack,
+    );
+    report.add_with_baseline(
+        "console_charts_view_10k_ms",
+        loaded.charts,
+        "ms",
+        baseline.charts,
     );
     report.add("console_feed_rows_in_dom_10k", loaded.rows as f64, "rows");
     report.write(&results_path())?;
@@ -141,7 +163,11 @@ async fn publish_findings(js: &async_nats::jetstream::Context, count: usize) -> 
             time_ns: vigil_service::clock::wall_ns() + i as u64 * 1_000,
             name: format!("Rule {}", i % 25),
             priority: priority as i32,
-            tags: vec!["process".into(), format!("mitre_tactic_{}", i % 5)],
+            tags: vec![
+                "process".into(),
+                format!("mitre_tactic_{}", i % 5),
+                format!("T1{:03}", i % 30),
+            ],
             output: format!("Something suspicious happened (proc=sh pid={i} file=/etc/shadow)"),
             namespace: namespace.clone(),
             pod: format!("pod-{}", i % 40),

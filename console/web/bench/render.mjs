@@ -7,7 +7,11 @@
 //            frame interval: it shows whether frames are dropped),
 //   scrollWork - main-thread work per scroll step (Chrome's TaskDuration:
 //            script, style, layout, paint), the finer measure,
-//   filter - a priority filter change to the updated count.
+//   filter - a priority filter change to the updated count,
+//   search - free text typed into the search box to the updated count,
+//   attack - the ATT&CK view opened from the feed to its technique counts,
+//   charts - the charts opened from the feed to their first bars (the chart
+//            library is loaded on first use: round 1 includes loading it).
 import { launch } from "../tests/browser-launch.mjs";
 
 const url = process.env.CONSOLE_URL;
@@ -38,6 +42,19 @@ async function main() {
     const scroll = [];
     const scrollWork = [];
     const filter = [];
+    const search = [];
+    const attack = [];
+    const charts = [];
+    const timed = async (into, act, done) => {
+      const t = performance.now();
+      await act();
+      await done();
+      into.push(performance.now() - t);
+    };
+    const backToFeed = async () => {
+      await page.getByTestId("tab-findings").click();
+      await page.getByTestId("feed-count").filter({ hasText: loaded }).waitFor();
+    };
     for (let round = 0; round < rounds; round++) {
       const start = performance.now();
       await page.reload();
@@ -72,6 +89,28 @@ async function main() {
       filter.push(performance.now() - t);
       await page.getByTestId("filter-priority").selectOption("debug");
       await page.getByTestId("feed-count").filter({ hasText: loaded }).waitFor();
+
+      // One pod of 40 (pod-7, not pod-17 or pod-37).
+      await timed(
+        search,
+        () => page.getByTestId("search").fill("POD-7"),
+        () => page.getByTestId("feed-count").filter({ hasNotText: loaded }).waitFor(),
+      );
+      await page.getByTestId("search").fill("");
+      await page.getByTestId("feed-count").filter({ hasText: loaded }).waitFor();
+
+      await timed(
+        attack,
+        () => page.getByTestId("tab-attack").click(),
+        () => page.getByTestId("attack-technique").first().waitFor(),
+      );
+      await backToFeed();
+      await timed(
+        charts,
+        () => page.getByTestId("tab-charts").click(),
+        () => page.locator("[data-testid=chart-rule] .recharts-bar-rectangle").first().waitFor(),
+      );
+      await backToFeed();
     }
     const rows = await page.getByTestId("feed-row").count();
     console.log(JSON.stringify({
@@ -79,6 +118,9 @@ async function main() {
         scroll: median(scroll),
         scrollWork: median(scrollWork),
         filter: median(filter),
+        search: median(search),
+        attack: median(attack),
+        charts: median(charts),
         rows,
       }),);
   } finally {
