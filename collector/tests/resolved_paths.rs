@@ -139,6 +139,9 @@ fn a_relative_exec_resolves_to_the_image() {
     let canonical = image.canonicalize().unwrap();
     assert_eq!(args.path, canonical.to_str().unwrap());
     assert_eq!(args.path_source(), PathSource::Kernel);
+    // The copy of `true` is gone from /proc long before its record is
+    // enriched; its executable still comes from the kernel's walk.
+    assert_eq!(event.exe_path, canonical.to_str().unwrap());
 }
 
 #[test]

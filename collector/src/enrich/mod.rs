@@ -30,7 +30,7 @@ pub use cgroup::CgroupPaths;
 pub use pods::PodDirectory;
 pub use process_table::{Lineage, ProcessInfo, ProcessTable};
 use vigil_cgroup::Hierarchies;
-use vigil_proto::v1::{Event, EventType};
+use vigil_proto::v1::{Event, EventType, PathSource};
 
 use crate::decode::Decoded;
 
@@ -209,7 +209,8 @@ impl Enricher {
         if event.r#type() == EventType::Exec && event.return_value >= 0 {
             // The new image, with symlinks resolved; other events take the
             // exe from the process table instead of reading /proc each time.
-            event.exe_path = procfs::exe_path(event.pid).unwrap_or_default();
+            event.exe_path = exec_image(&event)
+                .unwrap_or_else(|| procfs::exe_path(event.pid).unwrap_or_default());
         }
         (event, lineage)
     }
@@ -225,6 +226,15 @@ impl Enricher {
         }
         event.cgroup_path = path;
     }
+}
+
+/// The image an exec loaded, as the kernel resolved it at the exec: a
+/// process that exits at once has no /proc entry left to read by the time
+/// its record is enriched, and an unknown executable must not be what lets
+/// a renamed copy match an exception.
+fn exec_image(event: &Event) -> Option<String> {
+    let args = event.args.as_ref()?;
+    (args.path_source() == PathSource::Kernel && !args.path.is_empty()).then(|| args.path.clone())
 }
 
 #[cfg(test)]
