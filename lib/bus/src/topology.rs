@@ -233,6 +233,30 @@ pub async fn ensure_stream(
     spec: &StreamSpec,
     replicas: usize,
 ) -> Result<(), TopologyError> {
+    // A cluster that is still electing its leaders times requests out; a
+    // service starting beside it waits for it rather than failing.
+    let started = std::time::Instant::now();
+    loop {
+        match define_stream(js, spec, replicas).await {
+            Ok(()) => break,
+            Err(error) if started.elapsed() >= CLUSTER_PATIENCE => return Err(error),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+    if replicas > 1 {
+        wait_for_leader(js, spec.name).await;
+    }
+    Ok(())
+}
+
+/// How long topology set-up waits for a forming cluster.
+const CLUSTER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn define_stream(
+    js: &jetstream::Context,
+    spec: &StreamSpec,
+    replicas: usize,
+) -> Result<(), TopologyError> {
     let config = stream_config(spec, replicas);
     let stream_error = |source| TopologyError::Stream {
         stream: spec.name,
@@ -444,6 +468,9 @@ pub async fn ensure_bucket(
     replicas: usize,
 ) -> Result<jetstream::kv::Store, TopologyError> {
     if let Ok(store) = js.get_key_value(spec.name).await {
+        if replicas > 1 {
+            wait_for_leader(js, &format!("KV_{}", spec.name)).await;
+        }
         return Ok(store);
     }
     let config = jetstream::kv::Config {
@@ -455,12 +482,35 @@ pub async fn ensure_bucket(
         num_replicas: replicas.max(1),
         ..Default::default()
     };
-    js.create_key_value(config)
+    let store = js
+        .create_key_value(config)
         .await
         .map_err(|source| TopologyError::Bucket {
             bucket: spec.name,
             source,
-        })
+        })?;
+    if replicas > 1 {
+        wait_for_leader(js, &format!("KV_{}", spec.name)).await;
+    }
+    Ok(store)
+}
+
+/// A replicated stream answers publishes only once its replicas have
+/// elected a leader; until then a publish finds no stream. Waits for the
+/// leader for a bounded time and then goes on: a publish that still comes
+/// too early is retried by its publisher like any other.
+async fn wait_for_leader(js: &jetstream::Context, stream: &str) {
+    const STEP: std::time::Duration = std::time::Duration::from_millis(50);
+    let started = std::time::Instant::now();
+    while started.elapsed() < CLUSTER_PATIENCE {
+        if let Ok(mut found) = js.get_stream(stream).await
+            && let Ok(info) = found.info().await
+            && info.cluster.as_ref().is_some_and(|c| c.leader.is_some())
+        {
+            return;
+        }
+        tokio::time::sleep(STEP).await;
+    }
 }
 
 #[cfg(test)]
