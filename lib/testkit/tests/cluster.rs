@@ -10,17 +10,29 @@ use vigil_bus::{
 };
 use vigil_testkit::{CLUSTER_REPLICAS, NatsCluster};
 
+/// Publishes messages `from..from + count`. While the stream elects a new
+/// leader after a node's death a publish finds no stream, and is retried as
+/// a publisher would; the message id keeps a retry from storing twice.
 async fn publish(publisher: &Publisher, from: u32, count: u32) {
+    const ATTEMPTS: u32 = 200;
     for i in from..from + count {
-        publisher
-            .publish(
-                subject::events("cluster-test", 0),
-                &format!("cluster-test:{i}"),
-                &TraceContext::new_root(),
-                format!("message {i}").into(),
-            )
-            .await
-            .unwrap();
+        let mut attempt = 0;
+        loop {
+            let sent = publisher
+                .publish(
+                    subject::events("cluster-test", 0),
+                    &format!("cluster-test:{i}"),
+                    &TraceContext::new_root(),
+                    format!("message {i}").into(),
+                )
+                .await;
+            attempt += 1;
+            match sent {
+                Ok(_) => break,
+                Err(error) if attempt >= ATTEMPTS => panic!("message {i}: {error:?}"),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
     }
 }
 
